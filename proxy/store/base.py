@@ -1,0 +1,149 @@
+"""The store interface: every piece of state that must be shared between replicas goes through it.
+
+Two implementations pass the same contract suite (``tests/store/test_contract.py``): :mod:`.memory`
+(one process, the default) and :mod:`.redis` (any number of replicas). The spine calls exactly two verbs
+per request: ``admit`` before dispatch and ``settle`` once the outcome is known.
+
+Admission reserves the worst case (estimated tokens for TPM, worst-case cost for budgets) across every
+scope at once, or nothing at all; settlement moves each reservation to the actual figures, releases the
+rest and appends the ledger record, in one step. Both are idempotent by request id: a replayed admission
+answers as the first did, a replayed settlement changes nothing.
+"""
+
+from __future__ import annotations
+
+import calendar
+import enum
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from proxy.ledger import RecordPage, RecordQuery, UsageRecord
+
+
+class StoreUnavailable(Exception):
+    """The store did not answer within its timeout; the outage policy decides what happens."""
+
+
+class Period(enum.StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+    TOTAL = "total"
+
+    def window(self, now: float) -> tuple[str, float | None]:
+        """The id of the budget period containing ``now`` (UTC) and when it ends (None: never)."""
+        t = time.gmtime(now)
+        if self is Period.DAILY:
+            start = calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0))
+            return time.strftime("d%Y%m%d", t), start + 86400.0
+        if self is Period.WEEKLY:  # ISO weeks start on Monday
+            day_start = calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0))
+            start = day_start - t.tm_wday * 86400
+            iso = time.strftime("%G%V", t)
+            return f"w{iso}", start + 7 * 86400.0
+        if self is Period.MONTHLY:
+            year, month = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
+            return time.strftime("m%Y%m", t), float(calendar.timegm((year, month, 1, 0, 0, 0)))
+        return "total", None
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Something limits apply to: a virtual key or a tenant. ``tenant`` groups keys (and hash-tags them)."""
+
+    kind: str  # "key" | "tenant"
+    name: str
+    tenant: str
+    rpm: int | None = None
+    tpm: int | None = None
+    budget_micro_usd: int | None = None
+    period: Period = Period.MONTHLY
+    alert_at: tuple[float, ...] = (0.5, 0.8, 1.0)
+
+    @property
+    def ident(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    request_id: str
+    scopes: tuple[Scope, ...]
+    tokens: int  # estimated prompt tokens + maximum output tokens, counted against TPM
+    cost_micro_usd: int  # worst-case cost, reserved against budgets
+    now: float
+
+
+class Verdict(enum.StrEnum):
+    ADMITTED = "admitted"
+    RATE_LIMITED = "rate_limited"
+    BUDGET_EXCEEDED = "budget_exceeded"
+
+
+@dataclass(frozen=True, slots=True)
+class Headroom:
+    """What is left of one scope's request and token limits after this admission (response headers)."""
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    limit_tokens: int | None = None
+    remaining_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: Verdict
+    refused_by: Scope | None = None
+    limit: str | None = None  # "rpm" | "tpm" | "budget"
+    retry_after: float | None = None
+    headroom: Headroom = Headroom()
+
+    @property
+    def admitted(self) -> bool:
+        return self.verdict is Verdict.ADMITTED
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    record: UsageRecord
+    scopes: tuple[Scope, ...]
+    reserved_tokens: int
+    reserved_micro_usd: int
+
+
+@dataclass(frozen=True, slots=True)
+class Crossing:
+    """A scope's spend crossed an alert threshold in its current period (reported once per store)."""
+
+    scope: Scope
+    period: str
+    threshold: float
+    spent_micro_usd: int
+    budget_micro_usd: int
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    spent_micro_usd: int
+    reserved_micro_usd: int
+    period: str
+
+
+class Store(Protocol):
+    async def admit(self, admission: Admission) -> Decision: ...
+
+    async def settle(self, settlement: Settlement) -> list[Crossing]:
+        """Charge the actual usage, release the reservation, append the record. Returns the alert
+        thresholds this settlement crossed (each exactly once per scope, period and threshold)."""
+        ...
+
+    async def records(self, query: RecordQuery) -> RecordPage: ...
+
+    async def spend(self, scope: Scope, now: float) -> Spend: ...
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` when the store cannot serve."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,190 @@
+"""The in-process store: exact limits and budgets for one process (the default, and the reference the
+Redis store is tested against). State lives in plain dicts; the event loop makes each verb atomic.
+
+The ledger keeps the most recent ``max_records`` records (older ones are dropped, oldest first): the memory
+store is for one process and development; production ledgers live in Redis.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from proxy.ledger import RecordPage, RecordQuery, UsageRecord
+from proxy.store.base import (
+    Admission,
+    Crossing,
+    Decision,
+    Headroom,
+    Scope,
+    Settlement,
+    Spend,
+    Verdict,
+)
+
+WINDOW = 60.0  # seconds: RPM and TPM are sliding one-minute windows
+
+
+@dataclass(slots=True)
+class _Window:
+    """Admissions of one scope over the last minute: timestamps for RPM, token amounts for TPM."""
+
+    requests: deque[float] = field(default_factory=deque)
+    tokens: deque[list[float]] = field(default_factory=deque)  # [timestamp, tokens]
+    token_sum: float = 0
+    by_request: dict[str, list[float]] = field(default_factory=dict)
+
+    def expire(self, now: float) -> None:
+        cutoff = now - WINDOW
+        while self.requests and self.requests[0] <= cutoff:
+            self.requests.popleft()
+        while self.tokens and self.tokens[0][0] <= cutoff:
+            self.token_sum -= self.tokens.popleft()[1]
+        if not self.tokens:
+            self.by_request.clear()
+
+
+@dataclass(slots=True)
+class _Reservation:
+    periods: dict[str, str]  # scope ident -> budget period id
+    tokens: int
+    cost: int
+    decision: Decision
+
+
+class MemoryStore:
+    def __init__(self, max_records: int = 100_000) -> None:
+        self._windows: dict[str, _Window] = {}
+        self._spent: dict[tuple[str, str], int] = {}
+        self._reserved: dict[tuple[str, str], int] = {}
+        self._reservations: dict[str, _Reservation] = {}
+        self._settled: dict[str, None] = {}  # insertion-ordered set, bounded like the ledger
+        self._alerted: set[tuple[str, str, float]] = set()
+        self._ledger: deque[tuple[int, UsageRecord]] = deque(maxlen=max_records)
+        self._seq = 0
+        self._max_records = max_records
+
+    async def admit(self, admission: Admission) -> Decision:
+        earlier = self._reservations.get(admission.request_id)
+        if earlier is not None:
+            return earlier.decision
+        now = admission.now
+        headroom = Headroom()
+        periods: dict[str, str] = {}
+        for scope in admission.scopes:
+            window = self._window(scope)
+            window.expire(now)
+            if scope.rpm is not None and len(window.requests) >= scope.rpm:
+                retry = window.requests[0] + WINDOW - now
+                return Decision(Verdict.RATE_LIMITED, scope, "rpm", max(retry, 0.001))
+            if scope.tpm is not None and window.token_sum + admission.tokens > scope.tpm:
+                retry = window.tokens[0][0] + WINDOW - now if window.tokens else WINDOW
+                return Decision(Verdict.RATE_LIMITED, scope, "tpm", max(retry, 0.001))
+            period, ends = scope.period.window(now)
+            periods[scope.ident] = period
+            if scope.budget_micro_usd is not None:
+                slot = (scope.ident, period)
+                committed = self._spent.get(slot, 0) + self._reserved.get(slot, 0)
+                if committed + admission.cost_micro_usd > scope.budget_micro_usd:
+                    retry = None if ends is None else ends - now
+                    return Decision(Verdict.BUDGET_EXCEEDED, scope, "budget", retry)
+            if scope.kind == "key" and (scope.rpm is not None or scope.tpm is not None) and not headroom.limit_requests:
+                headroom = Headroom(
+                    scope.rpm,
+                    None if scope.rpm is None else scope.rpm - len(window.requests) - 1,
+                    scope.tpm,
+                    None if scope.tpm is None else int(scope.tpm - window.token_sum - admission.tokens),
+                )
+        # Every scope has room: reserve in all of them (nothing above awaited, so this is atomic).
+        for scope in admission.scopes:
+            window = self._window(scope)
+            window.requests.append(now)
+            entry = [now, float(admission.tokens)]
+            window.tokens.append(entry)
+            window.token_sum += admission.tokens
+            window.by_request[admission.request_id] = entry
+            if scope.budget_micro_usd is not None:
+                slot = (scope.ident, periods[scope.ident])
+                self._reserved[slot] = self._reserved.get(slot, 0) + admission.cost_micro_usd
+        decision = Decision(Verdict.ADMITTED, headroom=headroom)
+        self._reservations[admission.request_id] = _Reservation(
+            periods, admission.tokens, admission.cost_micro_usd, decision
+        )
+        return decision
+
+    async def settle(self, settlement: Settlement) -> list[Crossing]:
+        record = settlement.record
+        if record.request_id in self._settled:
+            return []
+        self._settled[record.request_id] = None
+        if len(self._settled) > self._max_records:
+            del self._settled[next(iter(self._settled))]
+        reservation = self._reservations.pop(record.request_id, None)
+        actual_tokens = record.total_tokens
+        crossings: list[Crossing] = []
+        for scope in settlement.scopes:
+            window = self._windows.get(scope.ident)
+            entry = window.by_request.pop(record.request_id, None) if window else None
+            if window is not None and entry is not None:
+                window.token_sum += actual_tokens - entry[1]
+                entry[1] = float(actual_tokens)
+            if scope.budget_micro_usd is None:
+                continue
+            period = (
+                reservation.periods[scope.ident]
+                if reservation and scope.ident in reservation.periods
+                else scope.period.window(record.started_at)[0]
+            )
+            slot = (scope.ident, period)
+            if reservation is not None:
+                self._reserved[slot] = max(0, self._reserved.get(slot, 0) - reservation.cost)
+            before = self._spent.get(slot, 0)
+            after = before + record.cost_micro_usd
+            self._spent[slot] = after
+            crossings += self._crossed(scope, period, before, after)
+        self._seq += 1
+        self._ledger.append((self._seq, record))
+        return crossings
+
+    def _crossed(self, scope: Scope, period: str, before: int, after: int) -> list[Crossing]:
+        budget = scope.budget_micro_usd
+        if not budget:
+            return []
+        out = []
+        for threshold in scope.alert_at:
+            mark = threshold * budget
+            tag = (scope.ident, period, threshold)
+            if before < mark <= after and tag not in self._alerted:
+                self._alerted.add(tag)
+                out.append(Crossing(scope, period, threshold, after, budget))
+        return out
+
+    async def records(self, query: RecordQuery) -> RecordPage:
+        after = int(query.cursor) if query.cursor and query.cursor.isdigit() else 0
+        out: list[UsageRecord] = []
+        last = 0
+        for seq, record in self._ledger:
+            if seq <= after or not query.matches(record):
+                continue
+            if len(out) == query.limit:
+                return RecordPage(out, str(last))
+            out.append(record)
+            last = seq
+        return RecordPage(out, None)
+
+    async def spend(self, scope: Scope, now: float) -> Spend:
+        period = scope.period.window(now)[0]
+        slot = (scope.ident, period)
+        return Spend(self._spent.get(slot, 0), self._reserved.get(slot, 0), period)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def _window(self, scope: Scope) -> _Window:
+        window = self._windows.get(scope.ident)
+        if window is None:
+            window = self._windows[scope.ident] = _Window()
+        return window
