@@ -1,0 +1,162 @@
+"""The ``anthropic`` plugin: Claude through the Messages API, for OpenAI chat clients.
+
+Also serves AiHubMix's native Claude endpoint (same ``/v1/messages`` and ``x-api-key``): set ``base_url`` to
+``https://aihubmix.com``. A ``base_url`` that already ends in ``/v1`` is accepted too.
+
+Translation lives in :mod:`plugins.anthropic.translate` and :mod:`plugins.anthropic.stream`; this module
+only adds HTTP: URLs, headers, bodies, status codes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+import orjson
+
+from plugins.anthropic.errors import AnthropicFailure, error_of
+from plugins.anthropic.stream import StreamTranslator
+from plugins.anthropic.translate import reply_options, to_chat_completion, to_messages, usage_of
+from proxy.plugin import (
+    Call,
+    Endpoint,
+    Fault,
+    JSONObject,
+    ModelInfo,
+    Provider,
+    ProviderType,
+    Reply,
+    StreamReader,
+    UpstreamError,
+    UpstreamRequest,
+)
+from proxy.sse import SSEEvent
+
+API_VERSION = "2023-06-01"
+_DONE = b"data: [DONE]\n\n"
+
+
+def _decode(body: bytes) -> object:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+class AnthropicStream(StreamReader):
+    """Turns each Anthropic SSE event into ``data: <chunk>\\n\\n`` lines (several when one event yields
+    several chunks), drops ``ping``, and ends with ``data: [DONE]`` at ``message_stop``."""
+
+    def __init__(self, translator: StreamTranslator) -> None:
+        super().__init__()
+        self.translator = translator
+
+    def on_event(self, event: SSEEvent) -> bytes | None:
+        if event.data is None or self.finished or self.error is not None:
+            return None
+        payload = _decode(event.data)
+        if not isinstance(payload, dict):
+            self.error = UpstreamError(
+                status=502, fault=Fault.SERVER, message="Anthropic sent a stream event that is not JSON"
+            )
+            return None
+        chunks = self.translator.translate(payload)
+        self.usage = self.translator.usage
+        self.error = self.translator.error
+        out = b"".join(b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks)
+        if self.translator.finished:
+            self.finished = True
+            out += _DONE
+        return out or None
+
+
+class Anthropic(Provider):
+    plugin_name = "anthropic"
+    provider_type = ProviderType.DIRECT
+    default_base_url = "https://api.anthropic.com"
+    auth_header = "x-api-key"
+    auth_prefix = ""
+    endpoints = frozenset({Endpoint.CHAT})
+
+    def _url(self, path: str) -> str:
+        base = self.base_url.removesuffix("/v1")  # a base_url copied from an SDK example ends in /v1
+        return f"{base}/v1/{path}"
+
+    def _headers(self, api_key: str | None) -> dict[str, str]:
+        # Configured headers (e.g. anthropic-beta, or another anthropic-version) override the defaults.
+        headers = {"anthropic-version": API_VERSION, "content-type": "application/json"}
+        headers.update(self.auth_headers(api_key or self.settings.api_key))
+        return headers
+
+    def build_request(self, call: Call) -> UpstreamRequest:
+        """Raises :class:`~plugins.anthropic.translate.RequestRejected` (its ``error`` is a 400 client
+        fault) when the body uses an OpenAI feature Anthropic lacks."""
+        body = to_messages(call.body, call.model, call.stream)
+        return UpstreamRequest(self._url("messages"), self._headers(call.api_key), orjson.dumps(body))
+
+    def read_reply(self, call: Call, body: bytes) -> Reply | UpstreamError:
+        message = _decode(body)
+        if not isinstance(message, dict) or message.get("type") == "error":
+            return self.map_error(502, "application/json", body)
+        completion = to_chat_completion(message, reply_options(call.body), int(time.time()))
+        usage = message.get("usage")
+        return Reply(orjson.dumps(completion), usage_of(usage) if isinstance(usage, dict) else None)
+
+    def open_stream(self, call: Call) -> StreamReader:
+        translator = StreamTranslator(reply_options(call.body), call.include_usage, int(time.time()))
+        return AnthropicStream(translator)
+
+    def map_error(self, status: int, content_type: str, body: bytes) -> UpstreamError:
+        payload = _decode(body)
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if isinstance(error, dict):
+            return error_of(error, status)
+        # Not Anthropic's envelope: typically an HTML page from a proxy or CDN edge in front of the API.
+        fault = Fault.CLIENT if 400 <= status < 500 and status != 429 else Fault.SERVER
+        what = "an HTML page" if b"<html" in body[:512].lower() else f"a non-JSON body ({content_type})"
+        return UpstreamError(
+            status=status, fault=fault, message=f"Anthropic answered HTTP {status} with {what}"
+        )
+
+    async def _get_models(
+        self, http: aiohttp.ClientSession, api_key: str | None, after: str | None
+    ) -> JSONObject:
+        params = {"limit": "1000"} if after is None else {"limit": "1000", "after_id": after}
+        async with http.get(self._url("models"), headers=self._headers(api_key), params=params) as resp:
+            body = await resp.read()
+            if resp.status != 200:
+                raise AnthropicFailure(self.map_error(resp.status, resp.content_type, body))
+        page = _decode(body)
+        if not isinstance(page, dict):
+            raise AnthropicFailure(self.map_error(502, resp.content_type, body))
+        return page
+
+    async def list_models(self, http: aiohttp.ClientSession) -> list[ModelInfo]:
+        """``GET /v1/models``, following ``has_more``/``last_id`` pages. Anthropic's catalogue has no prices;
+        the price table supplies them."""
+        models: list[ModelInfo] = []
+        after: str | None = None
+        while True:
+            page = await self._get_models(http, None, after)
+            data = page.get("data")
+            for item in data if isinstance(data, list) else []:
+                if isinstance(item, dict) and isinstance(item.get("id"), str):
+                    limit = item.get("max_input_tokens")  # newer API versions describe the window
+                    context = limit if isinstance(limit, int) else None
+                    models.append(ModelInfo(id=str(item["id"]), context_length=context, owned_by="anthropic"))
+            last = page.get("last_id")
+            if page.get("has_more") is not True or not isinstance(last, str) or last == after:
+                return models
+            after = last
+
+    async def validate_key(self, http: aiohttp.ClientSession, api_key: str) -> bool:
+        """True when Anthropic accepts ``api_key``, False on 401/403; any other failure raises
+        :class:`AnthropicFailure` (the key's validity is unknown then)."""
+        headers = self._headers(None) | {self.auth_header: api_key}
+        async with http.get(self._url("models"), headers=headers, params={"limit": "1"}) as resp:
+            body = await resp.read()
+            if resp.status == 200:
+                return True
+            if resp.status in (401, 403):
+                return False
+            raise AnthropicFailure(self.map_error(resp.status, resp.content_type, body))
