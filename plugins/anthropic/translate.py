@@ -159,7 +159,8 @@ def _conversation(messages: list[object]) -> tuple[list[JSONObject], list[JSONOb
         role = msg.get("role")
         content = msg.get("content")
         if role in ("system", "developer"):
-            system.extend(_blocks(content, f"{where}.content"))
+            # Anthropic rejects empty text blocks; an empty system prompt means "none"
+            system.extend(b for b in _blocks(content, f"{where}.content") if b.get("text") != "")
             continue
         if role == "user":
             blocks = _blocks(content, f"{where}.content")

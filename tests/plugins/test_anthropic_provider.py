@@ -291,6 +291,14 @@ def test_overloaded_error_mid_stream() -> None:
     assert (usage.prompt_tokens, usage.completion_tokens) == (18, 2)  # message_start's counts: all there is
 
 
+def test_error_as_first_event_leaves_nothing_sent() -> None:
+    # the host can still fall back: no byte of this attempt reached the client
+    reader = plugin().open_stream(chat_call(stream=True))
+    events = SSEParser().feed(fixture("messages-stream-error-overloaded.sse").split(b"\n\n", 4)[-1])
+    assert [reader.on_event(e) for e in events] == [None]
+    assert reader.error is not None and reader.error.fault is Fault.SERVER and reader.error.status == 529
+
+
 def sse(*payloads: JSONObject) -> bytes:
     return b"".join(b"event: %s\ndata: %s\n\n" % (str(p["type"]).encode(), orjson.dumps(p)) for p in payloads)
 

@@ -73,6 +73,12 @@ def test_system_and_developer_messages_become_system_blocks() -> None:
     assert out["messages"] == [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]
 
 
+def test_empty_system_prompt_is_no_system() -> None:
+    assert "system" not in translate(
+        messages=[{"role": "system", "content": ""}, {"role": "user", "content": "Hi"}]
+    )
+
+
 def test_multi_turn_with_two_parallel_tool_calls_and_their_results() -> None:
     body: JSONObject = {
         "model": "claude",
