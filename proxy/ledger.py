@@ -41,6 +41,7 @@ class UsageRecord:
     endpoint: str = "chat/completions"
     status: int = 200
     attempts: int = 1
+    client_request_id: str | None = None  # the caller's own x-request-id, when it sent one
 
     @property
     def total_tokens(self) -> int:
@@ -72,7 +73,7 @@ class RecordQuery:
 
     def matches(self, record: UsageRecord) -> bool:
         return (
-            (self.request_id is None or record.request_id == self.request_id)
+            (self.request_id is None or self.request_id in (record.request_id, record.client_request_id))
             and (self.key is None or record.key == self.key)
             and (self.tenant is None or record.tenant == self.tenant)
             and (self.since is None or record.started_at >= self.since)

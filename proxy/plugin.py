@@ -134,18 +134,30 @@ class Reply:
     content_type: str = "application/json"
 
 
+class CallRejected(ValueError):
+    """Raised by ``build_request`` when the request cannot be expressed for this provider (a parameter
+    it does not support). ``error`` is the client-fault answer; the gateway returns it at once."""
+
+    def __init__(self, error: UpstreamError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 class StreamReader:
     """Per-stream state: sees every upstream SSE event in order and says what the client receives.
 
     ``on_event`` returns ``event.raw`` to relay the event unchanged, other bytes for a translated event, or
     ``None`` to drop it. It records the last usage seen in ``usage``, sets ``error`` when the provider
     reports an error inside the stream (the gateway then sends its own error event and ends the stream),
-    and sets ``finished`` when the provider's end marker arrives.
+    sets ``complete`` once the answer is whole (finish and usage seen; only an end marker may follow) and
+    ``finished`` when the provider's end marker arrives. A stream cut after ``complete`` is not an error
+    (anthropic/messages-stream-no-trailing-blank-line.sse loses only its ``message_stop``).
     """
 
     def __init__(self) -> None:
         self.usage: Usage | None = None
         self.error: UpstreamError | None = None
+        self.complete = False
         self.finished = False
 
     def on_event(self, event: SSEEvent) -> bytes | None:
@@ -187,7 +199,8 @@ class Provider:
         raise NotImplementedError
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
-        headers = dict(self.settings.headers)
+        # An empty configured value (``APP-Code: ${AIHUBMIX_APP_CODE:-}``) means "do not send".
+        headers = {k: v for k, v in self.settings.headers.items() if v}
         if api_key:
             headers[self.auth_header] = self.auth_prefix + api_key
         return headers

@@ -8,16 +8,15 @@ for Anthropic, :class:`AnthropicFailure` from ``list_models``/``validate_key``. 
 
 from __future__ import annotations
 
-from proxy.plugin import Fault, JSONObject, UpstreamError
+from proxy.plugin import CallRejected, Fault, JSONObject, UpstreamError
 
 
-class RequestRejected(ValueError):
+class RequestRejected(CallRejected):
     """The OpenAI body cannot be expressed for Anthropic. ``error`` is the 400 the client gets."""
 
     def __init__(self, param: str, message: str) -> None:
-        super().__init__(message)
-        self.error = UpstreamError(
-            status=400, fault=Fault.CLIENT, message=message, type="invalid_request_error", param=param
+        super().__init__(
+            UpstreamError(status=400, fault=Fault.CLIENT, message=message, type="invalid_request_error", param=param)
         )
 
 

@@ -64,6 +64,8 @@ class AnthropicStream(StreamReader):
         self.usage = self.translator.usage
         self.error = self.translator.error
         out = b"".join(b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks)
+        if event.event == "message_delta" or payload.get("type") == "message_delta":
+            self.complete = True  # stop_reason and final usage are in: only message_stop may follow
         if self.translator.finished:
             self.finished = True
             out += _DONE

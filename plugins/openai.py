@@ -1,0 +1,15 @@
+"""OpenAI itself: the reference wire format, so nothing to declare beyond where it lives."""
+
+from __future__ import annotations
+
+from plugins.openai_compatible import OpenAICompatible
+from proxy.plugin import ProviderType
+
+
+class OpenAI(OpenAICompatible):
+    plugin_name = "openai"
+    provider_type = ProviderType.DIRECT
+    default_base_url = "https://api.openai.com/v1"
+
+
+Plugin = OpenAI

@@ -1,0 +1,224 @@
+"""The shared base for every provider that speaks OpenAI's wire format (direct or aggregator).
+
+Most providers only declare their differences on top of this: a name, a type, a default base URL and
+extra headers. Usage is read from the last usage object (``usage`` on the body or on any stream chunk);
+errors are read from the ``{"error": {...}}`` envelope that OpenAI, one-api, new-api and OpenRouter all
+use, with field types that vary (OpenRouter's ``code`` is a number).
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import orjson
+
+from proxy.plugin import (
+    Call,
+    Endpoint,
+    Fault,
+    ModelInfo,
+    Provider,
+    Reply,
+    StreamReader,
+    UpstreamError,
+    UpstreamRequest,
+    Usage,
+)
+from proxy.sse import SSEEvent
+
+# Statuses that are the caller's doing: another target would answer the same. 402 is OpenRouter's
+# "insufficient credits" (openrouter/error-402-insufficient-credits.json), returned at once.
+CLIENT_FAULT_STATUSES = frozenset({400, 401, 402, 403, 404, 405, 409, 413, 415, 422})
+
+# one-api answers some errors with HTTP 200 (oneapi/one-api-retrieve-model-not-found-http200.json): the
+# code tells which status it stands for.
+_STATUS_OF_CODE = {
+    "model_not_found": 404,
+    "invalid_api_key": 401,
+    "context_length_exceeded": 400,
+    "invalid_request_error": 400,
+    "insufficient_quota": 429,
+    "rate_limit_exceeded": 429,
+}
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def usage_from(obj: object) -> Usage | None:
+    """Read an OpenAI-style usage object; DeepSeek's and OpenRouter's extra fields included."""
+    if not isinstance(obj, dict):
+        return None
+    prompt_details = obj.get("prompt_tokens_details")
+    completion_details = obj.get("completion_tokens_details")
+    cached = cache_write = reasoning = 0
+    if isinstance(prompt_details, dict):
+        cached = _int(prompt_details.get("cached_tokens"))
+        cache_write = _int(prompt_details.get("cache_write_tokens"))
+    if not cached:
+        cached = _int(obj.get("prompt_cache_hit_tokens"))  # DeepSeek's own name for cache reads
+    if isinstance(completion_details, dict):
+        reasoning = _int(completion_details.get("reasoning_tokens"))
+    cost = obj.get("cost")
+    return Usage(
+        prompt_tokens=_int(obj.get("prompt_tokens")),
+        completion_tokens=_int(obj.get("completion_tokens")),
+        cached_tokens=cached,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=reasoning,
+        provider_cost_usd=float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None,
+    )
+
+
+def error_from_envelope(status: int, obj: object, fault: Fault | None = None) -> UpstreamError | None:
+    """``{"error": {...}}`` (or ``{"error": "text"}``) -> UpstreamError; None if there is no error."""
+    if not isinstance(obj, dict) or "error" not in obj or obj["error"] in (None, {}, ""):
+        return None
+    err = obj["error"]
+    if isinstance(err, str):
+        message, etype, code, param = err, None, None, None
+    elif isinstance(err, dict):
+        message = err.get("message")
+        etype, code, param = err.get("type"), err.get("code"), err.get("param")
+    else:
+        return None
+    code_text = str(code) if isinstance(code, str | int) and not isinstance(code, bool) and code != "" else None
+    if status == 200:
+        status = _STATUS_OF_CODE.get(code_text or "", 502)
+    if fault is None:
+        fault = Fault.CLIENT if status in CLIENT_FAULT_STATUSES else Fault.SERVER
+    return UpstreamError(
+        status=status,
+        fault=fault,
+        message=str(message) if message else f"the provider answered HTTP {status}",
+        type=etype if isinstance(etype, str) and etype else "upstream_error",
+        code=code_text,
+        param=param if isinstance(param, str) and param else None,
+    )
+
+
+def _finished(choices: object) -> bool:
+    return isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
+
+
+class OpenAIStreamReader(StreamReader):
+    """Relays chunks unchanged, taps the last usage object, drops the usage-only chunk (``choices: []``)
+    when the client did not ask for it (the gateway always asks upstream), and turns an error chunk
+    into ``error`` (openai/chat-stream-midstream-error.sse, openrouter/chat-stream-midstream-error.sse)."""
+
+    def __init__(self, include_usage: bool) -> None:
+        super().__init__()
+        self.include_usage = include_usage
+
+    def on_event(self, event: SSEEvent) -> bytes | None:
+        data = event.data
+        if data is None:
+            return event.raw  # comments only: keep-alives such as ": OPENROUTER PROCESSING"
+        if data == b"[DONE]":
+            self.finished = self.complete = True
+            return event.raw
+        if event.event == "error" or b'"error"' in data or b'"usage"' in data:
+            try:
+                obj = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                obj = None
+            if event.event == "error":
+                self.error = error_from_envelope(502, obj, Fault.SERVER) or UpstreamError(
+                    502, Fault.SERVER, "the provider reported an error in the stream"
+                )
+                return None
+            if isinstance(obj, dict):
+                error = error_from_envelope(502, obj, Fault.SERVER)
+                if error is not None:
+                    self.error = error
+                    return None
+                usage = usage_from(obj.get("usage"))
+                if usage is not None:
+                    self.usage = usage
+                    choices = obj.get("choices")
+                    # Usage with the finish (deepseek/chat-stream-usage-on-finish-chunk.sse) or in its own
+                    # last chunk means the answer is whole; Gemini repeats usage on every chunk, so usage
+                    # alone does not (gemini/openai-compat-stream-usage-every-chunk.sse).
+                    if choices == [] or _finished(choices):
+                        self.complete = True
+                    if not self.include_usage and choices == []:
+                        return None
+        return event.raw
+
+
+class OpenAICompatible(Provider):
+    """Any server with OpenAI's ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``."""
+
+    plugin_name = "openai_compatible"
+
+    def build_request(self, call: Call) -> UpstreamRequest:
+        body = dict(call.body)
+        body["model"] = call.model
+        if call.stream:
+            options = body.get("stream_options")
+            merged = dict(options) if isinstance(options, dict) else {}
+            merged["include_usage"] = True  # always meter from the provider's own numbers
+            body["stream_options"] = merged
+        headers = self.auth_headers(call.api_key)
+        headers["Content-Type"] = "application/json"
+        headers["Accept"] = "text/event-stream" if call.stream else "application/json"
+        return UpstreamRequest(f"{self.base_url}/{call.endpoint.value}", headers, orjson.dumps(body))
+
+    def read_reply(self, call: Call, body: bytes) -> Reply | UpstreamError:
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return UpstreamError(502, Fault.SERVER, f"provider {self.name!r} answered with a body that is not JSON")
+        if not isinstance(obj, dict):
+            return UpstreamError(502, Fault.SERVER, f"provider {self.name!r} answered with unexpected JSON")
+        if "error" in obj and not any(k in obj for k in ("choices", "data", "object")):
+            error = error_from_envelope(200, obj)
+            if error is not None:
+                return error
+        return Reply(body, usage_from(obj.get("usage")))
+
+    def open_stream(self, call: Call) -> StreamReader:
+        return OpenAIStreamReader(call.include_usage)
+
+    def map_error(self, status: int, content_type: str, body: bytes) -> UpstreamError:
+        fault = Fault.CLIENT if status in CLIENT_FAULT_STATUSES else Fault.SERVER
+        obj: object = None
+        if "json" in content_type or body[:1] in (b"{", b"["):
+            try:
+                obj = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                obj = None
+        error = error_from_envelope(status, obj, fault)
+        if error is not None:
+            return self.refine(error, obj)
+        if "html" in content_type or body.lstrip()[:1] == b"<":
+            message = f"provider {self.name!r} answered HTTP {status} with an HTML page (an edge or proxy error)"
+        else:
+            message = f"provider {self.name!r} answered HTTP {status}"
+        return UpstreamError(status, fault, message)
+
+    def refine(self, error: UpstreamError, body: object) -> UpstreamError:
+        """Hook for a provider's own error quirks; the base keeps the error as read."""
+        return error
+
+    async def list_models(self, http: aiohttp.ClientSession) -> list[ModelInfo]:
+        async with http.get(f"{self.base_url}/models", headers=self.auth_headers(self.settings.api_key)) as resp:
+            resp.raise_for_status()
+            payload = await resp.json(loads=orjson.loads, content_type=None)
+        items = payload.get("data") if isinstance(payload, dict) else None
+        out: list[ModelInfo] = []
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                owner = item.get("owned_by")
+                out.append(ModelInfo(id=item["id"], owned_by=owner if isinstance(owner, str) else None))
+        return out
+
+    async def validate_key(self, http: aiohttp.ClientSession, api_key: str) -> bool:
+        async with http.get(f"{self.base_url}/models", headers=self.auth_headers(api_key)) as resp:
+            if resp.status in (401, 403):
+                return False
+            resp.raise_for_status()
+            return True
+
+
+Plugin = OpenAICompatible

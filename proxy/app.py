@@ -1,0 +1,200 @@
+"""Wires the gateway: the edge middleware, the routes, and the resources' lifetimes.
+
+    create_app(settings)
+      middleware  edge: request id, error envelope, access log line, request metrics
+      routes      /v1/chat/completions /v1/completions /v1/embeddings -> spine.serve
+                  /v1/models, /v1/models/{id}                           -> catalog
+                  /healthz /readyz /metrics                             -> here
+      resources   the store, the upstream HTTP session, the alerter (one cleanup_ctx)
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from proxy import catalog
+from proxy.alerts import Alerter
+from proxy.config import Settings
+from proxy.errors import GatewayError, MethodNotAllowed, NotFound
+from proxy.gateway import CONTEXT, GATEWAY, METRICS, Gateway, RequestContext
+from proxy.logs import access
+from proxy.metrics import Metrics
+from proxy.plugin import Endpoint
+from proxy.snapshot import Snapshot, build_snapshot
+from proxy.spine import serve
+from proxy.store.base import Store, StoreUnavailable
+
+log = logging.getLogger("efflux")
+
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+@web.middleware
+async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place where errors become the OpenAI envelope and each request becomes one log line."""
+    client_id = request.headers.get("x-request-id")
+    if client_id is not None and not _CLIENT_REQUEST_ID.match(client_id):
+        client_id = None
+    ctx = RequestContext(new_request_id(), client_id, time.monotonic(), time.time())
+    request[CONTEXT] = ctx
+    metrics = request.app[METRICS]
+    metrics.in_flight.inc()
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except GatewayError as exc:
+            response = exc.response()
+        except web.HTTPNotFound:
+            response = NotFound(f"No route for {request.method} {request.path}.").response()
+        except web.HTTPMethodNotAllowed:
+            response = MethodNotAllowed(f"{request.method} is not allowed on {request.path}.").response()
+        except web.HTTPException as exc:
+            response = GatewayError(exc.reason or "error").response()
+            response.set_status(exc.status)
+        except Exception:
+            log.exception("unhandled error", extra={"fields": {"msg": "unhandled error", "request_id": ctx.request_id}})
+            response = GatewayError(f"Internal gateway error (request id {ctx.request_id}).").response()
+        status = response.status
+        if not response.prepared:
+            response.headers["x-request-id"] = client_id or ctx.request_id
+            response.headers["x-efflux-request-id"] = ctx.request_id
+        return response
+    finally:
+        metrics.in_flight.dec()
+        elapsed = time.monotonic() - ctx.started
+        if ctx.model is not None:
+            endpoint = request.path.removeprefix("/v1/")
+            metrics.requests.labels(endpoint, ctx.model, ctx.provider or "", str(status)).inc()
+            if ctx.provider:
+                metrics.latency.labels(ctx.model, ctx.provider).observe(elapsed)
+        access(
+            {
+                "msg": "request",
+                "request_id": ctx.request_id,
+                "client_request_id": client_id,
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "key": ctx.key,
+                "tenant": ctx.tenant,
+                "model": ctx.model,
+                "provider": ctx.provider,
+                "upstream_model": ctx.upstream_model,
+                "outcome": ctx.outcome,
+                "prompt_tokens": ctx.prompt_tokens,
+                "completion_tokens": ctx.completion_tokens,
+                "cost_micro_usd": ctx.cost_micro_usd,
+                "latency_ms": round(elapsed * 1000, 1),
+                "ttfb_ms": None if ctx.ttfb is None else round(ctx.ttfb * 1000, 1),
+                "attempts": ctx.attempts,
+            }
+        )
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await serve(request, Endpoint.CHAT)
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    return await serve(request, Endpoint.COMPLETIONS)
+
+
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    return await serve(request, Endpoint.EMBEDDINGS)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    gw = request.app.get(GATEWAY)
+    checks: dict[str, str] = {"config": "ok" if gw is not None else "loading"}
+    ready = gw is not None and gw.accepting
+    if gw is not None:
+        try:
+            await gw.store.ping()
+            checks["store"] = "ok"
+        except StoreUnavailable:
+            checks["store"] = "unreachable"
+            ready = False
+        if not gw.accepting:
+            checks["shutdown"] = "draining"
+    return _json({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+def _json(data: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def open_store(settings: Settings) -> Store:
+    if settings.store.backend == "redis":
+        from proxy.store.redis import RedisStore
+
+        assert settings.store.url is not None
+        return RedisStore(
+            settings.store.url,
+            timeout=settings.store.timeout,
+            cluster=settings.store.cluster,
+            prefix=settings.store.prefix,
+        )
+    from proxy.store.memory import MemoryStore
+
+    return MemoryStore()
+
+
+def create_app(settings: Settings, *, snapshot: Snapshot | None = None, store: Store | None = None) -> web.Application:
+    """The gateway as an aiohttp application (mountable with ``app.add_subapp("/llm", gateway)``).
+
+    Raises :class:`proxy.config.ConfigError` when the settings cannot serve.
+    """
+    snapshot = snapshot or build_snapshot(settings)
+    app = web.Application(middlewares=[edge], client_max_size=settings.server.max_body_bytes)
+    app[METRICS] = Metrics()
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+        http = aiohttp.ClientSession(
+            connector=connector, auto_decompress=True, json_serialize=lambda o: orjson.dumps(o).decode()
+        )
+        the_store = store or open_store(settings)
+        webhooks = {name: t.alerts.webhook for name, t in settings.tenants.items() if t.alerts.webhook}
+        alerter = Alerter(http, webhooks)
+        app[GATEWAY] = Gateway(snapshot, the_store, http, app[METRICS], alerter)
+        try:
+            yield
+        finally:
+            app[GATEWAY].accepting = False
+            await alerter.close()
+            await the_store.close()
+            await http.close()
+
+    app.cleanup_ctx.append(resources)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_get("/v1/models", catalog.list_models)
+    app.router.add_get("/v1/models/{model:.+}", catalog.get_model)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app

@@ -1,0 +1,74 @@
+"""``/v1/models``: the routing table as the calling key sees it, OpenAI-shaped with the gateway's extras
+(``provider``, ``provider_type``, ``context_length``, ``pricing`` per 1M tokens, ``status``).
+
+Only exact names are listed: a wildcard route (``openrouter/*``) stands for models it cannot enumerate.
+``GET /v1/models/{id}`` answers for any name that resolves, wildcard matches included.
+"""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from proxy.errors import ModelNotFound
+from proxy.gateway import CONTEXT, GATEWAY, RequestContext
+from proxy.keys import VirtualKey
+from proxy.routing import model_allowed
+from proxy.snapshot import Snapshot
+from proxy.spine import authenticate
+
+
+def describe(snapshot: Snapshot, model: str, created: int) -> dict[str, object] | None:
+    resolution = snapshot.routing.resolve(model)
+    if resolution is None:
+        return None
+    for choice in resolution.choices:
+        provider = snapshot.providers.get(choice.provider)
+        if provider is None or not snapshot.serving(choice.provider):
+            continue
+        price = snapshot.prices.lookup(choice.provider, choice.model)
+        return {
+            "id": model,
+            "object": "model",
+            "created": created,
+            "owned_by": choice.provider,
+            "provider": choice.provider,
+            "provider_type": provider.provider_type.value,
+            "upstream_model": choice.model,
+            "context_length": price.context_length if price else None,
+            "pricing": price.usd_per_million() if price else None,
+            "status": "active",
+        }
+    return None
+
+
+async def list_models(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    snapshot = gw.snapshot
+    key = _caller(request, snapshot)
+    created = int(gw.started_at)
+    data = []
+    for name in snapshot.routing.exact:
+        if model_allowed(key.models, name):
+            entry = describe(snapshot, name, created)
+            if entry is not None:
+                data.append(entry)
+    return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
+
+
+async def get_model(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    snapshot = gw.snapshot
+    key = _caller(request, snapshot)
+    model = request.match_info["model"]
+    entry = describe(snapshot, model, int(gw.started_at)) if model_allowed(key.models, model) else None
+    if entry is None:
+        raise ModelNotFound(f"The model '{model}' does not exist on this gateway.", param="model")
+    return web.Response(body=orjson.dumps(entry), content_type="application/json")
+
+
+def _caller(request: web.Request, snapshot: Snapshot) -> VirtualKey:
+    key = authenticate(request, snapshot)
+    ctx: RequestContext = request[CONTEXT]
+    ctx.key, ctx.tenant = key.name, key.tenant
+    return key

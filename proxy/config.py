@@ -1,0 +1,316 @@
+"""The one YAML file: its schema, ``${VAR}`` interpolation and load-time validation.
+
+``load_settings(path)`` returns a validated, immutable :class:`Settings` or raises :class:`ConfigError`
+whose message names the YAML path (``models.gpt-4o.targets[1].provider: unknown provider 'aihubmx'``).
+Unknown keys are errors. Durations are strings (``"500ms"``, ``"5s"``, ``"1h"``) or numbers of seconds.
+Secrets are referenced (``${OPENAI_API_KEY}``), never required inline.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from proxy.store.base import Period
+
+
+class ConfigError(Exception):
+    """A config that cannot serve. ``str(err)`` is one line per problem, each naming the YAML path."""
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '500ms', '5s', '1h'")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _UNITS[match.group(2)]
+        raise ValueError(f"invalid duration {value!r} (use e.g. '500ms', '5s', '1h' or seconds)")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    max_body_bytes: PositiveInt = 8 * 1024 * 1024
+    admin_token: str | None = None
+    access_log: bool = True
+
+
+class StoreConfig(_Section):
+    backend: Literal["memory", "redis"] = "memory"
+    url: str | None = None
+    cluster: bool = False
+    timeout: Duration = 0.1
+    on_outage: Literal["fail_closed", "fail_open"] = "fail_closed"
+    prefix: str = "egw"
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> StoreConfig:
+        if self.backend == "redis" and not self.url:
+            raise ValueError("backend redis needs a url (redis://host:port/db)")
+        return self
+
+
+class SecretsConfig(_Section):
+    master_keys: list[str] = []
+    key_secret: str | None = None  # HMAC secret for virtual-key digests; random per process if unset
+
+
+class FeaturesConfig(_Section):
+    aggregators: bool = True
+
+
+class Timeouts(_Section):
+    connect: Duration = 5.0
+    first_byte: Duration = 60.0
+    idle: Duration = 60.0
+    total: Duration = 600.0
+
+
+class BreakerConfig(_Section):
+    failures: PositiveInt = 5
+    cooldown: Duration = 30.0
+
+
+class SyncConfig(_Section):
+    every: Duration | None = None
+    grace: Duration = 86400.0
+
+
+class ProviderConfig(_Section):
+    plugin: str
+    api_key: str | None = None
+    base_url: str | None = None
+    headers: dict[str, str] = {}
+    enabled: bool = True
+    timeouts: Timeouts = Timeouts()
+    breaker: BreakerConfig = BreakerConfig()
+    sync: SyncConfig | None = None
+
+    @model_validator(mode="after")
+    def _check_base_url(self) -> ProviderConfig:
+        if self.base_url and not re.match(r"^https?://[^/\s]+", self.base_url):
+            raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
+        return self
+
+
+class TargetConfig(_Section):
+    provider: str
+    model: str | None = None
+    priority: int | None = None
+    weight: Annotated[float, Field(gt=0)] = 1.0
+
+
+class RouteConfig(_Section):
+    targets: Annotated[list[TargetConfig], Field(min_length=1)]
+
+
+class PriceConfig(_Section):
+    input: NonNegative
+    output: NonNegative = 0.0
+    cached_input: NonNegative | None = None
+    cache_write: NonNegative | None = None
+    context_length: PositiveInt | None = None
+
+
+class PricingConfig(_Section):
+    file: str | None = None
+    default: PriceConfig | None = None
+    models: dict[str, PriceConfig] = {}
+
+
+class LimitsConfig(_Section):
+    rpm: PositiveInt | None = None
+    tpm: PositiveInt | None = None
+
+
+class BudgetConfig(_Section):
+    usd: NonNegative
+    period: Period = Period.MONTHLY
+
+
+class KeyConfig(_Section):
+    name: Annotated[str, Field(min_length=1)]
+    key: Annotated[str, Field(min_length=8)]
+    tenant: str = "default"
+    models: list[str] = ["*"]
+    limits: LimitsConfig = LimitsConfig()
+    budget: BudgetConfig | None = None
+
+
+class AlertsConfig(_Section):
+    at: list[Annotated[float, Field(gt=0, le=10)]] = [0.5, 0.8, 1.0]
+    webhook: str | None = None
+
+
+class TenantConfig(_Section):
+    budget: BudgetConfig | None = None
+    limits: LimitsConfig = LimitsConfig()
+    alerts: AlertsConfig = AlertsConfig()
+
+
+class MeteringConfig(_Section):
+    default_max_tokens: PositiveInt = 4096  # worst-case output when a request sets no max_tokens
+    on_client_disconnect: Literal["drain", "cancel"] = "drain"
+    drain_timeout: Duration = 10.0  # how long to keep reading upstream for usage after a disconnect
+
+
+class Settings(_Section):
+    server: ServerConfig = ServerConfig()
+    store: StoreConfig = StoreConfig()
+    secrets: SecretsConfig = SecretsConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    providers: dict[str, ProviderConfig] = {}
+    models: dict[str, RouteConfig] = {}
+    pricing: PricingConfig = PricingConfig()
+    keys: list[KeyConfig] = []
+    tenants: dict[str, TenantConfig] = {}
+    metering: MeteringConfig = MeteringConfig()
+    # Where the file was read from; relative paths inside it (pricing.file) resolve against it.
+    base_dir: str = Field(default=".", exclude=True)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Settings:
+        problems: list[str] = []
+        for name, route in self.models.items():
+            for i, target in enumerate(route.targets):
+                if target.provider not in self.providers:
+                    problems.append(
+                        f"models.{name}.targets[{i}].provider: unknown provider {target.provider!r}"
+                        + _suggest(target.provider, self.providers)
+                    )
+        seen_names: set[str] = set()
+        seen_keys: set[str] = set()
+        for i, key in enumerate(self.keys):
+            if key.name in seen_names:
+                problems.append(f"keys[{i}].name: duplicate key name {key.name!r}")
+            if key.key in seen_keys:
+                problems.append(f"keys[{i}].key: the same secret is used by two keys")
+            seen_names.add(key.name)
+            seen_keys.add(key.key)
+        if problems:
+            raise _CrossReferenceError(problems)
+        return self
+
+
+class _CrossReferenceError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _suggest(word: str, choices: Mapping[str, object]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(node: object, env: Mapping[str, str], path: str = "") -> object:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string value (not in keys)."""
+    if isinstance(node, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            value = env.get(name)
+            if value is None or (value == "" and default is not None):
+                if default is None:
+                    raise ConfigError(f"{path or '<root>'}: environment variable {name} is not set")
+                return default
+            return value
+
+        return _VAR.sub(substitute, node)
+    if isinstance(node, dict):
+        return {k: interpolate(v, env, _join(path, k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [interpolate(v, env, f"{path}[{i}]") for i, v in enumerate(node)]
+    return node
+
+
+def _join(path: str, key: object) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _format_location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not (isinstance(part, str) and (part.startswith("function-") or part.startswith("tagged-"))):
+            out = _join(out, part)
+    return out or "<root>"
+
+
+def _format_error(err: Mapping[str, object]) -> str:
+    kind = err.get("type")
+    raw_loc = err.get("loc", ())
+    loc: tuple[int | str, ...] = tuple(raw_loc) if isinstance(raw_loc, tuple) else ()
+    if kind == "extra_forbidden":
+        return f"{_format_location(loc)}: unknown key"
+    if kind == "missing":
+        return f"{_format_location(loc)}: required"
+    message = str(err.get("msg", "invalid"))
+    message = message.removeprefix("Value error, ")
+    return f"{_format_location(loc)}: {message[:1].lower()}{message[1:]}"
+
+
+def parse_settings(data: object, *, base_dir: str = ".") -> Settings:
+    """Validate an already-interpolated mapping (YAML, or built in code for the library use)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("<root>: the config must be a mapping of sections (server, providers, models, ...)")
+    try:
+        return Settings.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as exc:
+        lines: list[str] = []
+        for err in exc.errors():
+            ctx = err.get("ctx") or {}
+            cause = ctx.get("error") if isinstance(ctx, dict) else None
+            if isinstance(cause, _CrossReferenceError):
+                lines.extend(cause.problems)
+            else:
+                lines.append(_format_error(dict(err)))
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the config file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "?"
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"<yaml> {where}: {problem}") from None
+    data = interpolate(data, os.environ if env is None else env)
+    return parse_settings(data, base_dir=str(file.resolve().parent))

@@ -1,0 +1,135 @@
+"""The gateway's errors, translated into the OpenAI envelope at one edge (the error middleware).
+
+    GatewayError                      status  code
+    ├── InvalidRequest                400     invalid_request_error (param names the field)
+    ├── RequestTooLarge               413     request_too_large
+    ├── InvalidApiKey                 401     invalid_api_key (one body for missing, unknown, revoked)
+    ├── ModelNotFound                 404     model_not_found
+    ├── ModelNotAllowed               403     model_not_allowed
+    ├── RateLimited                   429     rate_limit_exceeded (+ Retry-After)
+    ├── BudgetExceeded                429     budget_exceeded, type insufficient_quota
+    ├── UpstreamFailed                502/504 upstream_error / upstream_timeout, lists the attempts
+    ├── MeteringUnavailable           503     metering_unavailable
+    └── ProviderError                 (the provider's status) the provider's error, normalised
+
+SDKs map the status to their own classes (BadRequestError, AuthenticationError, NotFoundError,
+RateLimitError, APIError ...). Messages tell a person what to do and never carry a secret.
+"""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from proxy.plugin import UpstreamError
+
+
+class GatewayError(Exception):
+    status = 500
+    type = "server_error"
+    code: str | None = "internal_error"
+
+    def __init__(self, message: str, *, param: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.retry_after = retry_after
+
+    def body(self) -> dict[str, object]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def response(self, headers: dict[str, str] | None = None) -> web.Response:
+        out = dict(headers or {})
+        if self.retry_after is not None:
+            out["Retry-After"] = str(max(1, int(self.retry_after + 0.999)))
+        return web.Response(
+            status=self.status, body=orjson.dumps(self.body()), content_type="application/json", headers=out
+        )
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request_error"
+
+
+class RequestTooLarge(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class InvalidApiKey(GatewayError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Invalid API key. Send a valid gateway key as 'Authorization: Bearer <key>' "
+            "(ask your gateway operator for one)."
+        )
+
+
+class ModelNotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class ModelNotAllowed(GatewayError):
+    status = 403
+    type = "invalid_request_error"
+    code = "model_not_allowed"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+
+class BudgetExceeded(GatewayError):
+    status = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"
+
+
+class UpstreamFailed(GatewayError):
+    status = 502
+    type = "upstream_error"
+    code = "upstream_error"
+
+    def __init__(self, message: str, *, timeout: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        if timeout:
+            self.status = 504
+            self.code = "upstream_timeout"
+
+
+class MeteringUnavailable(GatewayError):
+    status = 503
+    type = "server_error"
+    code = "metering_unavailable"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class ProviderError(GatewayError):
+    """A provider's client-fault answer, passed on with its status and normalised body."""
+
+    def __init__(self, error: UpstreamError) -> None:
+        super().__init__(error.message, param=error.param, retry_after=error.retry_after)
+        self.status = error.status
+        self.type = error.type
+        self.code = error.code

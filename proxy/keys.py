@@ -1,0 +1,87 @@
+"""Virtual keys: who is calling, what they may use, and their limits.
+
+Secrets are never kept: a key is held as HMAC-SHA256(server secret, key) and looked up by that digest,
+then compared with ``hmac.compare_digest``. Missing, malformed, unknown and revoked keys all get the same
+401 body (see :mod:`proxy.errors`), so the answer tells an attacker nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from proxy.config import KeyConfig, Settings
+from proxy.store.base import Period, Scope
+
+KEY_PREFIX = "egw-"
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualKey:
+    id: str
+    name: str
+    tenant: str
+    models: tuple[str, ...]
+    rpm: int | None
+    tpm: int | None
+    budget_micro_usd: int | None
+    period: Period
+
+    def scope(self, alert_at: tuple[float, ...]) -> Scope:
+        return Scope("key", self.name, self.tenant, self.rpm, self.tpm, self.budget_micro_usd, self.period, alert_at)
+
+
+def usd_to_micro(usd: float) -> int:
+    return round(usd * 1_000_000)
+
+
+def new_key_secret() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+class KeyRing:
+    """The digest index of every virtual key known to this config snapshot."""
+
+    def __init__(self, server_secret: bytes, keys: Iterable[tuple[str, VirtualKey]] = ()) -> None:
+        self._secret = server_secret
+        self._by_digest: dict[bytes, tuple[bytes, VirtualKey]] = {}
+        for secret, key in keys:
+            self.add(self.digest(secret), key)
+
+    def digest(self, secret: str) -> bytes:
+        return hmac.new(self._secret, secret.encode("utf-8", "surrogateescape"), hashlib.sha256).digest()
+
+    def add(self, digest: bytes, key: VirtualKey) -> None:
+        self._by_digest[digest] = (digest, key)
+
+    def lookup(self, secret: str) -> VirtualKey | None:
+        digest = self.digest(secret)
+        found = self._by_digest.get(digest)
+        if found is None:
+            return None
+        # The hash lookup found a candidate; the decision itself is a constant-time comparison.
+        stored, key = found
+        return key if hmac.compare_digest(stored, digest) else None
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+
+def key_from_config(config: KeyConfig) -> VirtualKey:
+    return VirtualKey(
+        id=f"yaml:{config.name}",
+        name=config.name,
+        tenant=config.tenant,
+        models=tuple(config.models),
+        rpm=config.limits.rpm,
+        tpm=config.limits.tpm,
+        budget_micro_usd=usd_to_micro(config.budget.usd) if config.budget else None,
+        period=config.budget.period if config.budget else Period.MONTHLY,
+    )
+
+
+def build_keyring(settings: Settings, server_secret: bytes) -> KeyRing:
+    return KeyRing(server_secret, ((k.key, key_from_config(k)) for k in settings.keys))

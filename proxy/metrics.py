@@ -1,0 +1,35 @@
+"""Prometheus metrics, one registry per app (so several gateways can live in one process, as in tests)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "efflux_requests", "Requests answered", ["endpoint", "model", "provider", "status"], registry=r
+        )
+        self.tokens = Counter("efflux_tokens", "Tokens metered", ["model", "provider", "kind"], registry=r)
+        self.cost = Counter("efflux_cost_micro_usd", "Cost metered (micro-USD)", ["model", "provider"], registry=r)
+        self.latency = Histogram(
+            "efflux_request_duration_seconds", "Request latency", ["model", "provider"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.ttfb = Histogram(
+            "efflux_time_to_first_byte_seconds", "Time to the first byte sent to the client",
+            ["model", "provider"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.upstream_errors = Counter(
+            "efflux_upstream_errors", "Failed upstream attempts", ["provider", "kind"], registry=r
+        )
+        self.store_errors = Counter("efflux_store_errors", "Store calls that failed", ["op"], registry=r)
+        self.in_flight = Gauge("efflux_requests_in_flight", "Requests being served", registry=r)
+        self.alerts = Counter("efflux_alerts", "Alerts raised", ["type"], registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,108 @@
+"""The price table and the arithmetic of money.
+
+Prices are USD per 1M tokens. A price for ``<provider>/<model>`` applies on that provider only and beats
+the plain ``<model>`` entry; YAML (file or inline) beats synced catalogue prices; ``pricing.default`` is
+used only when set. Cost is integer micro-USD: one token at $X per 1M tokens costs X micro-USD, so prices
+are held as integer millionths of that unit and every sum is exact until one final rounding (half up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from proxy.config import ConfigError, PriceConfig, Settings, _format_error
+from proxy.plugin import Usage
+
+_SCALE = 1_000_000  # prices are stored as integer millionths of a micro-USD per token
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    input: int
+    output: int
+    cached_input: int
+    cache_write: int
+    context_length: int | None = None
+
+    @classmethod
+    def of(cls, config: PriceConfig) -> Price:
+        def scale(usd_per_million: float) -> int:
+            return round(usd_per_million * _SCALE)
+
+        cached = config.cached_input if config.cached_input is not None else config.input
+        write = config.cache_write if config.cache_write is not None else config.input
+        return cls(
+            scale(config.input), scale(config.output), scale(cached), scale(write), config.context_length
+        )
+
+    def usd_per_million(self) -> dict[str, float]:
+        return {
+            "input": self.input / _SCALE,
+            "output": self.output / _SCALE,
+            "cached_input": self.cached_input / _SCALE,
+        }
+
+
+def cost_micro_usd(usage: Usage, price: Price) -> int:
+    uncached = max(0, usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens)
+    total = (
+        uncached * price.input
+        + usage.cached_tokens * price.cached_input
+        + usage.cache_write_tokens * price.cache_write
+        + usage.completion_tokens * price.output
+    )
+    return (total + _SCALE // 2) // _SCALE
+
+
+def worst_case_micro_usd(prompt_tokens: int, max_output_tokens: int, price: Price) -> int:
+    """What admission reserves: every prompt token uncached (or written to cache), all output used."""
+    per_prompt_token = max(price.input, price.cache_write)
+    total = prompt_tokens * per_prompt_token + max_output_tokens * price.output
+    return -(-total // _SCALE)  # round up: a reservation must never be short
+
+
+class PriceTable:
+    def __init__(self, prices: Mapping[str, Price], default: Price | None = None) -> None:
+        self.prices = dict(prices)
+        self.default = default
+
+    def lookup(self, provider: str, model: str, synced: Mapping[str, Price] | None = None) -> Price | None:
+        price = self.prices.get(f"{provider}/{model}") or self.prices.get(model)
+        if price is None and synced:
+            price = synced.get(f"{provider}/{model}")
+        return price or self.default
+
+
+def load_price_table(settings: Settings) -> PriceTable:
+    prices: dict[str, Price] = {}
+    if settings.pricing.file:
+        path = Path(settings.pricing.file)
+        if not path.is_absolute():
+            path = Path(settings.base_dir) / path
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise ConfigError(f"pricing.file: cannot read {str(path)!r} ({exc.strerror})") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"pricing.file: {path} is not valid YAML ({exc})") from None
+        models = data.get("models") if isinstance(data, dict) else None
+        if not isinstance(models, dict):
+            raise ConfigError(f"pricing.file: {path} needs a 'models:' mapping of model -> prices")
+        problems: list[str] = []
+        for name, entry in models.items():
+            try:
+                prices[str(name)] = Price.of(PriceConfig.model_validate(entry))
+            except ValidationError as exc:
+                for err in exc.errors():
+                    problems.append(f"pricing.file({path.name}).models.{name}." + _format_error(dict(err)))
+        if problems:
+            raise ConfigError("\n".join(problems))
+    for name, entry in settings.pricing.models.items():
+        prices[name] = Price.of(entry)
+    default = Price.of(settings.pricing.default) if settings.pricing.default else None
+    return PriceTable(prices, default)

@@ -1,0 +1,120 @@
+"""The stream relay: upstream SSE events to the client as they arrive, with a tap for usage.
+
+Each read from upstream is parsed; every event the provider's reader keeps is written to the client in
+one write per read (events that arrived together leave together), so nothing waits for ``[DONE]``.
+``write`` awaits the client's socket draining, which bounds per-stream memory when a reader is slow.
+
+How a stream ends:
+- the provider finishes (``[DONE]``, or EOF between events): ``completed``;
+- the provider reports an error, the connection breaks, the stream stops mid-event or stalls longer than
+  the idle timeout: the client gets one ``data: {"error": ...}`` event and the stream ends, never a fake
+  ``[DONE]``: ``upstream_error``;
+- the client goes away: by policy, keep reading upstream (bounded by ``drain_timeout``) to get the
+  provider's usage, or stop at once and estimate: ``client_aborted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from proxy.dispatch import OpenStream
+from proxy.ledger import Outcome
+from proxy.plugin import Usage
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # tell nginx-style proxies in front not to buffer
+}
+
+
+@dataclass(slots=True)
+class StreamResult:
+    outcome: Outcome
+    usage: Usage | None
+    ttfb: float | None  # seconds from the start of the request to the first byte sent
+    events: int  # data events relayed
+    error: str | None = None
+
+
+def error_event(message: str, type_: str = "upstream_error", code: str | None = "upstream_error") -> bytes:
+    body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+async def relay(
+    request: web.Request,
+    opened: OpenStream,
+    headers: dict[str, str],
+    started: float,
+    drain: bool,
+    drain_timeout: float,
+) -> tuple[web.StreamResponse, StreamResult]:
+    response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
+    tap, upstream = opened.tap, opened.response
+    result = StreamResult(Outcome.COMPLETED, None, None, 0)
+    client_ok = True
+
+    async def send(data: bytes) -> None:
+        nonlocal client_ok
+        if client_ok and data:
+            try:
+                await response.write(data)
+            except (ConnectionError, RuntimeError):  # the client went away
+                client_ok = False
+
+    try:
+        try:
+            await response.prepare(request)
+        except (ConnectionError, RuntimeError):
+            client_ok = False
+        await send(opened.held)
+        if client_ok:
+            result.ttfb = time.monotonic() - started
+        deadline: float | None = None
+        while not tap.finished and tap.error is None:
+            if not client_ok:
+                if not drain:
+                    break
+                if deadline is None:
+                    deadline = time.monotonic() + drain_timeout
+            try:
+                if deadline is None:
+                    chunk = await upstream.content.readany()
+                else:
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                        chunk = await upstream.content.readany()
+            except TimeoutError:
+                result.error = "the provider stalled (idle timeout)"
+                break
+            except aiohttp.ClientError as exc:
+                result.error = f"the provider's stream broke ({type(exc).__name__})"
+                break
+            if not chunk:
+                if tap.close() and not tap.reader.complete:
+                    result.error = "the provider's stream stopped in the middle of an event"
+                break
+            await send(tap.feed(chunk))
+        if tap.error is not None:
+            result.error = tap.error.message
+        if result.error is not None:
+            await send(error_event(f"Upstream error after the stream started: {result.error}"))
+        if client_ok:
+            try:
+                await response.write_eof()
+            except (ConnectionError, RuntimeError):
+                client_ok = False
+    finally:
+        upstream.release()
+    result.usage, result.events = tap.usage, tap.events
+    if not client_ok:
+        result.outcome = Outcome.CLIENT_ABORTED
+    elif result.error is not None:
+        result.outcome = Outcome.UPSTREAM_ERROR
+    return response, result

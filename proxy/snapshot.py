@@ -1,0 +1,93 @@
+"""A snapshot: everything one request needs from the config, built once and never changed.
+
+A reload builds a new snapshot and swaps it in whole; a request holds the snapshot it started with until
+it is metered, so a route, price or key never changes under it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from proxy.config import ConfigError, Settings
+from proxy.keys import KeyRing, build_keyring, usd_to_micro
+from proxy.plugin import Provider, ProviderSettings, ProviderType
+from proxy.pricing import PriceTable, load_price_table
+from proxy.registry import PluginNotFound, load_plugin
+from proxy.routing import RoutingTable, build_route
+from proxy.store.base import Period, Scope
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    settings: Settings
+    providers: dict[str, Provider]
+    routing: RoutingTable
+    prices: PriceTable
+    keys: KeyRing
+    tenant_scopes: dict[str, Scope]
+    version: int = 0
+
+    def serving(self, provider: str) -> bool:
+        """Whether a provider takes traffic: enabled, and not an aggregator while aggregators are off."""
+        config = self.settings.providers.get(provider)
+        instance = self.providers.get(provider)
+        if config is None or instance is None or not config.enabled:
+            return False
+        return self.settings.features.aggregators or instance.provider_type is not ProviderType.AGGREGATOR
+
+    def tenant_scope(self, tenant: str) -> Scope | None:
+        return self.tenant_scopes.get(tenant)
+
+
+def build_snapshot(settings: Settings, *, key_secret: bytes | None = None, version: int = 0) -> Snapshot:
+    """Turn validated settings into live objects; raises ConfigError naming the YAML path."""
+    problems: list[str] = []
+    providers: dict[str, Provider] = {}
+    for name, config in settings.providers.items():
+        try:
+            cls = load_plugin(config.plugin)
+        except PluginNotFound as exc:
+            problems.append(f"providers.{name}.plugin: {exc}")
+            continue
+        if not (config.base_url or cls.default_base_url):
+            problems.append(f"providers.{name}.base_url: required for plugin {config.plugin!r}")
+            continue
+        providers[name] = cls(
+            ProviderSettings(
+                name=name,
+                base_url=config.base_url or cls.default_base_url,
+                api_key=config.api_key or None,
+                headers=dict(config.headers),
+            )
+        )
+    prices: PriceTable | None = None
+    try:
+        prices = load_price_table(settings)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if problems or prices is None:
+        raise ConfigError("\n".join(problems))
+    secret = key_secret or (settings.secrets.key_secret or "").encode() or secrets.token_bytes(32)
+    tenant_scopes = {
+        name: Scope(
+            "tenant",
+            name,
+            name,
+            tenant.limits.rpm,
+            tenant.limits.tpm,
+            usd_to_micro(tenant.budget.usd) if tenant.budget else None,
+            tenant.budget.period if tenant.budget else Period.MONTHLY,
+            tuple(tenant.alerts.at),
+        )
+        for name, tenant in settings.tenants.items()
+    }
+    return Snapshot(
+        settings=settings,
+        providers=providers,
+        routing=RoutingTable(build_route(name, route) for name, route in settings.models.items()),
+        prices=prices,
+        keys=build_keyring(settings, secret),
+        tenant_scopes=tenant_scopes,
+        version=version,
+    )
