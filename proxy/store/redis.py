@@ -1,0 +1,371 @@
+"""The Redis store: limits, budgets, alerts and the ledger shared by every replica and worker.
+
+Same contract as :mod:`.memory` (both pass ``tests/store/test_contract.py``). Admission and settlement are one
+Lua script each (``admit.lua``, ``settle.lua`` beside this module), so a check and its charge can never be
+split by another replica, and both are idempotent by request id.
+
+Key layout (``egw`` is the prefix; ``{T}`` the tenant, escaped and hash-tagged, so every key one request
+touches lives in one Redis Cluster slot and each script is legal on Cluster; ``<s>`` is ``kind:name``):
+
+=============================  ======  =======================================  ==========================
+key                            type    holds                                    TTL
+=============================  ======  =======================================  ==========================
+``egw:{T}:req:<request id>``   hash    admission decision, reserved periods,    ``idempotency_ttl`` (1 d):
+                                       ``s`` once settled                       the replay window
+``egw:{T}:win:<s>``            zset    request id -> admit time (RPM log)       window + 1 s
+``egw:{T}:tok:<s>``            hash    ``r:<id>`` -> tokens, ``sum`` (TPM)      window + 1 s
+``egw:{T}:bud:<s>:<period>``   hash    ``spent``, ``reserved``,                 period end + 7 d
+                                       ``r:<id>`` -> reserved cost
+``egw:{T}:exp:<s>:<period>``   zset    request id -> reservation deadline       period end + 7 d
+``egw:{T}:alr:<s>:<period>``   hash    threshold -> 1 once its alert was sent   period end + 7 d
+``egw:{T}:ledger``             stream  usage records, ``MAXLEN ~ max_records``  none: it is the ledger,
+                                                                                bounded by length
+``egw:tenants``                set     tenants that have a ledger stream        none: one member per
+                                                                                tenant, tiny
+=============================  ======  =======================================  ==========================
+
+Keys of the ``total`` period have no TTL: a lifetime budget has no end, and forgetting it would reopen it.
+Every other TTL is relative to the caller's clock at the time of the write (``Admission.now``, or
+``started_at`` at settlement), so replicas must keep their clocks in sync (NTP), as for any sliding window.
+
+Reservations carry a deadline (``reservation_ttl``): if a replica dies between admission and settlement, a
+later admission in that scope releases the stale reservation instead of holding budget for the whole
+period. A settlement after the deadline still charges the actual cost; it releases nothing twice.
+
+The ledger is one stream per tenant, written by the settlement script itself (a global stream would live in
+another slot, so Cluster would refuse it in the same script). Cross-tenant reads list the tenants from
+``egw:tenants``, which a replica adds the tenant to *before* its first settlement (and again every minute,
+in case Redis lost it), so a stream with records is never missing from the set.
+
+Every Redis error and timeout surfaces as :class:`StoreUnavailable`, each verb bounded by ``timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import re
+import time
+from collections.abc import Awaitable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from proxy.ledger import RecordPage, RecordQuery, UsageRecord
+from proxy.store.base import (
+    Admission,
+    Crossing,
+    Decision,
+    Headroom,
+    Scope,
+    Settlement,
+    Spend,
+    StoreUnavailable,
+    Verdict,
+)
+from proxy.store.memory import WINDOW
+
+T = TypeVar("T")
+
+PERIOD_MARGIN = 7 * 86400.0  # budget counters outlive their period by this much, for reports on it
+CLOCK_SKEW = 300.0  # records() starts reading this much before ``since``: stream ids use Redis's clock
+SCAN_BUDGET = 10_000  # entries one records() call reads at most; then it answers with a cursor
+TENANT_REFRESH = 60.0  # seconds between re-adding a known tenant to the tenant set
+_HERE = Path(__file__).parent
+_CURSOR = re.compile(r"(\d+)-(\d+)(?:@(.*))?", re.S)
+
+
+def _escape(part: str) -> str:
+    """Keep user-chosen names from forging a hash tag or another key's name."""
+    return part.replace("%", "%25").replace("{", "%7B").replace("}", "%7D").replace(":", "%3A")
+
+
+def _opt(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _int_or_none(raw: bytes) -> int | None:
+    return int(raw) if raw else None
+
+
+def _ms(seconds: float) -> str:
+    return str(max(1, int(seconds * 1000)))
+
+
+class RedisStore:
+    """A :class:`~proxy.store.base.Store` on Redis (``cluster=True``: Redis Cluster, any node as ``url``).
+
+    No I/O happens in the constructor; connections open on first use. ``connect()`` checks reachability.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 0.1,
+        cluster: bool = False,
+        prefix: str = "egw",
+        max_records: int = 1_000_000,
+        reservation_ttl: float = 3600.0,
+        idempotency_ttl: float = 86400.0,
+        max_connections: int = 1000,
+    ) -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("the store prefix must not contain braces (they would move the hash tag)")
+        self._timeout = timeout
+        self._prefix = prefix
+        self._max_records = max_records
+        self._reservation_ttl = reservation_ttl
+        self._record_ms = _ms(idempotency_ttl)
+        # The store answers within ``timeout`` or gives up: a retry would only push the answer past it, and
+        # the caller's outage policy is the retry.
+        options: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": Retry(NoBackoff(), 0),
+            "max_connections": max_connections,
+        }
+        self._client: Redis | RedisCluster = (
+            RedisCluster.from_url(url, **options) if cluster else Redis.from_url(url, **options)
+        )
+        self._admit_script = self._client.register_script((_HERE / "admit.lua").read_text())
+        self._settle_script = self._client.register_script((_HERE / "settle.lua").read_text())
+        self._tenants_seen: dict[str, float] = {}
+
+    # -- the Store verbs --------------------------------------------------------------------------------
+
+    async def admit(self, admission: Admission) -> Decision:
+        scopes = admission.scopes
+        if not scopes:
+            return Decision(Verdict.ADMITTED)
+        if admission.tokens < 0 or admission.cost_micro_usd < 0:
+            raise ValueError("admission tokens and cost must not be negative")
+        base = self._base(_tenant_of(scopes, scopes[0].tenant))
+        now = admission.now
+        keys = [f"{base}:req:{admission.request_id}"]
+        args = [
+            admission.request_id,
+            repr(now),
+            repr(now - WINDOW),
+            str(admission.tokens),
+            str(admission.cost_micro_usd),
+            repr(now + self._reservation_ttl),
+            _ms(WINDOW + 1.0),
+            self._record_ms,
+            str(len(scopes)),
+        ]
+        for scope in scopes:
+            part = _scope_part(scope)
+            period, ends = scope.period.window(now)
+            keys += [f"{base}:win:{part}", f"{base}:tok:{part}", f"{base}:bud:{part}:{period}"]
+            keys.append(f"{base}:exp:{part}:{period}")
+            budget_ms = "" if ends is None else _ms(ends - now + PERIOD_MARGIN)
+            args += [scope.kind, scope.ident, _opt(scope.rpm), _opt(scope.tpm)]
+            args += [_opt(scope.budget_micro_usd), period, budget_ms]
+        reply = await self._run(self._admit_script(keys, args))
+        return _decision(reply, admission)
+
+    async def settle(self, settlement: Settlement) -> list[Crossing]:
+        record = settlement.record
+        keys, args = self._settle_call(settlement)
+        reply = await self._run(self._settle_with_tenant(record.tenant, keys, args))
+        crossings = []
+        for index, threshold_index, spent, period in reply:
+            scope = settlement.scopes[int(index) - 1]
+            threshold = scope.alert_at[int(threshold_index) - 1]
+            budget = scope.budget_micro_usd or 0
+            crossings.append(Crossing(scope, period.decode(), threshold, int(spent), budget))
+        return crossings
+
+    async def records(self, query: RecordQuery) -> RecordPage:
+        """Records in settlement order (across tenants: by Redis's settle time, then tenant name).
+
+        One call reads at most ``SCAN_BUDGET`` entries: a page may then hold fewer than ``limit`` records
+        and still carry a ``next_cursor``. ``next_cursor`` is None once nothing is left to read.
+        """
+        cursor = _parse_cursor(query.cursor)
+        if query.tenant is not None:
+            tenants = [query.tenant]
+        else:
+            members = await self._run(self._client.smembers(f"{self._prefix}:tenants"))
+            tenants = sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+        floor = None if query.since is None else max(0, int((query.since - CLOCK_SKEW) * 1000))
+        batch = min(max(query.limit + 1, 64), 1000)
+        streams = [_Stream(f"{self._base(t)}:ledger", t, _start(t, cursor, floor), batch) for t in tenants]
+        await self._run(asyncio.gather(*(s.fill(self._client) for s in streams)))
+        heap = [(s.position, i) for i, s in enumerate(streams) if s.entries]
+        heapq.heapify(heap)
+        page: list[UsageRecord] = []
+        last = ""
+        scanned = 0
+        while heap:
+            position, i = heapq.heappop(heap)
+            stream = streams[i]
+            record = UsageRecord.from_json(stream.entries.pop(0)[1][b"r"])
+            mark = _cursor(position, query.tenant is None)
+            if query.matches(record):
+                if len(page) == query.limit:
+                    return RecordPage(page, last)
+                page.append(record)
+                last = mark
+            if not stream.entries:
+                await self._run(stream.fill(self._client))
+            if stream.entries:
+                heapq.heappush(heap, (stream.position, i))
+            scanned += 1
+            if scanned >= SCAN_BUDGET and heap:
+                return RecordPage(page, mark)
+        return RecordPage(page, None)
+
+    async def spend(self, scope: Scope, now: float) -> Spend:
+        period = scope.period.window(now)[0]
+        key = f"{self._base(scope.tenant)}:bud:{_scope_part(scope)}:{period}"
+        spent, reserved = await self._run(self._client.hmget(key, ["spent", "reserved"]))
+        return Spend(int(spent or 0), int(reserved or 0), period)
+
+    async def connect(self) -> None:
+        """Optional: fail fast at startup. Raises :class:`StoreUnavailable`."""
+        await self.ping()
+
+    async def ping(self) -> None:
+        await self._run(self._client.ping())
+
+    async def close(self) -> None:
+        try:
+            await self._client.aclose()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {exc!r}") from exc
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    async def _run(self, op: Awaitable[T]) -> T:
+        """The one boundary where Redis failures become :class:`StoreUnavailable`, within ``timeout``.
+
+        The socket timeouts bound each read; this deadline bounds the whole verb (a connect plus a read,
+        or the cluster client's rediscovery), which is what a waiting request feels.
+        """
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await op
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"redis: {exc!r}") from exc
+
+    async def _settle_with_tenant(self, tenant: str, keys: list[str], args: list[str | bytes]) -> Any:
+        # Registered before the stream is written, so a cross-tenant read never misses a stream with
+        # records; re-added now and then in case Redis lost the set (a restart without persistence).
+        seen = self._tenants_seen.get(tenant)
+        if seen is None or time.monotonic() - seen > TENANT_REFRESH:
+            await self._client.sadd(f"{self._prefix}:tenants", tenant)
+            self._tenants_seen[tenant] = time.monotonic()
+        return await self._settle_script(keys, args)
+
+    def _settle_call(self, settlement: Settlement) -> tuple[list[str], list[str | bytes]]:
+        """Keys and arguments of the settlement script (tests replay them to lose a reply on purpose)."""
+        record = settlement.record
+        scopes = settlement.scopes
+        base = self._base(_tenant_of(scopes, record.tenant))
+        if record.cost_micro_usd < 0:
+            raise ValueError("a settlement cost must not be negative")
+        keys = [f"{base}:req:{record.request_id}", f"{base}:ledger"]
+        args: list[str | bytes] = [
+            record.request_id,
+            str(record.total_tokens),
+            str(record.cost_micro_usd),
+            record.to_json(),
+            str(self._max_records),
+            self._record_ms,
+            str(len(scopes)),
+        ]
+        for scope in scopes:
+            part = _scope_part(scope)
+            period, ends = scope.period.window(record.started_at)
+            keys += [f"{base}:tok:{part}", f"{base}:bud:{part}:{period}"]
+            keys += [f"{base}:exp:{part}:{period}", f"{base}:alr:{part}:{period}"]
+            budget_ms = "" if ends is None else _ms(ends - record.started_at + PERIOD_MARGIN)
+            thresholds = ",".join(repr(float(t)) for t in scope.alert_at)
+            args += [scope.ident, _opt(scope.budget_micro_usd), period, budget_ms, thresholds]
+        return keys, args
+
+    def _base(self, tenant: str) -> str:
+        return f"{self._prefix}:{{{_escape(tenant)}}}"
+
+
+class _Stream:
+    """One tenant's ledger stream, read forward in batches for the k-way merge in ``records``."""
+
+    def __init__(self, key: str, tenant: str, start: str, batch: int) -> None:
+        self.key, self.tenant, self.start, self.batch = key, tenant, start, batch
+        self.entries: list[Any] = []  # [(id, {b"r": record json})], as redis-py answers XRANGE
+        self.done = False
+
+    @property
+    def position(self) -> tuple[int, int, str]:
+        ms, seq = self.entries[0][0].split(b"-")
+        return int(ms), int(seq), self.tenant
+
+    async def fill(self, client: Redis | RedisCluster) -> None:
+        if self.done:
+            return
+        entries: list[Any] = await client.xrange(self.key, self.start, "+", count=self.batch) or []
+        self.entries = entries
+        self.done = len(entries) < self.batch
+        if entries:
+            self.start = "(" + entries[-1][0].decode()
+
+
+def _scope_part(scope: Scope) -> str:
+    return f"{scope.kind}:{_escape(scope.name)}"
+
+
+def _tenant_of(scopes: Sequence[Scope], tenant: str) -> str:
+    # One tenant per call is what keeps a script in one Cluster slot.
+    if any(scope.tenant != tenant for scope in scopes):
+        raise ValueError(f"every scope of a request must belong to its tenant {tenant!r}")
+    return tenant
+
+
+def _decision(reply: list[Any], admission: Admission) -> Decision:
+    verdict = Verdict(reply[0].decode())
+    if verdict is Verdict.ADMITTED:
+        return Decision(verdict, headroom=Headroom(*(_int_or_none(raw) for raw in reply[1:5])))
+    scope = admission.scopes[int(reply[1]) - 1]
+    limit = reply[2].decode()
+    now = admission.now
+    if limit == "budget":
+        ends = scope.period.window(now)[1]
+        return Decision(verdict, scope, limit, None if ends is None else ends - now)
+    retry = float(reply[3]) + WINDOW - now if reply[3] else WINDOW
+    return Decision(verdict, scope, limit, max(retry, 0.001))
+
+
+def _cursor(position: tuple[int, int, str], with_tenant: bool) -> str:
+    ms, seq, tenant = position
+    return f"{ms}-{seq}@{tenant}" if with_tenant else f"{ms}-{seq}"
+
+
+def _parse_cursor(cursor: str | None) -> tuple[int, int, str | None] | None:
+    match = _CURSOR.fullmatch(cursor) if cursor else None
+    if match is None:
+        return None  # like the memory store: an unreadable cursor reads from the start
+    return int(match[1]), int(match[2]), match[3]
+
+
+def _start(tenant: str, cursor: tuple[int, int, str | None] | None, floor: int | None) -> str:
+    """Where to start reading one tenant's stream: after the cursor, and not before ``since`` (with slack).
+
+    Across tenants the order is (stream id, tenant): at the cursor's own id, tenants sorting after the
+    cursor's tenant have not been returned yet, so their read includes that id.
+    """
+    start = (floor, 0, False) if floor is not None else (0, 0, False)
+    if cursor is not None:
+        ms, seq, after = cursor
+        exclusive = after is None or tenant <= after
+        if (ms, seq) > start[:2] or ((ms, seq) == start[:2] and exclusive):
+            start = (ms, seq, exclusive)
+    ms, seq, exclusive = start
+    return f"{'(' if exclusive else ''}{ms}-{seq}"

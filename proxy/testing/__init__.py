@@ -1,0 +1,1 @@
+"""Helpers shipped with the package for tests and benches (real processes, no fakes)."""
