@@ -10,6 +10,7 @@ from proxy.plugin import ProviderType
 
 class AiHubMix(OpenAICompatible):
     plugin_name = "aihubmix"
+    requires_key = True
     provider_type = ProviderType.AGGREGATOR
     default_base_url = "https://aihubmix.com/v1"
 

@@ -8,6 +8,7 @@ from proxy.plugin import ProviderType
 
 class OpenAI(OpenAICompatible):
     plugin_name = "openai"
+    requires_key = True
     provider_type = ProviderType.DIRECT
     default_base_url = "https://api.openai.com/v1"
 

@@ -150,6 +150,7 @@ class OpenAICompatible(Provider):
     """Any server with OpenAI's ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``."""
 
     plugin_name = "openai_compatible"
+    requires_key = False  # a local vLLM/Ollama takes anonymous calls; set api_key when yours does not
 
     def build_request(self, call: Call) -> UpstreamRequest:
         body = dict(call.body)

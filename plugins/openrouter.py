@@ -22,6 +22,7 @@ from proxy.plugin import ProviderType, UpstreamError
 
 class OpenRouter(OpenAICompatible):
     plugin_name = "openrouter"
+    requires_key = True
     provider_type = ProviderType.AGGREGATOR
     default_base_url = "https://openrouter.ai/api/v1"
 

@@ -173,6 +173,7 @@ class Provider:
     default_base_url: ClassVar[str] = ""
     auth_header: ClassVar[str] = "Authorization"
     auth_prefix: ClassVar[str] = "Bearer "
+    requires_key: ClassVar[bool] = True  # False for servers that take anonymous calls (a local vLLM)
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
 
     def __init__(self, settings: ProviderSettings) -> None:

@@ -29,10 +29,13 @@ class Snapshot:
     version: int = 0
 
     def serving(self, provider: str) -> bool:
-        """Whether a provider takes traffic: enabled, and not an aggregator while aggregators are off."""
+        """Whether a provider takes traffic: enabled, holding a key if it needs one, and not an aggregator
+        while aggregators are off."""
         config = self.settings.providers.get(provider)
         instance = self.providers.get(provider)
         if config is None or instance is None or not config.enabled:
+            return False
+        if instance.requires_key and not instance.settings.api_key:
             return False
         return self.settings.features.aggregators or instance.provider_type is not ProviderType.AGGREGATOR
 

@@ -29,7 +29,7 @@ from proxy.plugin import (
 )
 from proxy.sse import SSEParser
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 INDEX = {entry["file"]: entry for entry in orjson.loads((FIXTURES / "index.json").read_bytes())}
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
 

@@ -22,7 +22,7 @@ from plugins.anthropic.translate import (
 )
 from proxy.plugin import Fault, JSONObject
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "anthropic"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "anthropic"
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 TOOLS: list[object] = [
     {

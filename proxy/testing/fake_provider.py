@@ -1,0 +1,240 @@
+"""A scriptable local provider: plays OpenAI-compatible (and Anthropic) upstreams for tests, the demo
+config and the benchmark. It counts every request it receives.
+
+What it answers is chosen per requested ``model``: a queue of :class:`Behaviour` (the last one repeats),
+or by default a small generated answer with correct usage. A behaviour can replay a recorded fixture
+(``Behaviour.fixture(...)`` with the manifest of ``tests/fixtures``) or inject a fault: refuse the
+connection, stall, reset after N chunks, drip slowly, answer with any status, headers and body.
+
+Run alone: ``python -m proxy.testing.fake_provider --port 9001`` (what the example config points at).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from aiohttp import web
+
+_EVENT_END = re.compile(rb"(?:\r\n|\r|\n)(?:\r\n|\r|\n)")
+
+
+@dataclass
+class Behaviour:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    chunks: list[bytes] | None = None  # a streamed body, one write each
+    chunk_delay: float = 0.0  # seconds between chunks (a slow drip)
+    delay: float = 0.0  # seconds before the status line
+    fault: str | None = None  # "refuse": close without answering; "reset": cut after `reset_after` chunks
+    reset_after: int = 0
+    stall: float = 0.0  # after the chunks, hold the connection open this long without sending
+
+    @classmethod
+    def fixture(cls, root: Path, name: str) -> Behaviour:
+        """Replay a recorded fixture byte for byte, as its manifest (index.json) describes."""
+        entry = fixture_entry(root, name)
+        headers = dict(entry.get("headers") or {})
+        content_type = headers.pop("content-type", "application/json")
+        kind = entry.get("kind")
+        if kind == "chunks":
+            chunks = [base64.b64decode(c) for c in entry["chunks_b64"]]
+            return cls(entry["status"], b"", content_type, headers, chunks, chunk_delay=0.002)
+        raw = (root / name).read_bytes()
+        if kind == "sse":
+            return cls(entry["status"], b"", content_type, headers, split_events(raw))
+        return cls(entry["status"], raw, content_type, headers)
+
+    @classmethod
+    def json(cls, status: int, data: object, **kw: object) -> Behaviour:
+        return cls(status, orjson.dumps(data), "application/json", **kw)  # type: ignore[arg-type]
+
+
+_MANIFESTS: dict[Path, dict[str, dict[str, object]]] = {}
+
+
+def fixture_entry(root: Path, name: str) -> dict:  # type: ignore[type-arg]
+    manifest = _MANIFESTS.get(root)
+    if manifest is None:
+        entries = orjson.loads((root / "index.json").read_bytes())
+        manifest = _MANIFESTS[root] = {e["file"]: e for e in entries}
+    return manifest[name]
+
+
+def split_events(raw: bytes) -> list[bytes]:
+    """Split an SSE body after each blank line, keeping every byte (the pieces join back to ``raw``)."""
+    out: list[bytes] = []
+    pos = 0
+    for match in _EVENT_END.finditer(raw):
+        out.append(raw[pos : match.end()])
+        pos = match.end()
+    if pos < len(raw):
+        out.append(raw[pos:])
+    return out
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: object
+
+
+class FakeProvider:
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.scripts: dict[str, list[Behaviour]] = defaultdict(list)
+        self.default: Behaviour | None = None
+        self.models_body: bytes | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- scripting -------------------------------------------------------------------------------
+    def script(self, model: str, *behaviours: Behaviour) -> None:
+        self.scripts[model] = list(behaviours)
+
+    def count(self, model: str | None = None) -> int:
+        return sum(1 for r in self.received if model is None or _model(r.body) == model)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # -- serving ---------------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/{path:.*}", self.handle)
+        app.router.add_get("/v1/models", self.models)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeProvider:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def models(self, request: web.Request) -> web.Response:
+        self.received.append(Received("GET", request.path, dict(request.headers), None))
+        body = self.models_body or orjson.dumps(
+            {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "fake"} for m in self.scripts]}
+        )
+        return web.Response(body=body, content_type="application/json")
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body: object = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        self.received.append(Received("POST", request.path, dict(request.headers), body))
+        queue = self.scripts.get(_model(body) or "")
+        if queue:
+            behaviour = queue.pop(0) if len(queue) > 1 else queue[0]
+        else:
+            behaviour = self.default or generated(request.path, body)
+        return await self.play(request, behaviour)
+
+    async def play(self, request: web.Request, b: Behaviour) -> web.StreamResponse:
+        if b.delay:
+            await asyncio.sleep(b.delay)
+        if b.fault == "refuse":
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=599)
+        if b.chunks is None:
+            return web.Response(status=b.status, body=b.body, headers={**b.headers, "Content-Type": b.content_type})
+        response = web.StreamResponse(status=b.status, headers={**b.headers, "Content-Type": b.content_type})
+        await response.prepare(request)
+        for i, chunk in enumerate(b.chunks):
+            if b.fault == "reset" and i == b.reset_after:
+                assert request.transport is not None
+                request.transport.abort()
+                return response
+            await response.write(chunk)
+            if b.chunk_delay:
+                await asyncio.sleep(b.chunk_delay)
+        if b.stall:
+            await asyncio.sleep(b.stall)
+        await response.write_eof()
+        return response
+
+
+def _model(body: object) -> str | None:
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else None
+
+
+def generated(path: str, body: object) -> Behaviour:
+    """A small, correct OpenAI-style answer for any request: the default when nothing is scripted."""
+    model = _model(body) or "fake-model"
+    created = int(time.time())
+    prompt = max(1, len(orjson.dumps(body)) // 4)
+    if path.endswith("/embeddings"):
+        data = {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.0, 0.1, 0.2]}],
+                "model": model, "usage": {"prompt_tokens": prompt, "total_tokens": prompt}}
+        return Behaviour.json(200, data)
+    words = ["Hello", " from", " the", " fake", " provider", "."]
+    usage = {"prompt_tokens": prompt, "completion_tokens": len(words), "total_tokens": prompt + len(words)}
+    stream = isinstance(body, dict) and body.get("stream") is True
+    legacy = path.endswith("/completions") and not path.endswith("/chat/completions")
+    if not stream:
+        if legacy:
+            choice: dict[str, object] = {"index": 0, "text": "".join(words), "finish_reason": "stop", "logprobs": None}
+            obj = "text_completion"
+        else:
+            choice = {"index": 0, "message": {"role": "assistant", "content": "".join(words)}, "finish_reason": "stop"}
+            obj = "chat.completion"
+        return Behaviour.json(200, {"id": "fake-1", "object": obj, "created": created, "model": model,
+                                    "choices": [choice], "usage": usage})
+    chunks: list[bytes] = []
+    kind = "text_completion" if legacy else "chat.completion.chunk"
+    for i, word in enumerate(words):
+        if legacy:
+            c: dict[str, object] = {"index": 0, "text": word, "finish_reason": None}
+        else:
+            c = {"index": 0, "delta": {"role": "assistant", "content": word} if i == 0 else {"content": word},
+                 "finish_reason": None}
+        chunks.append(_sse({"id": "fake-1", "object": kind, "created": created, "model": model, "choices": [c]}))
+    end: dict[str, object] = ({"index": 0, "text": "", "finish_reason": "stop"} if legacy
+                              else {"index": 0, "delta": {}, "finish_reason": "stop"})
+    chunks.append(_sse({"id": "fake-1", "object": kind, "created": created, "model": model, "choices": [end]}))
+    options = body.get("stream_options") if isinstance(body, dict) else None
+    if isinstance(options, dict) and options.get("include_usage"):
+        chunks.append(_sse({"id": "fake-1", "object": kind, "created": created, "model": model, "choices": [],
+                            "usage": usage}))
+    chunks.append(b"data: [DONE]\n\n")
+    return Behaviour(200, b"", "text/event-stream", {}, chunks)
+
+
+def _sse(data: object) -> bytes:
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="A local fake OpenAI-compatible provider.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9001)
+    args = parser.parse_args()
+    web.run_app(FakeProvider().app(), host=args.host, port=args.port, access_log=None)
+
+
+if __name__ == "__main__":
+    main()
