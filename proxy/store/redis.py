@@ -251,6 +251,10 @@ class RedisStore:
         """
         try:
             async with asyncio.timeout(self._timeout):
+                if isinstance(self._client, RedisCluster):
+                    # Discover the cluster before the command: commands racing a first (or, after an
+                    # error, a renewed) discovery get their connections closed under them (redis-py 8.1).
+                    await self._client.initialize()
                 return await op
         except (RedisError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"redis: {exc!r}") from exc
