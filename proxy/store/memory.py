@@ -58,7 +58,9 @@ class MemoryStore:
         self._spent: dict[tuple[str, str], int] = {}
         self._reserved: dict[tuple[str, str], int] = {}
         self._reservations: dict[str, _Reservation] = {}
-        self._settled: dict[str, None] = {}  # insertion-ordered set, bounded like the ledger
+        # Settled request ids (insertion-ordered, bounded like the ledger) -> the admission's decision, so
+        # an admission replayed after settlement still answers the first decision and reserves nothing.
+        self._settled: dict[str, Decision | None] = {}
         self._alerted: set[tuple[str, str, float]] = set()
         self._ledger: deque[tuple[int, UsageRecord]] = deque(maxlen=max_records)
         self._seq = 0
@@ -68,6 +70,9 @@ class MemoryStore:
         earlier = self._reservations.get(admission.request_id)
         if earlier is not None:
             return earlier.decision
+        replayed = self._settled.get(admission.request_id)
+        if replayed is not None:
+            return replayed
         now = admission.now
         headroom = Headroom()
         periods: dict[str, str] = {}
@@ -86,9 +91,13 @@ class MemoryStore:
                 slot = (scope.ident, period)
                 committed = self._spent.get(slot, 0) + self._reserved.get(slot, 0)
                 if committed + admission.cost_micro_usd > scope.budget_micro_usd:
-                    retry = None if ends is None else ends - now
-                    return Decision(Verdict.BUDGET_EXCEEDED, scope, "budget", retry)
-            if scope.kind == "key" and (scope.rpm is not None or scope.tpm is not None) and not headroom.limit_requests:
+                    until_end = None if ends is None else ends - now
+                    return Decision(Verdict.BUDGET_EXCEEDED, scope, "budget", until_end)
+            if (
+                scope.kind == "key"
+                and (scope.rpm is not None or scope.tpm is not None)
+                and not headroom.limit_requests
+            ):
                 headroom = Headroom(
                     scope.rpm,
                     None if scope.rpm is None else scope.rpm - len(window.requests) - 1,
@@ -116,10 +125,10 @@ class MemoryStore:
         record = settlement.record
         if record.request_id in self._settled:
             return []
-        self._settled[record.request_id] = None
+        reservation = self._reservations.pop(record.request_id, None)
+        self._settled[record.request_id] = reservation.decision if reservation else None
         if len(self._settled) > self._max_records:
             del self._settled[next(iter(self._settled))]
-        reservation = self._reservations.pop(record.request_id, None)
         actual_tokens = record.total_tokens
         crossings: list[Crossing] = []
         for scope in settlement.scopes:
