@@ -97,18 +97,22 @@ def error_from_envelope(status: int, obj: object, fault: Fault | None = None) ->
     )
 
 
-def _finished(choices: object) -> bool:
-    return isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
-
-
 class OpenAIStreamReader(StreamReader):
     """Relays chunks unchanged, taps the last usage object, drops the usage-only chunk (``choices: []``)
     when the client did not ask for it (the gateway always asks upstream), and turns an error chunk
-    into ``error`` (openai/chat-stream-midstream-error.sse, openrouter/chat-stream-midstream-error.sse)."""
+    into ``error`` (openai/chat-stream-midstream-error.sse, openrouter/chat-stream-midstream-error.sse).
 
-    def __init__(self, include_usage: bool) -> None:
+    Only chunks that can matter are parsed (those mentioning usage, an error or a finish reason); the
+    rest pass through as bytes. The answer is ``complete`` once every requested choice has a finish
+    reason, or the usage-only chunk arrived: a stream cut after that lost nothing but its end marker
+    (anthropic/openai-compat-stream-tool-index-1.sse stops inside ``data: [DONE]``).
+    """
+
+    def __init__(self, include_usage: bool, choices: int = 1) -> None:
         super().__init__()
         self.include_usage = include_usage
+        self.choices = choices
+        self.finished_choices: set[int] = set()
 
     def on_event(self, event: SSEEvent) -> bytes | None:
         data = event.data
@@ -117,33 +121,56 @@ class OpenAIStreamReader(StreamReader):
         if data == b"[DONE]":
             self.finished = self.complete = True
             return event.raw
-        if event.event == "error" or b'"error"' in data or b'"usage"' in data:
-            try:
-                obj = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                obj = None
-            if event.event == "error":
-                self.error = error_from_envelope(502, obj, Fault.SERVER) or UpstreamError(
-                    502, Fault.SERVER, "the provider reported an error in the stream"
-                )
-                return None
-            if isinstance(obj, dict):
-                error = error_from_envelope(502, obj, Fault.SERVER)
-                if error is not None:
-                    self.error = error
+        if not (
+            event.event == "error"
+            or b'"error"' in data
+            or _has_value(data, b'"usage"')
+            or _has_value(data, b'"finish_reason"')
+        ):
+            return event.raw
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            obj = None
+        if event.event == "error":
+            self.error = error_from_envelope(502, obj, Fault.SERVER) or UpstreamError(
+                502, Fault.SERVER, "the provider reported an error in the stream"
+            )
+            return None
+        if not isinstance(obj, dict):
+            return event.raw
+        error = error_from_envelope(502, obj, Fault.SERVER)
+        if error is not None:
+            self.error = error
+            return None
+        choices = obj.get("choices")
+        if isinstance(choices, list):
+            for choice in choices:
+                if isinstance(choice, dict) and choice.get("finish_reason"):
+                    index = choice.get("index")
+                    self.finished_choices.add(index if isinstance(index, int) else 0)
+            if len(self.finished_choices) >= self.choices:
+                self.complete = True
+        usage = usage_from(obj.get("usage"))
+        if usage is not None:
+            # Last usage object wins: Gemini repeats it on every chunk, Groq sends it twice
+            # (gemini/openai-compat-stream-usage-every-chunk.sse, groq/chat-stream-usage-twice.sse).
+            self.usage = usage
+            if choices == []:
+                self.complete = True
+                if not self.include_usage:
                     return None
-                usage = usage_from(obj.get("usage"))
-                if usage is not None:
-                    self.usage = usage
-                    choices = obj.get("choices")
-                    # Usage with the finish (deepseek/chat-stream-usage-on-finish-chunk.sse) or in its own
-                    # last chunk means the answer is whole; Gemini repeats usage on every chunk, so usage
-                    # alone does not (gemini/openai-compat-stream-usage-every-chunk.sse).
-                    if choices == [] or _finished(choices):
-                        self.complete = True
-                    if not self.include_usage and choices == []:
-                        return None
         return event.raw
+
+
+def _has_value(data: bytes, key: bytes) -> bool:
+    """A cheap test before parsing: does ``key`` appear with a value other than null? (OpenAI's 2025
+    format sends ``"usage":null`` and ``"finish_reason":null`` on every chunk.)"""
+    at = data.find(key)
+    if at < 0:
+        return False
+    after = data[at + len(key) : at + len(key) + 8].lstrip(b": \t")
+    return not after.startswith(b"null") or data.find(key, at + 1) >= 0
 
 
 class OpenAICompatible(Provider):
@@ -179,7 +206,8 @@ class OpenAICompatible(Provider):
         return Reply(body, usage_from(obj.get("usage")))
 
     def open_stream(self, call: Call) -> StreamReader:
-        return OpenAIStreamReader(call.include_usage)
+        n = call.body.get("n")
+        return OpenAIStreamReader(call.include_usage, n if isinstance(n, int) and n > 1 else 1)
 
     def map_error(self, status: int, content_type: str, body: bytes) -> UpstreamError:
         fault = Fault.CLIENT if status in CLIENT_FAULT_STATUSES else Fault.SERVER

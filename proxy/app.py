@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from proxy import catalog
+from proxy.admin import create_admin_app
 from proxy.alerts import Alerter
 from proxy.config import Settings
 from proxy.errors import GatewayError, MethodNotAllowed, NotFound
@@ -197,4 +198,5 @@ def create_app(settings: Settings, *, snapshot: Snapshot | None = None, store: S
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.add_subapp("/admin", create_admin_app(app, settings.server.admin_token))
     return app

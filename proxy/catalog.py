@@ -69,6 +69,6 @@ async def get_model(request: web.Request) -> web.Response:
 
 def _caller(request: web.Request, snapshot: Snapshot) -> VirtualKey:
     key = authenticate(request, snapshot)
-    ctx: RequestContext = request[CONTEXT]
+    ctx = request[CONTEXT]
     ctx.key, ctx.tenant = key.name, key.tenant
     return key

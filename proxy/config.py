@@ -256,8 +256,8 @@ def _join(path: str, key: object) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
-def _format_location(loc: tuple[int | str, ...]) -> str:
-    out = ""
+def _format_location(loc: tuple[int | str, ...], prefix: str = "") -> str:
+    out = prefix
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
@@ -266,17 +266,58 @@ def _format_location(loc: tuple[int | str, ...]) -> str:
     return out or "<root>"
 
 
-def _format_error(err: Mapping[str, object]) -> str:
+def _format_error(err: Mapping[str, object], prefix: str = "") -> str:
+    """One pydantic error as ``<yaml path>: <problem>``; ``prefix`` is the path of the validated node
+    (the price file validates one entry at a time, and an error on the entry itself has an empty loc)."""
     kind = err.get("type")
     raw_loc = err.get("loc", ())
     loc: tuple[int | str, ...] = tuple(raw_loc) if isinstance(raw_loc, tuple) else ()
+    where = _format_location(loc, prefix)
     if kind == "extra_forbidden":
-        return f"{_format_location(loc)}: unknown key"
+        return f"{where}: unknown key"
     if kind == "missing":
-        return f"{_format_location(loc)}: required"
+        return f"{where}: required"
     message = str(err.get("msg", "invalid"))
     message = message.removeprefix("Value error, ")
-    return f"{_format_location(loc)}: {message[:1].lower()}{message[1:]}"
+    return f"{where}: {message[:1].lower()}{message[1:]}"
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping. Plain PyYAML keeps the last one silently,
+    so a second ``providers.openai`` block would replace the first without a word."""
+
+
+def _map_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> object:
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # ``<<: *anchor`` merges may be overridden by explicit keys: that is their purpose
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:  # an unhashable (complex) key: SafeLoader reports it itself
+            continue
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark
+            )
+    return (yield from loader.construct_yaml_map(node))
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:map", _map_without_duplicates)
+
+
+def parse_yaml(text: str, where: str) -> object:
+    """Parse YAML (safe types only, no duplicate keys); a syntax error becomes a one-line ConfigError
+    ``<where> line L, column C: problem``."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: safe types only
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "?"
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{where} {at}: {problem}") from None
 
 
 def parse_settings(data: object, *, base_dir: str = ".") -> Settings:
@@ -285,6 +326,10 @@ def parse_settings(data: object, *, base_dir: str = ".") -> Settings:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("<root>: the config must be a mapping of sections (server, providers, models, ...)")
+    if "base_dir" in data:
+        # base_dir is filled in from the file's location below; a YAML key of that name would be silently
+        # overwritten, so it is an unknown key like any other.
+        raise ConfigError("base_dir: unknown key")
     try:
         return Settings.model_validate({**data, "base_dir": base_dir})
     except ValidationError as exc:
@@ -305,12 +350,8 @@ def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = 
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read the config file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "?"
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"<yaml> {where}: {problem}") from None
+    except UnicodeDecodeError as exc:  # a ValueError, not an OSError: without this, a traceback
+        raise ConfigError(f"{file}: the config file is not UTF-8 text (byte {exc.start})") from None
+    data = parse_yaml(text, "<yaml>")
     data = interpolate(data, os.environ if env is None else env)
     return parse_settings(data, base_dir=str(file.resolve().parent))

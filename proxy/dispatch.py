@@ -187,8 +187,9 @@ async def _open_stream(
                 tap.close()
                 raise _Fault(Attempt(choice.provider, choice.model, "the stream ended before any event"))
             held.append(tap.feed(chunk))
-            if tap.error is not None:
-                # Nothing has reached the client yet, so an error event here still falls back.
+            if tap.error is not None and not tap.events:
+                # An error before any content still falls back: nothing has reached the client. After
+                # content, the relay delivers what came and then the error, the same however reads fall.
                 return _judge(choice, tap.error, attempts)
     ok = Attempt(choice.provider, choice.model, "ok")
     return OpenStream(choice, provider, response, tap, b"".join(held), [*attempts, ok])

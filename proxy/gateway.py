@@ -52,4 +52,4 @@ class RequestContext:
 
 GATEWAY = web.AppKey("gateway", Gateway)
 METRICS = web.AppKey("metrics", Metrics)
-CONTEXT = "efflux.context"  # request[CONTEXT] -> RequestContext (aiohttp request keys are strings)
+CONTEXT = web.RequestKey("context", RequestContext)

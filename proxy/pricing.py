@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
-from proxy.config import ConfigError, PriceConfig, Settings, _format_error
+from proxy.config import ConfigError, PriceConfig, Settings, _format_error, parse_yaml
 from proxy.plugin import Usage
 
 _SCALE = 1_000_000  # prices are stored as integer millionths of a micro-USD per token
@@ -85,21 +84,30 @@ def load_price_table(settings: Settings) -> PriceTable:
         if not path.is_absolute():
             path = Path(settings.base_dir) / path
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"pricing.file: cannot read {str(path)!r} ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"pricing.file: {path} is not valid YAML ({exc})") from None
-        models = data.get("models") if isinstance(data, dict) else None
-        if not isinstance(models, dict):
+        except UnicodeDecodeError as exc:  # a ValueError, not an OSError
+            raise ConfigError(f"pricing.file: {path} is not UTF-8 text (byte {exc.start})") from None
+        # The same loader as the config (duplicate keys refused); str(YAMLError) spans several lines,
+        # and every problem must stay on one line.
+        data = parse_yaml(text, f"pricing.file({path.name})") or {}
+        if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
             raise ConfigError(f"pricing.file: {path} needs a 'models:' mapping of model -> prices")
-        problems: list[str] = []
+        models: dict[object, object] = data["models"]
+        problems: list[str] = [
+            f"pricing.file({path.name}).{extra}: unknown key" for extra in data if extra != "models"
+        ]
         for name, entry in models.items():
             try:
                 prices[str(name)] = Price.of(PriceConfig.model_validate(entry))
             except ValidationError as exc:
                 for err in exc.errors():
-                    problems.append(f"pricing.file({path.name}).models.{name}." + _format_error(dict(err)))
+                    # The entry's own path as prefix: an error on the entry itself (``gpt-4o: 5``) has
+                    # an empty loc, which used to print as ``...models.gpt-4o.<root>``.
+                    problems.append(
+                        _format_error(dict(err), prefix=f"pricing.file({path.name}).models.{name}")
+                    )
         if problems:
             raise ConfigError("\n".join(problems))
     for name, entry in settings.pricing.models.items():

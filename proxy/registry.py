@@ -7,6 +7,7 @@ Lookup order: an entry point of the ``efflux_gateway.plugins`` group with that n
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import re
 from functools import cache
@@ -27,25 +28,45 @@ def load_plugin(spec: str) -> type[Provider]:
     found: object = None
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == spec:
-            found = ep.load()
+            try:
+                found = ep.load()
+            except Exception as exc:  # a broken third-party package: a config error, not a traceback
+                raise PluginNotFound(
+                    f"cannot load entry point {ep.value!r} ({type(exc).__name__}: {exc})"
+                ) from None
             break
     if found is None and ":" in spec:
         module_name, _, attr = spec.partition(":")
+        if not module_name or not attr:
+            # import_module("") raises ValueError, which escaped as a traceback from ``check``
+            raise PluginNotFound(f"{spec!r}: use 'package.module:Class'")
         try:
-            found = getattr(importlib.import_module(module_name), attr, None)
+            module = importlib.import_module(module_name)
         except ImportError as exc:
             raise PluginNotFound(f"cannot import {module_name!r} ({exc})") from None
+        found = getattr(module, attr, None)
+        if found is None:
+            raise PluginNotFound(f"module {module_name!r} has no attribute {attr!r}")
     if found is None and _BUILTIN.match(spec):
         try:
             found = getattr(importlib.import_module(f"plugins.{spec}"), "Plugin", None)
         except ModuleNotFoundError as exc:
             if exc.name != f"plugins.{spec}":
-                raise
+                # the plugin exists but one of its dependencies is missing: say which
+                raise PluginNotFound(f"plugin {spec!r} cannot be imported ({exc})") from None
     if found is None:
-        raise PluginNotFound(f"unknown plugin {spec!r} (built-ins: {', '.join(builtin_names())})")
-    if not (isinstance(found, type) and issubclass(found, Provider)):
+        raise PluginNotFound(
+            f"unknown plugin {spec!r}{_suggest(spec)} (built-ins: {', '.join(builtin_names())})"
+        )
+    # The base class itself has no verbs (every one raises NotImplementedError): not a plugin.
+    if not (isinstance(found, type) and issubclass(found, Provider)) or found is Provider:
         raise PluginNotFound(f"{spec!r} is not a provider plugin (a subclass of proxy.plugin.Provider)")
     return found
+
+
+def _suggest(spec: str) -> str:
+    close = difflib.get_close_matches(spec, builtin_names(), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def builtin_names() -> list[str]:

@@ -34,7 +34,7 @@ Candidate = tuple[Choice, Provider, Timeouts, Price]
 async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     gw = request.app[GATEWAY]
     snapshot = gw.snapshot  # this request's config, whatever reloads happen meanwhile
-    ctx: RequestContext = request[CONTEXT]
+    ctx = request[CONTEXT]
 
     key = authenticate(request, snapshot)
     ctx.key, ctx.tenant = key.name, key.tenant

@@ -52,10 +52,16 @@ class SSEParser:
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         if not chunk:
             return []
+        out: list[SSEEvent] = []
         if self._cr_pending:
             self._cr_pending = False
             if chunk[:1] == b"\n":
-                self._raw += b"\n"
+                # The LF of a CRLF split across reads. Right after a dispatch it belongs to no block:
+                # hand it on alone (data None) so that the relayed bytes stay exactly the upstream's.
+                if self._raw:
+                    self._raw += b"\n"
+                else:
+                    out.append(SSEEvent(b"\n"))
                 chunk = chunk[1:]
         buf = self._buf
         buf += chunk
@@ -64,7 +70,6 @@ class SSEParser:
             if buf.startswith(_BOM):
                 self._raw += _BOM
                 del buf[:3]
-        out: list[SSEEvent] = []
         pos = 0
         for match in _LINE_END.finditer(buf):
             end = match.end()

@@ -47,7 +47,8 @@ class Behaviour:
         content_type = headers.pop("content-type", "application/json")
         kind = entry.get("kind")
         if kind == "chunks":
-            chunks = [base64.b64decode(c) for c in entry["chunks_b64"]]
+            spec = orjson.loads((root / name).read_bytes())
+            chunks = [base64.b64decode(c) for c in spec["chunks_b64"]]
             return cls(entry["status"], b"", content_type, headers, chunks, chunk_delay=0.002)
         raw = (root / name).read_bytes()
         if kind == "sse":
