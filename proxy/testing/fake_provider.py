@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import base64
 import re
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -239,3 +240,36 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+class ThreadedFakeProvider(FakeProvider):
+    """A FakeProvider on its own event loop in a background thread, for tests whose clients block
+    (the official ``openai`` sync client) or that talk to gateways running as separate processes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def start_in_thread(self) -> ThreadedFakeProvider:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            loop.run_until_complete(self.start())
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.stop())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-provider", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("the fake provider did not start")
+        return self
+
+    def stop_thread(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
