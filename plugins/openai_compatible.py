@@ -75,6 +75,10 @@ def error_from_envelope(status: int, obj: object, fault: Fault | None = None) ->
     if not isinstance(obj, dict) or "error" not in obj or obj["error"] in (None, {}, ""):
         return None
     err = obj["error"]
+    message: object
+    etype: object
+    code: object
+    param: object
     if isinstance(err, str):
         message, etype, code, param = err, None, None, None
     elif isinstance(err, dict):

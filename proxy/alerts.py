@@ -62,7 +62,9 @@ class Alerter:
                 await asyncio.sleep(delay)
             try:
                 async with self.http.post(
-                    url, data=body, headers={"Content-Type": "application/json"},
+                    url,
+                    data=body,
+                    headers={"Content-Type": "application/json"},
                     timeout=aiohttp.ClientTimeout(total=5),
                 ) as resp:
                     if resp.status < 300:
@@ -71,8 +73,10 @@ class Alerter:
                     status = f"HTTP {resp.status}"
             except (aiohttp.ClientError, TimeoutError) as exc:
                 status = type(exc).__name__
-            log.warning("alert webhook failed", extra={"fields": {"msg": "alert webhook failed",
-                                                                   "attempt": attempt + 1, "status": status}})
+            log.warning(
+                "alert webhook failed",
+                extra={"fields": {"msg": "alert webhook failed", "attempt": attempt + 1, "status": status}},
+            )
 
     async def close(self) -> None:
         if self.tasks:

@@ -1,11 +1,11 @@
 """Wires the gateway: the edge middleware, the routes, and the resources' lifetimes.
 
-    create_app(settings)
-      middleware  edge: request id, error envelope, access log line, request metrics
-      routes      /v1/chat/completions /v1/completions /v1/embeddings -> spine.serve
-                  /v1/models, /v1/models/{id}                           -> catalog
-                  /healthz /readyz /metrics                             -> here
-      resources   the store, the upstream HTTP session, the alerter (one cleanup_ctx)
+create_app(settings)
+  middleware  edge: request id, error envelope, access log line, request metrics
+  routes      /v1/chat/completions /v1/completions /v1/embeddings -> spine.serve
+              /v1/models, /v1/models/{id}                           -> catalog
+              /healthz /readyz /metrics                             -> here
+  resources   the store, the upstream HTTP session, the alerter (one cleanup_ctx)
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
             response = GatewayError(exc.reason or "error").response()
             response.set_status(exc.status)
         except Exception:
-            log.exception("unhandled error", extra={"fields": {"msg": "unhandled error", "request_id": ctx.request_id}})
+            log.exception(
+                "unhandled error", extra={"fields": {"msg": "unhandled error", "request_id": ctx.request_id}}
+            )
             response = GatewayError(f"Internal gateway error (request id {ctx.request_id}).").response()
         status = response.status
         if not response.prepared:
@@ -163,7 +165,9 @@ def open_store(settings: Settings) -> Store:
     return MemoryStore()
 
 
-def create_app(settings: Settings, *, snapshot: Snapshot | None = None, store: Store | None = None) -> web.Application:
+def create_app(
+    settings: Settings, *, snapshot: Snapshot | None = None, store: Store | None = None
+) -> web.Application:
     """The gateway as an aiohttp application (mountable with ``app.add_subapp("/llm", gateway)``).
 
     Raises :class:`proxy.config.ConfigError` when the settings cannot serve.
@@ -173,7 +177,9 @@ def create_app(settings: Settings, *, snapshot: Snapshot | None = None, store: S
     app[METRICS] = Metrics()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+        connector = aiohttp.TCPConnector(
+            limit=0, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True
+        )
         http = aiohttp.ClientSession(
             connector=connector, auto_decompress=True, json_serialize=lambda o: orjson.dumps(o).decode()
         )

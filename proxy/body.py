@@ -18,7 +18,15 @@ T = TypeVar("T")
 # Fields that would let a caller choose where traffic goes (LiteLLM honours several of them). The routing
 # table alone decides, so a body carrying one is refused rather than silently forwarded.
 REDIRECTING_FIELDS = frozenset(
-    {"api_base", "base_url", "api_key", "api_version", "custom_llm_provider", "azure_endpoint", "organization"}
+    {
+        "api_base",
+        "base_url",
+        "api_key",
+        "api_version",
+        "custom_llm_provider",
+        "azure_endpoint",
+        "organization",
+    }
 )
 
 
@@ -44,7 +52,9 @@ async def read_body(request: web.Request, endpoint: Endpoint, limit: int) -> Cli
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON ({exc.msg} at position {exc.pos}).") from None
+        raise InvalidRequest(
+            f"The request body is not valid JSON ({exc.msg} at position {exc.pos})."
+        ) from None
     if not isinstance(obj, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     for name in REDIRECTING_FIELDS.intersection(obj):
@@ -62,11 +72,14 @@ async def read_body(request: web.Request, endpoint: Endpoint, limit: int) -> Cli
     if options is not None and not isinstance(options, dict):
         raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
     include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
-    max_tokens = _optional(obj, "max_completion_tokens", int, None)
-    if max_tokens is None:
-        max_tokens = _optional(obj, "max_tokens", int, None)
-    if max_tokens is not None and max_tokens < 1:
-        raise InvalidRequest("'max_tokens' must be at least 1.", param="max_tokens")
+    # Both fields are checked: a wrong-typed max_tokens beside a valid max_completion_tokens used to pass
+    # through unchecked, and the error named max_tokens even when max_completion_tokens was the bad one.
+    max_tokens: int | None = None
+    for field in ("max_tokens", "max_completion_tokens"):  # the newer name wins when both are given
+        value = _optional(obj, field, int, None)
+        if value is not None and value < 1:
+            raise InvalidRequest(f"'{field}' must be at least 1.", param=field)
+        max_tokens = value if value is not None else max_tokens
     n = _optional(obj, "n", int, 1)
     if n < 1 or n > 128:
         raise InvalidRequest("'n' must be between 1 and 128.", param="n")

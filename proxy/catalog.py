@@ -11,7 +11,7 @@ import orjson
 from aiohttp import web
 
 from proxy.errors import ModelNotFound
-from proxy.gateway import CONTEXT, GATEWAY, RequestContext
+from proxy.gateway import CONTEXT, GATEWAY
 from proxy.keys import VirtualKey
 from proxy.routing import model_allowed
 from proxy.snapshot import Snapshot

@@ -33,7 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--config", default=os.environ.get("EFFLUX_CONFIG", DEFAULT_CONFIG))
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
-    serve.add_argument("--workers", type=int, default=1, help="processes sharing the port (needs the redis store)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the port (needs the redis store)"
+    )
 
     check = sub.add_parser("check", help="validate a config file without serving")
     check.add_argument("--config", default=os.environ.get("EFFLUX_CONFIG", DEFAULT_CONFIG))
@@ -118,7 +120,9 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, host: str, port
         print("--workers needs SO_REUSEPORT, which this platform lacks", file=sys.stderr)
         return 1
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(args.config, host, port), daemon=False) for _ in range(args.workers)]
+    procs = [
+        ctx.Process(target=_worker, args=(args.config, host, port), daemon=False) for _ in range(args.workers)
+    ]
     for p in procs:
         p.start()
 

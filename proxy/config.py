@@ -317,6 +317,11 @@ def parse_yaml(text: str, where: str) -> object:
         mark = getattr(exc, "problem_mark", None)
         at = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "?"
         problem = getattr(exc, "problem", None) or "invalid YAML"
+        # ``{port: ${PORT}}`` is not YAML: inside {...} or [...] the '{' of an unquoted ${VAR} opens a
+        # mapping. The bare parser message ("expected ',' or '}'") does not say so.
+        line = text.splitlines()[mark.line] if mark is not None and mark.line < len(text.splitlines()) else ""
+        if "${" in line:
+            problem += " (inside {...} or [...], quote values that use ${VAR}: '${VAR}')"
         raise ConfigError(f"{where} {at}: {problem}") from None
 
 

@@ -122,18 +122,25 @@ async def _try(
         request = provider.build_request(call)
     except CallRejected as rejected:
         return _judge(choice, rejected.error, attempts)
-    timeout = aiohttp.ClientTimeout(total=timeouts.total or None, connect=timeouts.connect or None,
-                                    sock_read=timeouts.idle or None)
+    timeout = aiohttp.ClientTimeout(
+        total=timeouts.total or None, connect=timeouts.connect or None, sock_read=timeouts.idle or None
+    )
     deadline = time.monotonic() + (timeouts.first_byte or timeouts.total or 3600.0)
     try:
         async with asyncio.timeout_at(_loop_time(deadline)):
-            response = await http.post(request.url, data=request.body, headers=request.headers, timeout=timeout)
+            response = await http.post(
+                request.url, data=request.body, headers=request.headers, timeout=timeout
+            )
     except TimeoutError:
-        raise _Fault(Attempt(choice.provider, choice.model, "timeout before the answer", timeout=True)) from None
+        raise _Fault(
+            Attempt(choice.provider, choice.model, "timeout before the answer", timeout=True)
+        ) from None
     except aiohttp.ClientConnectorError:
         raise _Fault(Attempt(choice.provider, choice.model, "connect error")) from None
     except aiohttp.ClientError as exc:
-        raise _Fault(Attempt(choice.provider, choice.model, f"connection failed ({type(exc).__name__})")) from None
+        raise _Fault(
+            Attempt(choice.provider, choice.model, f"connection failed ({type(exc).__name__})")
+        ) from None
 
     handed_over = False
     try:
@@ -152,12 +159,18 @@ async def _try(
         if isinstance(result, UpstreamError):
             return _judge(choice, result, attempts)
         if call.stream:
-            raise _Fault(Attempt(choice.provider, choice.model, f"expected an event stream, got {content_type!r}"))
+            raise _Fault(
+                Attempt(choice.provider, choice.model, f"expected an event stream, got {content_type!r}")
+            )
         return Served(choice, provider, result, [*attempts, Attempt(choice.provider, choice.model, "ok")])
     except TimeoutError:
-        raise _Fault(Attempt(choice.provider, choice.model, "timeout before the answer", timeout=True)) from None
+        raise _Fault(
+            Attempt(choice.provider, choice.model, "timeout before the answer", timeout=True)
+        ) from None
     except aiohttp.ClientError as exc:
-        raise _Fault(Attempt(choice.provider, choice.model, f"connection lost ({type(exc).__name__})")) from None
+        raise _Fault(
+            Attempt(choice.provider, choice.model, f"connection lost ({type(exc).__name__})")
+        ) from None
     finally:
         if not handed_over:
             response.release()  # back to the pool when fully read; closed otherwise

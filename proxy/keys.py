@@ -31,7 +31,9 @@ class VirtualKey:
     period: Period
 
     def scope(self, alert_at: tuple[float, ...]) -> Scope:
-        return Scope("key", self.name, self.tenant, self.rpm, self.tpm, self.budget_micro_usd, self.period, alert_at)
+        return Scope(
+            "key", self.name, self.tenant, self.rpm, self.tpm, self.budget_micro_usd, self.period, alert_at
+        )
 
 
 def usd_to_micro(usd: float) -> int:

@@ -17,7 +17,16 @@ from proxy.errors import BudgetExceeded, MeteringUnavailable, RateLimited
 from proxy.ledger import Outcome, UsageRecord
 from proxy.plugin import Usage
 from proxy.pricing import Price, cost_micro_usd, worst_case_micro_usd
-from proxy.store.base import Admission, Crossing, Decision, Scope, Settlement, Store, StoreUnavailable, Verdict
+from proxy.store.base import (
+    Admission,
+    Crossing,
+    Decision,
+    Scope,
+    Settlement,
+    Store,
+    StoreUnavailable,
+    Verdict,
+)
 
 # Bytes of request JSON per prompt token. A conservative (high) guess for the reservation: JSON syntax
 # and English text run at ~4 bytes per token, CJK at ~3.
@@ -38,7 +47,9 @@ class Plan:
         return self.prompt_tokens + self.max_output_tokens
 
 
-def make_plan(scopes: tuple[Scope, ...], body: ClientBody, prices: list[Price], default_max_tokens: int) -> Plan:
+def make_plan(
+    scopes: tuple[Scope, ...], body: ClientBody, prices: list[Price], default_max_tokens: int
+) -> Plan:
     contexts = [p.context_length for p in prices if p.context_length]
     ceiling = min(contexts) if contexts else MAX_PROMPT_ESTIMATE
     prompt = min(body.size // RESERVE_BYTES_PER_TOKEN + 1, ceiling)
@@ -55,7 +66,9 @@ def estimate_usage(body: ClientBody, events: int) -> Usage:
 
 async def admit(store: Store, request_id: str, plan: Plan, fail_open: bool) -> Decision:
     try:
-        decision = await store.admit(Admission(request_id, plan.scopes, plan.tokens, plan.cost_micro_usd, time.time()))
+        decision = await store.admit(
+            Admission(request_id, plan.scopes, plan.tokens, plan.cost_micro_usd, time.time())
+        )
     except StoreUnavailable:
         if fail_open:
             return Decision(Verdict.ADMITTED)
@@ -113,9 +126,15 @@ def build_record(
     usage = charge.usage
     estimated = usage is None
     if usage is None:
-        usage = estimate_usage(body, charge.events) if body is not None and charge.outcome is not Outcome.REJECTED else Usage()
+        usage = (
+            estimate_usage(body, charge.events)
+            if body is not None and charge.outcome is not Outcome.REJECTED
+            else Usage()
+        )
     cost = cost_micro_usd(usage, charge.price) if charge.price is not None else 0
-    provider_cost = round(usage.provider_cost_usd * 1_000_000) if usage.provider_cost_usd is not None else None
+    provider_cost = (
+        round(usage.provider_cost_usd * 1_000_000) if usage.provider_cost_usd is not None else None
+    )
     return UsageRecord(
         request_id=request_id,
         key=key,

@@ -15,14 +15,22 @@ class Metrics:
             "efflux_requests", "Requests answered", ["endpoint", "model", "provider", "status"], registry=r
         )
         self.tokens = Counter("efflux_tokens", "Tokens metered", ["model", "provider", "kind"], registry=r)
-        self.cost = Counter("efflux_cost_micro_usd", "Cost metered (micro-USD)", ["model", "provider"], registry=r)
+        self.cost = Counter(
+            "efflux_cost_micro_usd", "Cost metered (micro-USD)", ["model", "provider"], registry=r
+        )
         self.latency = Histogram(
-            "efflux_request_duration_seconds", "Request latency", ["model", "provider"],
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "efflux_request_duration_seconds",
+            "Request latency",
+            ["model", "provider"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.ttfb = Histogram(
-            "efflux_time_to_first_byte_seconds", "Time to the first byte sent to the client",
-            ["model", "provider"], buckets=_LATENCY_BUCKETS, registry=r,
+            "efflux_time_to_first_byte_seconds",
+            "Time to the first byte sent to the client",
+            ["model", "provider"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.upstream_errors = Counter(
             "efflux_upstream_errors", "Failed upstream attempts", ["provider", "kind"], registry=r

@@ -42,7 +42,7 @@ def load_plugin(spec: str) -> type[Provider]:
             raise PluginNotFound(f"{spec!r}: use 'package.module:Class'")
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
+        except Exception as exc:  # ImportError, but also ".rel" (TypeError) or a module that fails to run
             raise PluginNotFound(f"cannot import {module_name!r} ({exc})") from None
         found = getattr(module, attr, None)
         if found is None:

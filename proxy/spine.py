@@ -16,7 +16,14 @@ from aiohttp import web
 from proxy.body import ClientBody, read_body
 from proxy.config import Timeouts
 from proxy.dispatch import Failed, OpenStream, Refused, Served, dispatch
-from proxy.errors import InvalidApiKey, InvalidRequest, ModelNotAllowed, ModelNotFound, ProviderError, UpstreamFailed
+from proxy.errors import (
+    InvalidApiKey,
+    InvalidRequest,
+    ModelNotAllowed,
+    ModelNotFound,
+    ProviderError,
+    UpstreamFailed,
+)
 from proxy.gateway import CONTEXT, GATEWAY, Gateway, RequestContext
 from proxy.keys import VirtualKey
 from proxy.ledger import Outcome
@@ -79,7 +86,9 @@ async def _answer(
         gw.http,
         [(choice, provider, timeouts) for choice, provider, timeouts, _ in candidates],
         make_call,
-        on_attempt=lambda a: gw.metrics.upstream_errors.labels(a.provider, "timeout" if a.timeout else "error").inc(),
+        on_attempt=lambda a: gw.metrics.upstream_errors.labels(
+            a.provider, "timeout" if a.timeout else "error"
+        ).inc(),
     )
     if isinstance(outcome, Failed):
         charge.attempts = len(outcome.attempts)
@@ -105,13 +114,25 @@ async def _answer(
         if request.transport is None or request.transport.is_closing():
             charge.outcome = Outcome.CLIENT_ABORTED
         charge.ttfb = time.monotonic() - ctx.started
-        return web.Response(body=outcome.reply.body, headers={**headers, "Content-Type": outcome.reply.content_type})
+        return web.Response(
+            body=outcome.reply.body, headers={**headers, "Content-Type": outcome.reply.content_type}
+        )
     assert isinstance(outcome, OpenStream)
     settings = gw.snapshot.settings.metering
     response, result = await relay(
-        request, outcome, headers, ctx.started, settings.on_client_disconnect == "drain", settings.drain_timeout
+        request,
+        outcome,
+        headers,
+        ctx.started,
+        settings.on_client_disconnect == "drain",
+        settings.drain_timeout,
     )
-    charge.usage, charge.outcome, charge.ttfb, charge.events = result.usage, result.outcome, result.ttfb, result.events
+    charge.usage, charge.outcome, charge.ttfb, charge.events = (
+        result.usage,
+        result.outcome,
+        result.ttfb,
+        result.events,
+    )
     charge.status = 200
     return response
 
@@ -138,7 +159,11 @@ async def _meter(
         started_mono=ctx.started,
     )
     ctx.metered = True
-    ctx.provider, ctx.upstream_model, ctx.outcome = record.provider, record.upstream_model, record.outcome.value
+    ctx.provider, ctx.upstream_model, ctx.outcome = (
+        record.provider,
+        record.upstream_model,
+        record.outcome.value,
+    )
     ctx.prompt_tokens, ctx.completion_tokens = record.prompt_tokens, record.completion_tokens
     ctx.cost_micro_usd, ctx.ttfb = record.cost_micro_usd, charge.ttfb
     crossings = await settle(gw.store, record, plan)

@@ -8,7 +8,7 @@ the relay uses the same tap for the rest, so one code path decides what the clie
 
 from __future__ import annotations
 
-from proxy.plugin import StreamReader, Usage, UpstreamError
+from proxy.plugin import StreamReader, UpstreamError, Usage
 from proxy.sse import SSEParser
 
 

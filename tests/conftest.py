@@ -32,9 +32,7 @@ async def fake() -> AsyncIterator[FakeProvider]:
 
 
 @pytest.fixture
-async def make_gateway(
-    aiohttp_client: Any, fake: FakeProvider
-) -> AsyncIterator[Callable[..., Any]]:
+async def make_gateway(aiohttp_client: Any, fake: FakeProvider) -> AsyncIterator[Callable[..., Any]]:
     """Build an in-process gateway: ``client = await make_gateway(**config_sections)``."""
 
     async def build(config: dict[str, Any] | None = None, **sections: Any) -> TestClient[Any, Any]:

@@ -38,7 +38,12 @@ def base_config(upstream_url: str, **sections: Any) -> dict[str, Any]:
         },
         "models": {
             "*": {"targets": [{"provider": "local"}]},
-            "two-step": {"targets": [{"provider": "local", "model": "first"}, {"provider": "backup", "model": "second"}]},
+            "two-step": {
+                "targets": [
+                    {"provider": "local", "model": "first"},
+                    {"provider": "backup", "model": "second"},
+                ]
+            },
             "openrouter/*": {"targets": [{"provider": "openrouter"}]},
             "aihubmix/*": {"targets": [{"provider": "aihubmix"}]},
         },

@@ -124,9 +124,7 @@ class FakeProvider:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = self._runner.addresses[0][1]
         return self
 
     async def stop(self) -> None:
@@ -136,7 +134,10 @@ class FakeProvider:
     async def models(self, request: web.Request) -> web.Response:
         self.received.append(Received("GET", request.path, dict(request.headers), None))
         body = self.models_body or orjson.dumps(
-            {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "fake"} for m in self.scripts]}
+            {
+                "object": "list",
+                "data": [{"id": m, "object": "model", "owned_by": "fake"} for m in self.scripts],
+            }
         )
         return web.Response(body=body, content_type="application/json")
 
@@ -162,7 +163,9 @@ class FakeProvider:
             request.transport.close()
             return web.Response(status=599)
         if b.chunks is None:
-            return web.Response(status=b.status, body=b.body, headers={**b.headers, "Content-Type": b.content_type})
+            return web.Response(
+                status=b.status, body=b.body, headers={**b.headers, "Content-Type": b.content_type}
+            )
         response = web.StreamResponse(status=b.status, headers={**b.headers, "Content-Type": b.content_type})
         await response.prepare(request)
         for i, chunk in enumerate(b.chunks):
@@ -190,8 +193,12 @@ def generated(path: str, body: object) -> Behaviour:
     created = int(time.time())
     prompt = max(1, len(orjson.dumps(body)) // 4)
     if path.endswith("/embeddings"):
-        data = {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.0, 0.1, 0.2]}],
-                "model": model, "usage": {"prompt_tokens": prompt, "total_tokens": prompt}}
+        data = {
+            "object": "list",
+            "data": [{"object": "embedding", "index": 0, "embedding": [0.0, 0.1, 0.2]}],
+            "model": model,
+            "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
+        }
         return Behaviour.json(200, data)
     words = ["Hello", " from", " the", " fake", " provider", "."]
     usage = {"prompt_tokens": prompt, "completion_tokens": len(words), "total_tokens": prompt + len(words)}
@@ -199,29 +206,67 @@ def generated(path: str, body: object) -> Behaviour:
     legacy = path.endswith("/completions") and not path.endswith("/chat/completions")
     if not stream:
         if legacy:
-            choice: dict[str, object] = {"index": 0, "text": "".join(words), "finish_reason": "stop", "logprobs": None}
+            choice: dict[str, object] = {
+                "index": 0,
+                "text": "".join(words),
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
             obj = "text_completion"
         else:
-            choice = {"index": 0, "message": {"role": "assistant", "content": "".join(words)}, "finish_reason": "stop"}
+            choice = {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(words)},
+                "finish_reason": "stop",
+            }
             obj = "chat.completion"
-        return Behaviour.json(200, {"id": "fake-1", "object": obj, "created": created, "model": model,
-                                    "choices": [choice], "usage": usage})
+        return Behaviour.json(
+            200,
+            {
+                "id": "fake-1",
+                "object": obj,
+                "created": created,
+                "model": model,
+                "choices": [choice],
+                "usage": usage,
+            },
+        )
     chunks: list[bytes] = []
     kind = "text_completion" if legacy else "chat.completion.chunk"
     for i, word in enumerate(words):
         if legacy:
             c: dict[str, object] = {"index": 0, "text": word, "finish_reason": None}
         else:
-            c = {"index": 0, "delta": {"role": "assistant", "content": word} if i == 0 else {"content": word},
-                 "finish_reason": None}
-        chunks.append(_sse({"id": "fake-1", "object": kind, "created": created, "model": model, "choices": [c]}))
-    end: dict[str, object] = ({"index": 0, "text": "", "finish_reason": "stop"} if legacy
-                              else {"index": 0, "delta": {}, "finish_reason": "stop"})
-    chunks.append(_sse({"id": "fake-1", "object": kind, "created": created, "model": model, "choices": [end]}))
+            c = {
+                "index": 0,
+                "delta": {"role": "assistant", "content": word} if i == 0 else {"content": word},
+                "finish_reason": None,
+            }
+        chunks.append(
+            _sse({"id": "fake-1", "object": kind, "created": created, "model": model, "choices": [c]})
+        )
+    end: dict[str, object] = (
+        {"index": 0, "text": "", "finish_reason": "stop"}
+        if legacy
+        else {"index": 0, "delta": {}, "finish_reason": "stop"}
+    )
+    chunks.append(
+        _sse({"id": "fake-1", "object": kind, "created": created, "model": model, "choices": [end]})
+    )
     options = body.get("stream_options") if isinstance(body, dict) else None
     if isinstance(options, dict) and options.get("include_usage"):
-        chunks.append(_sse({"id": "fake-1", "object": kind, "created": created, "model": model, "choices": [],
-                            "usage": usage}))
+        chunks.append(
+            _sse(
+                {
+                    "id": "fake-1",
+                    "object": kind,
+                    "created": created,
+                    "model": model,
+                    "choices": [],
+                    "usage": usage,
+                }
+            )
+        )
     chunks.append(b"data: [DONE]\n\n")
     return Behaviour(200, b"", "text/event-stream", {}, chunks)
 

@@ -68,7 +68,9 @@ def expected(name: str) -> dict[str, Any]:
 MESSAGES: Any = [{"role": "user", "content": "Say hello"}]
 
 
-def test_chat_non_stream_sync(client: openai.OpenAI, fake: ThreadedFakeProvider, gateway: GatewayProcess) -> None:
+def test_chat_non_stream_sync(
+    client: openai.OpenAI, fake: ThreadedFakeProvider, gateway: GatewayProcess
+) -> None:
     fake.script("e2e-chat", fixture("openai/chat-nonstream-usage-details.json"))
     raw = client.chat.completions.with_raw_response.create(model="e2e-chat", messages=MESSAGES)
     completion = raw.parse()
@@ -178,10 +180,14 @@ def test_models_list_and_retrieve(gateway: GatewayProcess) -> None:
     assert extra["pricing"] == {"input": 1.0, "output": 2.0, "cached_input": 1.0}
     assert narrow.models.retrieve("openrouter/openai/gpt-4o").id == "openrouter/openai/gpt-4o"
     with pytest.raises(openai.NotFoundError):
-        openai.OpenAI(base_url=gateway.url + "/v1", api_key=NARROW_KEY, max_retries=0).models.retrieve("two-step")
+        openai.OpenAI(base_url=gateway.url + "/v1", api_key=NARROW_KEY, max_retries=0).models.retrieve(
+            "two-step"
+        )
 
 
-def test_sdk_error_classes(client: openai.OpenAI, gateway: GatewayProcess, fake: ThreadedFakeProvider) -> None:
+def test_sdk_error_classes(
+    client: openai.OpenAI, gateway: GatewayProcess, fake: ThreadedFakeProvider
+) -> None:
     bad = openai.OpenAI(base_url=gateway.url + "/v1", api_key="egw-not-a-key", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as auth:
         bad.chat.completions.create(model="x", messages=MESSAGES)
@@ -246,7 +252,9 @@ def test_midstream_error_raises_in_the_sdk(client: openai.OpenAI, fake: Threaded
     assert seen == "Hello"
 
 
-def test_fallback_before_first_byte(client: openai.OpenAI, fake: ThreadedFakeProvider, gateway: GatewayProcess) -> None:
+def test_fallback_before_first_byte(
+    client: openai.OpenAI, fake: ThreadedFakeProvider, gateway: GatewayProcess
+) -> None:
     fake.script("first", Behaviour.json(503, {"error": {"message": "overloaded", "type": "server_error"}}))
     fake.script("second", fixture("openai/chat-nonstream-usage-details.json"))
     raw = client.chat.completions.with_raw_response.create(model="two-step", messages=MESSAGES)

@@ -16,20 +16,16 @@ from typing import Any
 
 import orjson
 import pytest
-
-from proxy.ledger import Outcome, RecordQuery
-from proxy.plugin import Usage
-from proxy.testing.fake_provider import split_events
-from proxy.tap import StreamTap
-from plugins.openai_compatible import OpenAIStreamReader
 from support import AUTH, FIXTURES, fixture, state
 
+from plugins.openai_compatible import OpenAIStreamReader
+from proxy.ledger import Outcome, RecordQuery
+from proxy.plugin import Usage
+from proxy.tap import StreamTap
+from proxy.testing.fake_provider import split_events
+
 INDEX = json.loads((FIXTURES / "index.json").read_text())
-STREAMS = [
-    e
-    for e in INDEX
-    if e["kind"] in ("sse", "chunks") and e["endpoint"].endswith("completions")
-]
+STREAMS = [e for e in INDEX if e["kind"] in ("sse", "chunks") and e["endpoint"].endswith("completions")]
 QUIRKS = [e for e in STREAMS if e["file"].startswith("quirks/")]
 
 
@@ -102,11 +98,15 @@ def expected_usage(entry: dict[str, Any]) -> dict[str, Any] | None:
 
 @pytest.mark.parametrize("include_usage", [True, False], ids=["usage", "no-usage"])
 @pytest.mark.parametrize("entry", STREAMS, ids=[e["file"] for e in STREAMS])
-async def test_recorded_stream_relays_and_meters(gateway: Any, fake: Any, entry: dict[str, Any], include_usage: bool) -> None:
+async def test_recorded_stream_relays_and_meters(
+    gateway: Any, fake: Any, entry: dict[str, Any], include_usage: bool
+) -> None:
     fake.script("fixture-model", fixture(entry["file"]))
     path = "/v1/completions" if "completions-legacy" in entry["file"] else "/v1/chat/completions"
     body: dict[str, Any] = {"model": "fixture-model", "stream": True}
-    body.update({"prompt": "hi"} if path == "/v1/completions" else {"messages": [{"role": "user", "content": "hi"}]})
+    body.update(
+        {"prompt": "hi"} if path == "/v1/completions" else {"messages": [{"role": "user", "content": "hi"}]}
+    )
     if include_usage:
         body["stream_options"] = {"include_usage": True}
     resp = await gateway.post(path, json=body, headers=AUTH)
