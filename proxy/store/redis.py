@@ -137,6 +137,10 @@ class RedisStore:
         self._settle_script = self._client.register_script((_HERE / "settle.lua").read_text())
         self._tenants_seen: dict[str, float] = {}
 
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
     # -- the Store verbs --------------------------------------------------------------------------------
 
     async def admit(self, admission: Admission) -> Decision:

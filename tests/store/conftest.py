@@ -68,7 +68,9 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
 
 
 @pytest.fixture(params=REDIS_BACKENDS)
-async def redis_backend(request: pytest.FixtureRequest) -> AsyncIterator[tuple[RedisStore, list[RedisServer]]]:
+async def redis_backend(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[RedisStore, list[RedisServer]]]:
     """A Redis store and the server processes holding its keys (for inspecting what it wrote)."""
     backend = redis_store(request, request.param)
     if request.param == "cluster":

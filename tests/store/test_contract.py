@@ -18,24 +18,30 @@ TENANT = Scope("tenant", "t1", "t1")
 
 
 def limited(scope: Scope, **limits: object) -> Scope:
-    return Scope(**{**{f: getattr(scope, f) for f in Scope.__slots__}, **limits})  # type: ignore[arg-type]
+    return dataclasses.replace(scope, **limits)  # type: ignore[arg-type]
 
 
 def admission(rid: str, *scopes: Scope, now: float, tokens: int = 100, cost: int = 1000) -> Admission:
     return Admission(rid, scopes, tokens, cost, now)
 
 
-def record(rid: str, *, started_at: float, cost: int = 1000, key: str = "k1", tenant: str = "t1") -> UsageRecord:
+def record(
+    rid: str, *, started_at: float, cost: int = 1000, key: str = "k1", tenant: str = "t1"
+) -> UsageRecord:
     return UsageRecord(
         rid, key, tenant, "gpt-x", "openai", "gpt-x-2025", 60, 40, 0, 0, 0, cost, None, 120, 30,
         Outcome.COMPLETED, False, started_at,
     )  # fmt: skip
 
 
-def settlement(rid: str, *scopes: Scope, started_at: float, cost: int = 1000, tokens: int = 100) -> Settlement:
+def settlement(
+    rid: str, *scopes: Scope, started_at: float, cost: int = 1000, tokens: int = 100
+) -> Settlement:
     tenant = scopes[0].tenant if scopes else "t1"
     key = next((s.name for s in scopes if s.kind == "key"), "k1")
-    return Settlement(record(rid, started_at=started_at, cost=cost, key=key, tenant=tenant), scopes, tokens, cost)
+    return Settlement(
+        record(rid, started_at=started_at, cost=cost, key=key, tenant=tenant), scopes, tokens, cost
+    )
 
 
 async def test_rpm_is_an_exact_sliding_window(store: Store) -> None:
@@ -166,7 +172,13 @@ async def test_alert_thresholds_are_crossed_once(store: Store) -> None:
     for i, cost in enumerate([4000, 1000, 3500, 2000, 100]):
         crossings = await store.settle(settlement(f"r{i}", key, started_at=now, cost=cost))
         seen.append([(c.threshold, c.spent_micro_usd, c.budget_micro_usd, c.scope) for c in crossings])
-    assert seen == [[], [(0.5, 5000, 10_000, key)], [(0.8, 8500, 10_000, key)], [(1.0, 10_500, 10_000, key)], []]
+    assert seen == [
+        [],
+        [(0.5, 5000, 10_000, key)],
+        [(0.8, 8500, 10_000, key)],
+        [(1.0, 10_500, 10_000, key)],
+        [],
+    ]
 
 
 async def test_concurrent_settlements_alert_once_per_threshold(store: Store) -> None:
