@@ -142,6 +142,27 @@ class Store(Protocol):
 
     async def spend(self, scope: Scope, now: float) -> Spend: ...
 
+    # -- documents: small JSON state shared by every replica (keys, tenants, vault ciphertexts, routing
+    # overlay, synced catalogues). Each kind has a version that every write bumps; replicas poll it to
+    # notice changes within a fraction of a second.
+    async def get_doc(self, kind: str, id: str) -> bytes | None: ...
+
+    async def put_doc(self, kind: str, id: str, value: bytes) -> int:
+        """Create or replace; returns the kind's new version."""
+        ...
+
+    async def delete_doc(self, kind: str, id: str) -> bool:
+        """Returns whether it existed (the version is bumped only then)."""
+        ...
+
+    async def list_docs(self, kind: str) -> dict[str, bytes]: ...
+
+    async def doc_version(self, kind: str) -> int: ...
+
+    async def try_lock(self, name: str, owner: str, ttl: float) -> bool:
+        """Take (or renew, for the same owner) a named lock for ``ttl`` seconds; False if another holds it."""
+        ...
+
     async def ping(self) -> None:
         """Raise :class:`StoreUnavailable` when the store cannot serve."""
         ...

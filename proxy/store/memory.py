@@ -7,6 +7,7 @@ store is for one process and development; production ledgers live in Redis.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -65,6 +66,9 @@ class MemoryStore:
         self._ledger: deque[tuple[int, UsageRecord]] = deque(maxlen=max_records)
         self._seq = 0
         self._max_records = max_records
+        self._docs: dict[str, dict[str, bytes]] = {}
+        self._versions: dict[str, int] = {}
+        self._locks: dict[str, tuple[str, float]] = {}
 
     async def admit(self, admission: Admission) -> Decision:
         earlier = self._reservations.get(admission.request_id)
@@ -185,6 +189,34 @@ class MemoryStore:
         period = scope.period.window(now)[0]
         slot = (scope.ident, period)
         return Spend(self._spent.get(slot, 0), self._reserved.get(slot, 0), period)
+
+    async def get_doc(self, kind: str, id: str) -> bytes | None:
+        return self._docs.get(kind, {}).get(id)
+
+    async def put_doc(self, kind: str, id: str, value: bytes) -> int:
+        self._docs.setdefault(kind, {})[id] = value
+        self._versions[kind] = self._versions.get(kind, 0) + 1
+        return self._versions[kind]
+
+    async def delete_doc(self, kind: str, id: str) -> bool:
+        existed = self._docs.get(kind, {}).pop(id, None) is not None
+        if existed:
+            self._versions[kind] = self._versions.get(kind, 0) + 1
+        return existed
+
+    async def list_docs(self, kind: str) -> dict[str, bytes]:
+        return dict(self._docs.get(kind, {}))
+
+    async def doc_version(self, kind: str) -> int:
+        return self._versions.get(kind, 0)
+
+    async def try_lock(self, name: str, owner: str, ttl: float) -> bool:
+        now = time.monotonic()
+        holder = self._locks.get(name)
+        if holder is not None and holder[0] != owner and holder[1] > now:
+            return False
+        self._locks[name] = (owner, now + ttl)
+        return True
 
     async def ping(self) -> None:
         return None
