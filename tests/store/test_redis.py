@@ -48,7 +48,9 @@ async def _workload(store: RedisStore, tenants: list[str]) -> None:
         # Admitted and never settled (a replica died): its reservation stays until its deadline.
         await store.admit(Admission(f"{tenant}-lost", (scopes[1],), 100, 1000, now))
         # Settled without admission (a replayed journal).
-        await store.settle(Settlement(record(f"{tenant}-j", tenant=tenant, started_at=now), (scopes[0],), 0, 0))
+        await store.settle(
+            Settlement(record(f"{tenant}-j", tenant=tenant, started_at=now), (scopes[0],), 0, 0)
+        )
 
 
 def _keys(nodes: list[RedisServer], prefix: str) -> dict[bytes, tuple[int, int]]:
