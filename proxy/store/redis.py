@@ -22,6 +22,8 @@ key                            type    holds                                    
                                                                                 bounded by length
 ``egw:tenants``                set     tenants that have a ledger stream        none: one member per
                                                                                 tenant, tiny
+``egw:doc:<kind>``             hash    ``v`` = version, ``d:<id>`` -> document  none: shared config state
+``egw:lock:<name>``            string  the holder                               the lock's ``ttl``
 =============================  ======  =======================================  ==========================
 
 Keys of the ``total`` period have no TTL: a lifetime budget has no end, and forgetting it would reopen it.
@@ -135,6 +137,8 @@ class RedisStore:
         )
         self._admit_script = self._client.register_script((_HERE / "admit.lua").read_text())
         self._settle_script = self._client.register_script((_HERE / "settle.lua").read_text())
+        self._docs_script = self._client.register_script((_HERE / "docs.lua").read_text())
+        self._lock_script = self._client.register_script((_HERE / "lock.lua").read_text())
         self._tenants_seen: dict[str, float] = {}
 
     @property
@@ -232,6 +236,29 @@ class RedisStore:
         spent, reserved = await self._run(self._client.hmget(key, ["spent", "reserved"]))
         return Spend(int(spent or 0), int(reserved or 0), period)
 
+    # -- documents and locks (one key each, so Cluster-legal without a hash tag) -------------------------
+
+    async def get_doc(self, kind: str, id: str) -> bytes | None:
+        value = await self._run(self._client.hget(self._doc_key(kind), f"d:{id}"))
+        return value.encode() if isinstance(value, str) else value  # str only with decode_responses
+
+    async def put_doc(self, kind: str, id: str, value: bytes) -> int:
+        return int(await self._run(self._docs_script([self._doc_key(kind)], ["put", id, value])))
+
+    async def delete_doc(self, kind: str, id: str) -> bool:
+        return bool(await self._run(self._docs_script([self._doc_key(kind)], ["delete", id])))
+
+    async def list_docs(self, kind: str) -> dict[str, bytes]:
+        fields: dict[Any, Any] = await self._run(self._client.hgetall(self._doc_key(kind)))
+        return {k.decode()[2:]: v for k, v in fields.items() if k.startswith(b"d:")}
+
+    async def doc_version(self, kind: str) -> int:
+        return int(await self._run(self._client.hget(self._doc_key(kind), "v")) or 0)
+
+    async def try_lock(self, name: str, owner: str, ttl: float) -> bool:
+        key = f"{self._prefix}:lock:{_escape(name)}"
+        return bool(await self._run(self._lock_script([key], [owner, _ms(ttl)])))
+
     async def connect(self) -> None:
         """Optional: fail fast at startup. Raises :class:`StoreUnavailable`."""
         await self.ping()
@@ -298,6 +325,9 @@ class RedisStore:
             thresholds = ",".join(repr(float(t)) for t in scope.alert_at)
             args += [scope.ident, _opt(scope.budget_micro_usd), period, budget_ms, thresholds]
         return keys, args
+
+    def _doc_key(self, kind: str) -> str:
+        return f"{self._prefix}:doc:{_escape(kind)}"
 
     def _base(self, tenant: str) -> str:
         return f"{self._prefix}:{{{_escape(tenant)}}}"

@@ -276,3 +276,24 @@ async def test_spend_of_an_unused_scope_is_zero(store: Store) -> None:
     spend = await store.spend(limited(KEY, budget_micro_usd=5), now)
     assert (spend.spent_micro_usd, spend.reserved_micro_usd) == (0, 0)
     await store.ping()
+
+
+async def test_documents_bump_their_kinds_version(store: Store) -> None:
+    assert await store.doc_version("keys") == 0 and await store.get_doc("keys", "a") is None
+    assert await store.put_doc("keys", "a", b'{"x": 1}') == 1
+    assert await store.put_doc("keys", "b:c", b"{}") == 2
+    assert await store.put_doc("keys", "a", b'{"x": 2}') == 3
+    assert await store.get_doc("keys", "a") == b'{"x": 2}'
+    assert await store.list_docs("keys") == {"a": b'{"x": 2}', "b:c": b"{}"}
+    assert await store.delete_doc("keys", "a") and not await store.delete_doc("keys", "a")
+    assert await store.doc_version("keys") == 4 and await store.list_docs("keys") == {"b:c": b"{}"}
+    assert await store.doc_version("tenants") == 0 and await store.list_docs("tenants") == {}
+
+
+async def test_a_lock_has_one_holder_until_it_expires(store: Store) -> None:
+    assert await store.try_lock("sync", "replica-1", 0.3)
+    assert await store.try_lock("sync", "replica-1", 0.3)  # renewal
+    assert not await store.try_lock("sync", "replica-2", 0.3)
+    assert await store.try_lock("other", "replica-2", 0.3)
+    await asyncio.sleep(0.4)
+    assert await store.try_lock("sync", "replica-2", 0.3)
