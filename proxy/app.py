@@ -10,6 +10,7 @@ create_app(settings)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -26,6 +27,7 @@ from proxy.alerts import Alerter
 from proxy.config import Settings
 from proxy.errors import GatewayError, MethodNotAllowed, NotFound
 from proxy.gateway import CONTEXT, GATEWAY, METRICS, Gateway, RequestContext
+from proxy.live import Layer, Live
 from proxy.logs import access
 from proxy.metrics import Metrics
 from proxy.plugin import Endpoint
@@ -37,6 +39,9 @@ log = logging.getLogger("efflux")
 
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# The snapshot's layers from shared documents, in order: (document kind, layer). Features register here.
+LAYERS: list[tuple[str, Layer]] = []
 
 
 def new_request_id() -> str:
@@ -186,11 +191,21 @@ def create_app(
         the_store = store or open_store(settings)
         webhooks = {name: t.alerts.webhook for name, t in settings.tenants.items() if t.alerts.webhook}
         alerter = Alerter(http, webhooks)
-        app[GATEWAY] = Gateway(snapshot, the_store, http, app[METRICS], alerter)
+        gateway = app[GATEWAY] = Gateway(snapshot, the_store, http, app[METRICS], alerter)
+        gateway.live = live = Live(gateway, snapshot)
+        for kind, layer in LAYERS:
+            live.add_layer(kind, layer)
+        if live.layers:
+            try:
+                await live.refresh()
+            except StoreUnavailable:
+                log.warning("store unreachable at startup: serving the YAML config only")
+        watcher = asyncio.get_running_loop().create_task(live.run(), name="efflux-live")
         try:
             yield
         finally:
-            app[GATEWAY].accepting = False
+            watcher.cancel()
+            gateway.accepting = False
             await alerter.close()
             await the_store.close()
             await http.close()
@@ -204,5 +219,5 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    app.add_subapp("/admin", create_admin_app(app, settings.server.admin_token))
+    app.add_subapp("/admin", create_admin_app(settings.server.admin_token))
     return app

@@ -18,15 +18,17 @@ from proxy.snapshot import Snapshot
 from proxy.spine import authenticate
 
 
-def describe(snapshot: Snapshot, model: str, created: int) -> dict[str, object] | None:
-    resolution = snapshot.routing.resolve(model)
+def describe(
+    snapshot: Snapshot, model: str, created: int, tenant: str | None = None
+) -> dict[str, object] | None:
+    resolution = snapshot.resolve(model)
     if resolution is None:
         return None
     for choice in resolution.choices:
         provider = snapshot.providers.get(choice.provider)
-        if provider is None or not snapshot.serving(choice.provider):
+        if provider is None or not snapshot.serving(choice.provider, tenant):
             continue
-        price = snapshot.prices.lookup(choice.provider, choice.model)
+        price = snapshot.price(choice.provider, choice.model)
         return {
             "id": model,
             "object": "model",
@@ -48,9 +50,10 @@ async def list_models(request: web.Request) -> web.Response:
     key = _caller(request, snapshot)
     created = int(gw.started_at)
     data = []
-    for name in snapshot.routing.exact:
+    names = dict.fromkeys([*snapshot.routing.exact, *snapshot.overlay, *snapshot.synced])
+    for name in names:
         if model_allowed(key.models, name):
-            entry = describe(snapshot, name, created)
+            entry = describe(snapshot, name, created, key.tenant)
             if entry is not None:
                 data.append(entry)
     return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
@@ -61,7 +64,8 @@ async def get_model(request: web.Request) -> web.Response:
     snapshot = gw.snapshot
     key = _caller(request, snapshot)
     model = request.match_info["model"]
-    entry = describe(snapshot, model, int(gw.started_at)) if model_allowed(key.models, model) else None
+    allowed = model_allowed(key.models, model)
+    entry = describe(snapshot, model, int(gw.started_at), key.tenant) if allowed else None
     if entry is None:
         raise ModelNotFound(f"The model '{model}' does not exist on this gateway.", param="model")
     return web.Response(body=orjson.dumps(entry), content_type="application/json")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -14,6 +15,9 @@ from aiohttp import web
 from proxy.alerts import Alerter
 from proxy.metrics import Metrics
 from proxy.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from proxy.live import Live
 from proxy.store.base import Store
 
 
@@ -26,6 +30,7 @@ class Gateway:
     alerts: Alerter
     started_at: float = field(default_factory=time.time)
     accepting: bool = True
+    live: Live | None = None  # set by the app: the watcher that keeps ``snapshot`` current
 
 
 @dataclass(slots=True)

@@ -66,21 +66,21 @@ class RoutingTable:
         # Most specific pattern first: the longest literal part before the first wildcard character.
         self.patterns = sorted(patterns, key=lambda r: -len(_literal_prefix(r.name)))
 
-    def find(self, model: str, extra: Mapping[str, Route] | None = None) -> Route | None:
+    def find(self, model: str, *extras: Mapping[str, Route]) -> Route | None:
+        """Exact YAML names, then each of ``extras`` in order (the overlay, synced models), then patterns."""
         route = self.exact.get(model)
-        if route is None and extra:
+        for extra in extras:
+            if route is not None:
+                break
             route = extra.get(model)
         if route is None:
             route = next((r for r in self.patterns if fnmatchcase(model, r.name)), None)
         return route
 
     def resolve(
-        self,
-        model: str,
-        extra: Mapping[str, Route] | None = None,
-        rng: random.Random | None = None,
+        self, model: str, *extras: Mapping[str, Route], rng: random.Random | None = None
     ) -> Resolution | None:
-        route = self.find(model, extra)
+        route = self.find(model, *extras)
         if route is None:
             return None
         ordered = order_targets(route.targets, rng)

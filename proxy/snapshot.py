@@ -7,14 +7,15 @@ it is metered, so a route, price or key never changes under it.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from proxy.config import ConfigError, Settings
 from proxy.keys import KeyRing, build_keyring, usd_to_micro
 from proxy.plugin import Provider, ProviderSettings, ProviderType
-from proxy.pricing import PriceTable, load_price_table
+from proxy.pricing import Price, PriceTable, load_price_table
 from proxy.registry import PluginNotFound, load_plugin
-from proxy.routing import RoutingTable, build_route
+from proxy.routing import Resolution, Route, RoutingTable, build_route
 from proxy.store.base import Period, Scope
 
 
@@ -27,15 +28,39 @@ class Snapshot:
     keys: KeyRing
     tenant_scopes: dict[str, Scope]
     version: int = 0
+    # Layers built from store documents (proxy.live): routes added through the admin API, models found
+    # by catalogue sync (with their prices), tenants' own provider keys, decrypted, by (tenant, provider).
+    overlay: Mapping[str, Route] = field(default_factory=dict)
+    synced: Mapping[str, Route] = field(default_factory=dict)
+    synced_prices: Mapping[str, Price] = field(default_factory=dict)
+    tenant_provider_keys: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
-    def serving(self, provider: str) -> bool:
-        """Whether a provider takes traffic: enabled, holding a key if it needs one, and not an aggregator
-        while aggregators are off."""
+    def resolve(self, model: str) -> Resolution | None:
+        """PRODUCT section 2 order: exact YAML name, the overlay, synced models, then wildcards."""
+        return self.routing.resolve(model, self.overlay, self.synced)
+
+    def price(self, provider: str, model: str) -> Price | None:
+        return self.prices.lookup(provider, model, self.synced_prices)
+
+    def api_key(self, tenant: str, provider: str) -> str | None:
+        """The tenant's own key for this provider when it has one (BYOK), else the shared key."""
+        own = self.tenant_provider_keys.get((tenant, provider))
+        if own is not None:
+            return own
+        instance = self.providers.get(provider)
+        return instance.settings.api_key if instance is not None else None
+
+    def serving(self, provider: str, tenant: str | None = None) -> bool:
+        """Whether a provider takes traffic (for this tenant): enabled, with a key if it needs one (the
+        tenant's own or the shared one), and not an aggregator while aggregators are off."""
         config = self.settings.providers.get(provider)
         instance = self.providers.get(provider)
         if config is None or instance is None or not config.enabled:
             return False
-        if instance.requires_key and not instance.settings.api_key:
+        if instance.requires_key and not (
+            instance.settings.api_key
+            or (tenant is not None and (tenant, provider) in self.tenant_provider_keys)
+        ):
             return False
         return self.settings.features.aggregators or instance.provider_type is not ProviderType.AGGREGATOR
 

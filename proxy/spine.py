@@ -59,7 +59,7 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     first = candidates[0]
     charge = Charge(first[0].provider, first[0].model, None, first[3], Outcome.UPSTREAM_ERROR, 502, None, 0)
     try:
-        return await _answer(request, gw, ctx, key, body, endpoint, candidates, decision, charge)
+        return await _answer(request, gw, snapshot, ctx, key, body, endpoint, candidates, decision, charge)
     finally:
         await _meter(gw, ctx, key, body, endpoint, plan, charge)
 
@@ -67,6 +67,7 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
 async def _answer(
     request: web.Request,
     gw: Gateway,
+    snapshot: Snapshot,
     ctx: RequestContext,
     key: VirtualKey,
     body: ClientBody,
@@ -76,10 +77,9 @@ async def _answer(
     charge: Charge,
 ) -> web.StreamResponse:
     prices = {choice: price for choice, _, _, price in candidates}
-    providers = {choice: provider for choice, provider, _, _ in candidates}
 
     def make_call(choice: Choice) -> Call:
-        api_key = providers[choice].settings.api_key
+        api_key = snapshot.api_key(key.tenant, choice.provider)
         return Call(endpoint, body.obj, choice.model, body.stream, body.include_usage, api_key)
 
     outcome = await dispatch(
@@ -118,7 +118,7 @@ async def _answer(
             body=outcome.reply.body, headers={**headers, "Content-Type": outcome.reply.content_type}
         )
     assert isinstance(outcome, OpenStream)
-    settings = gw.snapshot.settings.metering
+    settings = snapshot.settings.metering
     response, result = await relay(
         request,
         outcome,
@@ -199,16 +199,20 @@ def resolve(snapshot: Snapshot, key: VirtualKey, model: str, endpoint: Endpoint)
     """The targets that may serve this request, in order, each with its price."""
     if not model_allowed(key.models, model):
         raise ModelNotAllowed(f"This key may not use the model '{model}'.", param="model")
-    resolution = snapshot.routing.resolve(model)
+    resolution = snapshot.resolve(model)
     if resolution is None:
         raise ModelNotFound(f"The model '{model}' does not exist on this gateway.", param="model")
     candidates: list[Candidate] = []
     unpriced: list[str] = []
     for choice in resolution.choices:
         provider = snapshot.providers.get(choice.provider)
-        if provider is None or not snapshot.serving(choice.provider) or endpoint not in provider.endpoints:
+        if (
+            provider is None
+            or not snapshot.serving(choice.provider, key.tenant)
+            or endpoint not in provider.endpoints
+        ):
             continue
-        price = snapshot.prices.lookup(choice.provider, choice.model)
+        price = snapshot.price(choice.provider, choice.model)
         if price is None:
             unpriced.append(f"{choice.provider}/{choice.model}")
             continue

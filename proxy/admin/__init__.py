@@ -1,0 +1,36 @@
+"""The admin API (``/admin``): its own sub-app with its own auth (``server.admin_token``).
+
+Each area is a module with a ``register(router)`` function (``usage``, ...); handlers reach the running
+gateway through ``request.config_dict[GATEWAY]``. Without an admin token configured every admin route
+answers 404, so an unconfigured gateway exposes nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from proxy.admin import usage
+from proxy.admin.common import AdminAuthRequired
+from proxy.errors import NotFound
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_admin_app(admin_token: str | None) -> web.Application:
+    expected = admin_token.encode() if admin_token else None
+
+    @web.middleware
+    async def require_admin(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if expected is None:
+            raise NotFound("The admin API is disabled (set server.admin_token to enable it).")
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+            raise AdminAuthRequired("This endpoint needs the admin token as 'Authorization: Bearer <token>'.")
+        return await handler(request)
+
+    admin = web.Application(middlewares=[require_admin])
+    usage.register(admin.router)
+    return admin
