@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from proxy.admin import usage
+from proxy.admin import openapi, usage
 from proxy.admin.common import AdminAuthRequired
 from proxy.errors import NotFound
 
@@ -33,4 +33,5 @@ def create_admin_app(admin_token: str | None) -> web.Application:
 
     admin = web.Application(middlewares=[require_admin])
     usage.register(admin.router)
+    openapi.register(admin)
     return admin

@@ -1,10 +1,16 @@
-"""What every admin module shares: the gateway handle, JSON answers, query parsing, pagination."""
+"""What every admin module shares: the gateway handle, JSON answers, query parsing, pagination, and
+the ``@operation`` description the OpenAPI document is built from."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 import orjson
 from aiohttp import web
 from multidict import MultiMapping
+from pydantic import BaseModel
 
 from proxy.errors import GatewayError, InvalidRequest
 from proxy.gateway import GATEWAY, Gateway
@@ -50,3 +56,37 @@ def limit(query: MultiMapping[str], default: int = 100, most: int = 1000) -> int
     if not 1 <= count <= most:
         raise InvalidRequest(f"'limit' must be between 1 and {most}.", param="limit")
     return count
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """What the OpenAPI document says about one admin handler (see ``proxy.admin.openapi``)."""
+
+    summary: str
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    query: tuple[tuple[str, str, str], ...] = ()  # (name, JSON type, description)
+    status: int = 200
+    tag: str = "admin"
+
+
+H = TypeVar("H", bound=Callable[..., Awaitable[web.StreamResponse]])
+
+
+def operation(
+    summary: str,
+    *,
+    body: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    query: tuple[tuple[str, str, str], ...] = (),
+    status: int = 200,
+    tag: str = "admin",
+) -> Callable[[H], H]:
+    """Describe an admin handler for the OpenAPI document; the document is built from these, so it
+    cannot drift from the routes actually registered."""
+
+    def mark(handler: H) -> H:
+        setattr(handler, "__openapi__", Operation(summary, body, response, query, status, tag))  # noqa: B010
+        return handler
+
+    return mark

@@ -1,0 +1,93 @@
+"""``GET /admin/openapi.json``: built from the routes registered on the admin sub-app and the
+``@operation`` description of each handler, with pydantic models for bodies and responses."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from proxy.admin.common import Operation, json_response
+
+_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+
+
+def build(app: web.Application, prefix: str = "/admin") -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    for route in app.router.routes():
+        op: Operation | None = getattr(route.handler, "__openapi__", None)
+        if op is None or route.method == "HEAD":
+            continue
+        info = route.resource.get_info() if route.resource is not None else {}
+        raw = info.get("path") or info.get("formatter") or ""
+        path = prefix + _PARAM.sub(lambda m: "{" + m.group(1) + "}", raw)
+        params: list[dict[str, Any]] = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in _PARAM.findall(raw)
+        ]
+        params += [
+            {"name": name, "in": "query", "required": False, "schema": {"type": kind}, "description": text}
+            for name, kind, text in op.query
+        ]
+        entry: dict[str, Any] = {"summary": op.summary, "tags": [op.tag], "parameters": params}
+        responses: dict[str, Any] = {}
+        ok: dict[str, Any] = {"description": "OK"}
+        if op.response is not None:
+            schemas[op.response.__name__] = op.response.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            ok["content"] = {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{op.response.__name__}"}}
+            }
+        responses[str(op.status)] = ok
+        error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for status, text in (("400", "Bad request"), ("401", "Missing admin token"), ("404", "Not found")):
+            responses[status] = {"description": text, **error}
+        entry["responses"] = responses
+        if op.body is not None:
+            schemas[op.body.__name__] = op.body.model_json_schema(ref_template="#/components/schemas/{model}")
+            entry["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}
+                },
+            }
+        paths.setdefault(path, {})[route.method.lower()] = entry
+    for schema in list(schemas.values()):
+        for name, sub in (schema.pop("$defs", None) or {}).items():
+            schemas.setdefault(name, sub)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "efflux-gateway admin API", "version": "1"},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"admin": []}],
+        "paths": paths,
+    }
+
+
+def register(app: web.Application) -> None:
+    async def openapi(request: web.Request) -> web.Response:
+        return json_response(build(app))
+
+    app.router.add_get("/openapi.json", openapi)
