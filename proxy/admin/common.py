@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 from multidict import MultiMapping
-from pydantic import BaseModel
 
 from proxy.errors import GatewayError, InvalidRequest
 from proxy.gateway import GATEWAY, Gateway
@@ -63,8 +62,8 @@ class Operation:
     """What the OpenAPI document says about one admin handler (see ``proxy.admin.openapi``)."""
 
     summary: str
-    body: type[BaseModel] | None = None
-    response: type[BaseModel] | None = None
+    body: type[Any] | None = None  # a pydantic model or a dataclass
+    response: type[Any] | None = None
     query: tuple[tuple[str, str, str], ...] = ()  # (name, JSON type, description)
     status: int = 200
     tag: str = "admin"
@@ -76,8 +75,8 @@ H = TypeVar("H", bound=Callable[..., Awaitable[web.StreamResponse]])
 def operation(
     summary: str,
     *,
-    body: type[BaseModel] | None = None,
-    response: type[BaseModel] | None = None,
+    body: type[Any] | None = None,
+    response: type[Any] | None = None,
     query: tuple[tuple[str, str, str], ...] = (),
     status: int = 200,
     tag: str = "admin",

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from aiohttp import web
+from pydantic import TypeAdapter
 
 from proxy.admin.common import Operation, json_response
 
@@ -51,25 +52,15 @@ def build(app: web.Application, prefix: str = "/admin") -> dict[str, Any]:
         responses: dict[str, Any] = {}
         ok: dict[str, Any] = {"description": "OK"}
         if op.response is not None:
-            schemas[op.response.__name__] = op.response.model_json_schema(
-                ref_template="#/components/schemas/{model}"
-            )
-            ok["content"] = {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{op.response.__name__}"}}
-            }
+            ok["content"] = {"application/json": {"schema": _schema(op.response, schemas)}}
         responses[str(op.status)] = ok
         error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
         for status, text in (("400", "Bad request"), ("401", "Missing admin token"), ("404", "Not found")):
             responses[status] = {"description": text, **error}
         entry["responses"] = responses
         if op.body is not None:
-            schemas[op.body.__name__] = op.body.model_json_schema(ref_template="#/components/schemas/{model}")
-            entry["requestBody"] = {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}
-                },
-            }
+            body = {"application/json": {"schema": _schema(op.body, schemas)}}
+            entry["requestBody"] = {"required": True, "content": body}
         paths.setdefault(path, {})[route.method.lower()] = entry
     for schema in list(schemas.values()):
         for name, sub in (schema.pop("$defs", None) or {}).items():
@@ -84,6 +75,13 @@ def build(app: web.Application, prefix: str = "/admin") -> dict[str, Any]:
         "security": [{"admin": []}],
         "paths": paths,
     }
+
+
+def _schema(kind: type[Any], schemas: dict[str, Any]) -> dict[str, str]:
+    """A pydantic model or a plain dataclass -> a $ref into components/schemas (its $defs hoisted)."""
+    schema = TypeAdapter(kind).json_schema(ref_template="#/components/schemas/{model}")
+    schemas[kind.__name__] = schema
+    return {"$ref": f"#/components/schemas/{kind.__name__}"}
 
 
 def register(app: web.Application) -> None:

@@ -5,45 +5,14 @@ from __future__ import annotations
 import dataclasses
 
 from aiohttp import web
-from pydantic import BaseModel
 
 from proxy.admin.common import gateway, json_response, limit, number, operation
-from proxy.ledger import RecordQuery
-
-
-class UsageRecordModel(BaseModel):
-    request_id: str
-    key: str
-    tenant: str
-    model: str
-    provider: str
-    upstream_model: str
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
-    cache_write_tokens: int
-    reasoning_tokens: int
-    cost_micro_usd: int
-    provider_cost_micro_usd: int | None
-    latency_ms: int
-    ttfb_ms: int | None
-    outcome: str
-    estimated: bool
-    started_at: float
-    endpoint: str
-    status: int
-    attempts: int
-    client_request_id: str | None
-
-
-class RecordPageModel(BaseModel):
-    data: list[UsageRecordModel]
-    next_cursor: str | None
+from proxy.ledger import RecordPage, RecordQuery
 
 
 @operation(
     "Ledger records, newest last, filtered and paginated",
-    response=RecordPageModel,
+    response=RecordPage,
     query=(
         ("request_id", "string", "the gateway's request id or the client's x-request-id"),
         ("key", "string", "virtual key name"),
