@@ -13,7 +13,7 @@ import orjson
 
 from proxy.plugin import (
     Call,
-    Endpoint,
+    CatalogueError,
     Fault,
     ModelInfo,
     Provider,
@@ -167,6 +167,57 @@ class OpenAIStreamReader(StreamReader):
         return event.raw
 
 
+async def fetch_json(http: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> object:
+    """GET a catalogue: a non-2xx status, a body that is not JSON (an HTML edge page, a truncated body)
+    or a JSON value that is not an object raises :class:`CatalogueError`; nothing partial is returned."""
+    async with http.get(url, headers=headers) as resp:
+        body = await resp.read()
+        if resp.status >= 300:
+            raise CatalogueError(f"GET {url} answered HTTP {resp.status}")
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        kind = "an HTML page" if body.lstrip()[:1] == b"<" else f"{len(body)} bytes that are not JSON"
+        raise CatalogueError(f"GET {url} answered {kind}") from None
+    if not isinstance(payload, dict):
+        raise CatalogueError(f"GET {url} answered JSON that is not an object")
+    return payload
+
+
+def openai_model_list(payload: object) -> list[ModelInfo]:
+    items = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(items, list):
+        raise CatalogueError("the model list has no 'data' array")
+    out: list[ModelInfo] = []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]:
+            owner = item.get("owned_by")
+            context = number(item.get("context_length")) or number(item.get("max_model_len"))
+            out.append(
+                ModelInfo(
+                    id=item["id"],
+                    owned_by=owner if isinstance(owner, str) else None,
+                    context_length=int(context) if context else None,
+                )
+            )
+    return out
+
+
+def number(value: object) -> float | None:
+    """A catalogue number that may arrive as a JSON number or a string (``"0.00003"``); None if absent,
+    negative or unreadable (OpenRouter's ``"-1"`` marks a variable price: no fixed price to pin)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and value >= 0 and value == value and value != float("inf"):
+        return float(value)
+    return None
+
+
 def _has_value(data: bytes, key: bytes) -> bool:
     """A cheap test before parsing: does ``key`` appear with a value other than null? (OpenAI's 2025
     format sends ``"usage":null`` and ``"finish_reason":null`` on every chunk.)"""
@@ -235,16 +286,10 @@ class OpenAICompatible(Provider):
         return error
 
     async def list_models(self, http: aiohttp.ClientSession) -> list[ModelInfo]:
-        async with http.get(f"{self.base_url}/models", headers=self.auth_headers(self.settings.api_key)) as resp:
-            resp.raise_for_status()
-            payload = await resp.json(loads=orjson.loads, content_type=None)
-        items = payload.get("data") if isinstance(payload, dict) else None
-        out: list[ModelInfo] = []
-        for item in items if isinstance(items, list) else []:
-            if isinstance(item, dict) and isinstance(item.get("id"), str):
-                owner = item.get("owned_by")
-                out.append(ModelInfo(id=item["id"], owned_by=owner if isinstance(owner, str) else None))
-        return out
+        """OpenAI's ``GET /models``: ids and owners only (openai/models-list.json has no prices); a
+        ``context_length`` is kept where a server adds one (vLLM's ``max_model_len`` too)."""
+        payload = await fetch_json(http, f"{self.base_url}/models", self.auth_headers(self.settings.api_key))
+        return openai_model_list(payload)
 
     async def validate_key(self, http: aiohttp.ClientSession, api_key: str) -> bool:
         async with http.get(f"{self.base_url}/models", headers=self.auth_headers(api_key)) as resp:
