@@ -143,6 +143,11 @@ class CallRejected(ValueError):
         self.error = error
 
 
+class CatalogueError(Exception):
+    """Raised by ``list_models`` when the provider's catalogue cannot be read whole (a non-2xx answer, an
+    HTML page, a truncated or malformed body). A sync that gets it keeps the last good catalogue."""
+
+
 class StreamReader:
     """Per-stream state: sees every upstream SSE event in order and says what the client receives.
 
@@ -194,6 +199,8 @@ class Provider:
         raise NotImplementedError
 
     async def list_models(self, http: aiohttp.ClientSession) -> list[ModelInfo]:
+        """The provider's whole catalogue, prices in USD per 1M tokens. Raises :class:`CatalogueError`
+        (or an aiohttp/timeout error) rather than return a partial list: a missing model means removed."""
         raise NotImplementedError
 
     async def validate_key(self, http: aiohttp.ClientSession, api_key: str) -> bool:
