@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import secrets
 import time
@@ -21,19 +22,24 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from proxy import catalog
+from proxy import catalog, catalogue, overlay, reload, sync
 from proxy.admin import create_admin_app
 from proxy.alerts import Alerter
 from proxy.config import Settings
 from proxy.errors import GatewayError, MethodNotAllowed, NotFound
 from proxy.gateway import CONTEXT, GATEWAY, METRICS, Gateway, RequestContext
+from proxy.journal import Journal, JournaledStore
 from proxy.live import Layer, Live
 from proxy.logs import access
+from proxy.metering import start_background
 from proxy.metrics import Metrics
 from proxy.plugin import Endpoint
+from proxy.selfservice import create_me_app
 from proxy.snapshot import Snapshot, build_snapshot
 from proxy.spine import serve
 from proxy.store.base import Store, StoreUnavailable
+from proxy.tenancy import LAYERS as TENANCY_LAYERS
+from proxy.vault import check_secrets
 
 log = logging.getLogger("efflux")
 
@@ -41,7 +47,12 @@ _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The snapshot's layers from shared documents, in order: (document kind, layer). Features register here.
-LAYERS: list[tuple[str, Layer]] = []
+LAYERS: list[tuple[str, Layer]] = [
+    *TENANCY_LAYERS,
+    (overlay.PROVIDERS, overlay.providers_layer),  # before routes and catalogues: they see run-time providers
+    (overlay.ROUTES, overlay.routes_layer),
+    (catalogue.KIND, catalogue.catalogue_layer),  # after the overlay: a bare synced name yields to it
+]
 
 
 def new_request_id() -> str:
@@ -159,24 +170,32 @@ def open_store(settings: Settings) -> Store:
         from proxy.store.redis import RedisStore
 
         assert settings.store.url is not None
-        return RedisStore(
+        redis_store = RedisStore(
             settings.store.url,
             timeout=settings.store.timeout,
             cluster=settings.store.cluster,
             prefix=settings.store.prefix,
         )
+        # Settlements Redis cannot take during an outage are journaled locally and replayed later.
+        return JournaledStore(redis_store, Journal(settings.store.journal))
     from proxy.store.memory import MemoryStore
 
     return MemoryStore()
 
 
 def create_app(
-    settings: Settings, *, snapshot: Snapshot | None = None, store: Store | None = None
+    settings: Settings,
+    *,
+    snapshot: Snapshot | None = None,
+    store: Store | None = None,
+    config_path: str | os.PathLike[str] | None = None,
 ) -> web.Application:
     """The gateway as an aiohttp application (mountable with ``app.add_subapp("/llm", gateway)``).
+    ``config_path``: the file ``settings`` came from, re-read on reload (SIGHUP, admin API, file watch).
 
     Raises :class:`proxy.config.ConfigError` when the settings cannot serve.
     """
+    check_secrets(settings)  # a weak or reused secret refuses to start (ConfigError names the setting)
     snapshot = snapshot or build_snapshot(settings)
     app = web.Application(middlewares=[edge], client_max_size=settings.server.max_body_bytes)
     app[METRICS] = Metrics()
@@ -201,16 +220,21 @@ def create_app(
             except StoreUnavailable:
                 log.warning("store unreachable at startup: serving the YAML config only")
         watcher = asyncio.get_running_loop().create_task(live.run(), name="efflux-live")
+        metering_tasks = start_background(the_store, alerter)  # journal replay, alert feed
         try:
             yield
         finally:
             watcher.cancel()
+            for task in metering_tasks:
+                task.cancel()
             gateway.accepting = False
             await alerter.close()
             await the_store.close()
             await http.close()
 
     app.cleanup_ctx.append(resources)
+    app.cleanup_ctx.append(sync.background)  # model sync schedule
+    app.cleanup_ctx.append(reload.background(config_path))  # hot reload: SIGHUP, file watch, peers
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/embeddings", embeddings)
@@ -220,4 +244,5 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.add_subapp("/admin", create_admin_app(settings.server.admin_token))
+    app.add_subapp("/me", create_me_app())
     return app

@@ -50,12 +50,30 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
+class RetryBudgetConfig(_Section):
+    """Bounds fallback attempts in a failure storm (proxy/retry.py): each client request earns ``ratio`` of
+    a retry, each retry spends one, and ``min_per_second`` keeps a trickle going at low traffic."""
+
+    ratio: NonNegative = 0.2
+    min_per_second: NonNegative = 1.0
+    burst: NonNegative = 10.0  # most retries saved up in quiet times
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     max_body_bytes: PositiveInt = 8 * 1024 * 1024
     admin_token: str | None = None
     access_log: bool = True
+    # Reliability (README "Reliability"): overload cap, slow clients, graceful shutdown, retry budget.
+    max_concurrency: Annotated[int, Field(ge=0)] = 1024  # data-plane requests per process; 0: no cap
+    body_timeout: Duration = 30.0  # the whole request body must arrive within this
+    header_timeout: Duration = 10.0  # a connection must send its request headers within this
+    write_timeout: Duration = 60.0  # a stream the client takes nothing from for this long is closed
+    shutdown_delay: Duration = 0.0  # SIGTERM: readiness off this long before the listener closes
+    drain_timeout: Duration = 30.0  # SIGTERM: how long in-flight requests get to finish
+    retry_budget: RetryBudgetConfig = RetryBudgetConfig()
+    watch_config: bool = False  # reload when the config file changes (checked every second)
 
 
 class StoreConfig(_Section):
@@ -65,6 +83,9 @@ class StoreConfig(_Section):
     timeout: Duration = 0.1
     on_outage: Literal["fail_closed", "fail_open"] = "fail_closed"
     prefix: str = "egw"
+    # Settlements Redis could not take go to <journal>-<pid>-<random>.jsonl (relative to the working
+    # directory: the config's folder may be read-only), replayed once Redis is back (proxy/journal.py).
+    journal: str = "efflux-journal"
 
     @model_validator(mode="after")
     def _redis_needs_url(self) -> StoreConfig:
@@ -75,7 +96,9 @@ class StoreConfig(_Section):
 
 class SecretsConfig(_Section):
     master_keys: list[str] = []
-    key_secret: str | None = None  # HMAC secret for virtual-key digests; random per process if unset
+    # HMAC secret for virtual-key digests (32+ bytes); random per process if unset, which only suits the
+    # memory store: keys created through the API must digest the same on every replica and restart.
+    key_secret: str | None = None
 
 
 class FeaturesConfig(_Section):
@@ -95,8 +118,9 @@ class BreakerConfig(_Section):
 
 
 class SyncConfig(_Section):
-    every: Duration | None = None
-    grace: Duration = 86400.0
+    every: Duration | None = None  # None: only on demand (CLI, admin API)
+    grace: Duration = 86400.0  # how long a model the provider stopped listing stays routable
+    timeout: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 30.0
 
 
 class ProviderConfig(_Section):
@@ -105,6 +129,9 @@ class ProviderConfig(_Section):
     base_url: str | None = None
     headers: dict[str, str] = {}
     enabled: bool = True
+    # Tenants' own keys (BYOK, proxy.vault): "optional" uses a tenant's key when it has one, else the
+    # shared api_key; "required" serves only tenants with their own key; "never" ignores tenant keys.
+    byok: Literal["optional", "required", "never"] = "optional"
     timeouts: Timeouts = Timeouts()
     breaker: BreakerConfig = BreakerConfig()
     sync: SyncConfig | None = None
@@ -123,8 +150,24 @@ class TargetConfig(_Section):
     weight: Annotated[float, Field(gt=0)] = 1.0
 
 
+class TimeoutOverride(_Section):
+    """A route's own timeouts: each one set replaces the provider's for this route's requests."""
+
+    connect: Duration | None = None
+    first_byte: Duration | None = None
+    idle: Duration | None = None
+    total: Duration | None = None
+
+    def apply(self, base: Timeouts) -> Timeouts:
+        changes = {k: v for k, v in self.model_dump().items() if v is not None}
+        return base.model_copy(update=changes) if changes else base
+
+
 class RouteConfig(_Section):
     targets: Annotated[list[TargetConfig], Field(min_length=1)]
+    # How targets of one priority share traffic: by weight, fewest requests in flight, or lowest latency.
+    strategy: Literal["weighted", "least_busy", "lowest_latency"] = "weighted"
+    timeouts: TimeoutOverride | None = None
 
 
 class PriceConfig(_Section):

@@ -44,6 +44,15 @@ def new_key_secret() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+# Without ``secrets.key_secret`` every snapshot of this process digests with this one random secret, so
+# keys created through the API survive a reload (not a restart: that is what key_secret is for).
+_PROCESS_SECRET = secrets.token_bytes(32)
+
+
+def process_secret() -> bytes:
+    return _PROCESS_SECRET
+
+
 class KeyRing:
     """The digest index of every virtual key known to this config snapshot."""
 
@@ -70,6 +79,18 @@ class KeyRing:
 
     def __len__(self) -> int:
         return len(self._by_digest)
+
+    def with_digests(self, entries: Iterable[tuple[bytes, VirtualKey]]) -> KeyRing:
+        """A new ring: this one's keys plus ``entries`` (keys created through the API, already digested
+        under the same secret). The receiver is left unchanged: snapshots share it."""
+        ring = KeyRing(self._secret)
+        ring._by_digest = dict(self._by_digest)
+        for digest, key in entries:
+            ring.add(digest, key)
+        return ring
+
+    def virtual_keys(self) -> list[VirtualKey]:
+        return [key for _, key in self._by_digest.values()]
 
 
 def key_from_config(config: KeyConfig) -> VirtualKey:

@@ -6,12 +6,11 @@ it is metered, so a route, price or key never changes under it.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from proxy.config import ConfigError, Settings
-from proxy.keys import KeyRing, build_keyring, usd_to_micro
+from proxy.keys import KeyRing, build_keyring, process_secret, usd_to_micro
 from proxy.plugin import Provider, ProviderSettings, ProviderType
 from proxy.pricing import Price, PriceTable, load_price_table
 from proxy.registry import PluginNotFound, load_plugin
@@ -33,6 +32,8 @@ class Snapshot:
     overlay: Mapping[str, Route] = field(default_factory=dict)
     synced: Mapping[str, Route] = field(default_factory=dict)
     synced_prices: Mapping[str, Price] = field(default_factory=dict)
+    # Synced names a sync found removed upstream -> when they stop being routable (unix seconds).
+    retiring: Mapping[str, float] = field(default_factory=dict)
     tenant_provider_keys: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def resolve(self, model: str) -> Resolution | None:
@@ -44,11 +45,16 @@ class Snapshot:
 
     def api_key(self, tenant: str, provider: str) -> str | None:
         """The tenant's own key for this provider when it has one (BYOK), else the shared key."""
-        own = self.tenant_provider_keys.get((tenant, provider))
-        if own is not None:
+        policy = self._byok(provider)
+        own = self.tenant_provider_keys.get((tenant, provider)) if policy != "never" else None
+        if own is not None or policy == "required":
             return own
         instance = self.providers.get(provider)
         return instance.settings.api_key if instance is not None else None
+
+    def _byok(self, provider: str) -> str:
+        config = self.settings.providers.get(provider)
+        return config.byok if config is not None else "optional"
 
     def serving(self, provider: str, tenant: str | None = None) -> bool:
         """Whether a provider takes traffic (for this tenant): enabled, with a key if it needs one (the
@@ -57,10 +63,11 @@ class Snapshot:
         instance = self.providers.get(provider)
         if config is None or instance is None or not config.enabled:
             return False
-        if instance.requires_key and not (
-            instance.settings.api_key
-            or (tenant is not None and (tenant, provider) in self.tenant_provider_keys)
-        ):
+        policy = config.byok
+        own = tenant is not None and policy != "never" and (tenant, provider) in self.tenant_provider_keys
+        if policy == "required" and not own:
+            return False
+        if instance.requires_key and not (own or (policy != "required" and instance.settings.api_key)):
             return False
         return self.settings.features.aggregators or instance.provider_type is not ProviderType.AGGREGATOR
 
@@ -96,7 +103,7 @@ def build_snapshot(settings: Settings, *, key_secret: bytes | None = None, versi
         problems.append(str(exc))
     if problems or prices is None:
         raise ConfigError("\n".join(problems))
-    secret = key_secret or (settings.secrets.key_secret or "").encode() or secrets.token_bytes(32)
+    secret = key_secret or (settings.secrets.key_secret or "").encode() or process_secret()
     tenant_scopes = {
         name: Scope(
             "tenant",
