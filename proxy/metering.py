@@ -12,13 +12,16 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from proxy.alerts import Alerter, follow
 from proxy.body import ClientBody
 from proxy.errors import BudgetExceeded, MeteringUnavailable, RateLimited
+from proxy.journal import JournaledStore
 from proxy.ledger import Outcome, UsageRecord
 from proxy.plugin import Usage
 from proxy.pricing import Price, cost_micro_usd, worst_case_micro_usd
 from proxy.store.base import (
     Admission,
+    AlertFeed,
     Crossing,
     Decision,
     Scope,
@@ -71,7 +74,7 @@ async def admit(store: Store, request_id: str, plan: Plan, fail_open: bool) -> D
         )
     except StoreUnavailable:
         if fail_open:
-            return Decision(Verdict.ADMITTED)
+            return Decision(Verdict.ADMITTED, reserved=False)
         raise MeteringUnavailable(
             "Metering is unavailable (the gateway's store does not answer), so no request can be admitted. "
             "Retry shortly.",
@@ -161,7 +164,27 @@ def build_record(
     )
 
 
-async def settle(store: Store, record: UsageRecord, plan: Plan) -> list[Crossing]:
-    """Settle even if the request's task is being cancelled: a record must never be lost."""
-    settlement = Settlement(record, plan.scopes, plan.tokens, plan.cost_micro_usd)
+async def settle(store: Store, record: UsageRecord, plan: Plan, reserved: bool = True) -> list[Crossing]:
+    """Settle even if the request's task is being cancelled: a record must never be lost. With a Redis
+    store, a settlement Redis cannot take goes to the journal (:mod:`proxy.journal`) and never raises.
+    ``reserved``: the admission's ``Decision.reserved``."""
+    if reserved:
+        settlement = Settlement(record, plan.scopes, plan.tokens, plan.cost_micro_usd)
+    else:
+        settlement = Settlement(record, plan.scopes, 0, 0, reserved=False)
     return await asyncio.shield(store.settle(settlement))
+
+
+def start_background(store: Store, alerter: Alerter) -> list[asyncio.Task[None]]:
+    """The tasks a shared store needs (none for the memory store): the journal's replay, and the consumer
+    of the store's alert feed, which then delivers budget alerts instead of the settling request."""
+    loop = asyncio.get_running_loop()
+    tasks = []
+    feed: AlertFeed | None = store if isinstance(store, AlertFeed) else None
+    if isinstance(store, JournaledStore):
+        tasks.append(loop.create_task(store.run(), name="efflux-journal-replay"))
+        feed = store.feed
+    if feed is not None:
+        alerter.shared = True
+        tasks.append(loop.create_task(follow(feed, alerter), name="efflux-alert-feed"))
+    return tasks

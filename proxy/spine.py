@@ -61,7 +61,7 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     try:
         return await _answer(request, gw, snapshot, ctx, key, body, endpoint, candidates, decision, charge)
     finally:
-        await _meter(gw, ctx, key, body, endpoint, plan, charge)
+        await _meter(gw, ctx, key, body, endpoint, plan, charge, decision.reserved)
 
 
 async def _answer(
@@ -145,6 +145,7 @@ async def _meter(
     endpoint: Endpoint,
     plan: Plan,
     charge: Charge,
+    reserved: bool,
 ) -> None:
     record = build_record(
         request_id=ctx.request_id,
@@ -166,7 +167,7 @@ async def _meter(
     )
     ctx.prompt_tokens, ctx.completion_tokens = record.prompt_tokens, record.completion_tokens
     ctx.cost_micro_usd, ctx.ttfb = record.cost_micro_usd, charge.ttfb
-    crossings = await settle(gw.store, record, plan)
+    crossings = await settle(gw.store, record, plan, reserved)
     m = gw.metrics
     m.tokens.labels(record.model, record.provider, "prompt").inc(record.prompt_tokens)
     m.tokens.labels(record.model, record.provider, "completion").inc(record.completion_tokens)

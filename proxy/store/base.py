@@ -16,7 +16,7 @@ import calendar
 import enum
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from proxy.ledger import RecordPage, RecordQuery, UsageRecord
 
@@ -98,6 +98,9 @@ class Decision:
     limit: str | None = None  # "rpm" | "tpm" | "budget"
     retry_after: float | None = None
     headroom: Headroom = Headroom()
+    # False: admitted by the ``fail_open`` outage policy without the store, so nothing was reserved and the
+    # settlement goes straight to the journal (the store has just failed this request once).
+    reserved: bool = True
 
     @property
     def admitted(self) -> bool:
@@ -110,6 +113,7 @@ class Settlement:
     scopes: tuple[Scope, ...]
     reserved_tokens: int
     reserved_micro_usd: int
+    reserved: bool = True  # False: admitted without the store (see Decision.reserved)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,28 @@ class Crossing:
     threshold: float
     spent_micro_usd: int
     budget_micro_usd: int
+
+
+@dataclass(frozen=True, slots=True)
+class FedAlert:
+    """A crossing as the store's shared alert feed hands it to one consumer among all replicas."""
+
+    id: str  # the feed's id of the entry (unique within its tenant's feed)
+    crossing: Crossing
+    at: float  # unix seconds when the settlement that crossed it was applied
+
+
+@runtime_checkable
+class AlertFeed(Protocol):
+    """A store that records crossings in a shared feed (Redis), so that exactly one replica delivers each,
+    even when the settling replica never saw the reply that reported it."""
+
+    async def read_alerts(self, consumer: str, *, reclaim: bool = False) -> list[FedAlert]:
+        """New crossings for ``consumer`` (each handed to one consumer only); with ``reclaim``, also those
+        another consumer took and has not acknowledged for a long time (it died)."""
+        ...
+
+    async def ack_alert(self, alert: FedAlert) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

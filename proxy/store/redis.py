@@ -18,6 +18,9 @@ key                            type    holds                                    
                                        ``r:<id>`` -> reserved cost
 ``egw:{T}:exp:<s>:<period>``   zset    request id -> reservation deadline       period end + 7 d
 ``egw:{T}:alr:<s>:<period>``   hash    threshold -> 1 once its alert was sent   period end + 7 d
+``egw:{T}:alerts``             stream  the alert feed: one entry per crossing,  ``FEED_TTL`` (40 d) after
+                                       consumer group ``notifier``,             its last crossing,
+                                       ``MAXLEN ~ 1000``                        refreshed by each
 ``egw:{T}:ledger``             stream  usage records, ``MAXLEN ~ max_records``  none: it is the ledger,
                                                                                 bounded by length
 ``egw:tenants``                set     tenants that have a ledger stream        none: one member per
@@ -33,6 +36,11 @@ Every other TTL is relative to the caller's clock at the time of the write (``Ad
 Reservations carry a deadline (``reservation_ttl``): if a replica dies between admission and settlement, a
 later admission in that scope releases the stale reservation instead of holding budget for the whole
 period. A settlement after the deadline still charges the actual cost; it releases nothing twice.
+
+Alert feed: the settlement script appends each crossing to the tenant's feed; every replica reads the
+feeds of all tenants (``egw:tenants``) through the one consumer group, so each crossing goes to one
+replica, which acknowledges it once delivered (``proxy.alerts.follow``). An entry left unacknowledged
+for ``RECLAIM_IDLE`` (its reader died) is taken over by another reader.
 
 The ledger is one stream per tenant, written by the settlement script itself (a global stream would live in
 another slot, so Cluster would refuse it in the same script). Cross-tenant reads list the tenants from
@@ -63,6 +71,7 @@ from proxy.store.base import (
     Admission,
     Crossing,
     Decision,
+    FedAlert,
     Headroom,
     Scope,
     Settlement,
@@ -78,6 +87,12 @@ PERIOD_MARGIN = 7 * 86400.0  # budget counters outlive their period by this much
 CLOCK_SKEW = 300.0  # records() starts reading this much before ``since``: stream ids use Redis's clock
 SCAN_BUDGET = 10_000  # entries one records() call reads at most; then it answers with a cursor
 TENANT_REFRESH = 60.0  # seconds between re-adding a known tenant to the tenant set
+FEED_GROUP = "notifier"
+FEED_TTL = 40 * 86400.0  # a feed outlives the month of its last crossing
+FEED_MAXLEN = 1000
+FEED_BATCH = 100  # entries one read takes from one tenant's feed
+FEED_TIMEOUT = 2.0  # a background read of every feed may take longer than a request's verbs
+RECLAIM_IDLE = 60.0  # longer than a delivery with all its retries (proxy.alerts)
 _HERE = Path(__file__).parent
 _CURSOR = re.compile(r"(\d+)-(\d+)(?:@(.*))?", re.S)
 
@@ -259,6 +274,32 @@ class RedisStore:
         key = f"{self._prefix}:lock:{_escape(name)}"
         return bool(await self._run(self._lock_script([key], [owner, _ms(ttl)])))
 
+    # -- the alert feed (proxy.store.base.AlertFeed) ----------------------------------------------------
+
+    async def read_alerts(self, consumer: str, *, reclaim: bool = False) -> list[FedAlert]:
+        members = await self._run(self._client.smembers(f"{self._prefix}:tenants"), FEED_TIMEOUT)
+        tenants = sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+        found: list[FedAlert] = []
+        for first in range(0, len(tenants), 500):
+            batch = tenants[first : first + 500]
+            pipe = self._client.pipeline(transaction=False)
+            for tenant in batch:
+                key = f"{self._base(tenant)}:alerts"
+                pipe.xreadgroup(FEED_GROUP, consumer, {key: ">"}, count=FEED_BATCH)
+                if reclaim:
+                    idle = int(RECLAIM_IDLE * 1000)
+                    pipe.xautoclaim(key, FEED_GROUP, consumer, idle, "0-0", count=FEED_BATCH)
+            replies = await self._run(pipe.execute(raise_on_error=False), FEED_TIMEOUT)
+            step = 2 if reclaim else 1
+            for index, tenant in enumerate(batch):
+                for reply in replies[index * step : index * step + step]:
+                    found += _fed_alerts(tenant, reply)
+        return found
+
+    async def ack_alert(self, alert: FedAlert) -> None:
+        key = f"{self._base(alert.crossing.scope.tenant)}:alerts"
+        await self._run(self._client.xack(key, FEED_GROUP, alert.id), FEED_TIMEOUT)
+
     async def connect(self) -> None:
         """Optional: fail fast at startup. Raises :class:`StoreUnavailable`."""
         await self.ping()
@@ -274,14 +315,14 @@ class RedisStore:
 
     # -- internals -------------------------------------------------------------------------------------
 
-    async def _run(self, op: Awaitable[T]) -> T:
+    async def _run(self, op: Awaitable[T], bound: float | None = None) -> T:
         """The one boundary where Redis failures become :class:`StoreUnavailable`, within ``timeout``.
 
         The socket timeouts bound each read; this deadline bounds the whole verb (a connect plus a read,
         or the cluster client's rediscovery), which is what a waiting request feels.
         """
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(bound or self._timeout):
                 if isinstance(self._client, RedisCluster):
                     # Discover the cluster before the command: commands racing a first (or, after an
                     # error, a renewed) discovery get their connections closed under them (redis-py 8.1).
@@ -306,7 +347,7 @@ class RedisStore:
         base = self._base(_tenant_of(scopes, record.tenant))
         if record.cost_micro_usd < 0:
             raise ValueError("a settlement cost must not be negative")
-        keys = [f"{base}:req:{record.request_id}", f"{base}:ledger"]
+        keys = [f"{base}:req:{record.request_id}", f"{base}:ledger", f"{base}:alerts"]
         args: list[str | bytes] = [
             record.request_id,
             str(record.total_tokens),
@@ -315,6 +356,9 @@ class RedisStore:
             str(self._max_records),
             self._record_ms,
             str(len(scopes)),
+            FEED_GROUP,
+            _ms(FEED_TTL),
+            str(FEED_MAXLEN),
         ]
         for scope in scopes:
             part = _scope_part(scope)
@@ -365,6 +409,29 @@ def _tenant_of(scopes: Sequence[Scope], tenant: str) -> str:
     if any(scope.tenant != tenant for scope in scopes):
         raise ValueError(f"every scope of a request must belong to its tenant {tenant!r}")
     return tenant
+
+
+def _fed_alerts(tenant: str, reply: Any) -> list[FedAlert]:
+    """Entries of one XREADGROUP or XAUTOCLAIM reply (an error: no feed yet for this tenant, or none)."""
+    if isinstance(reply, Exception):
+        if "NOGROUP" not in str(reply):
+            raise StoreUnavailable(f"redis: {reply!r}")
+        return []
+    if not reply:
+        return []
+    entries = reply[1] if isinstance(reply[0], bytes) else reply[0][1]  # XAUTOCLAIM | XREADGROUP
+    out = []
+    for entry_id, fields in entries:
+        if not fields:
+            continue  # deleted by MAXLEN while pending
+        kind, _, name = fields[b"ident"].decode().partition(":")
+        scope = Scope(kind, name, tenant, budget_micro_usd=int(fields[b"budget"]))
+        threshold = float(fields[b"threshold"])
+        crossing = Crossing(
+            scope, fields[b"period"].decode(), threshold, int(fields[b"spent"]), scope.budget_micro_usd or 0
+        )
+        out.append(FedAlert(entry_id.decode(), crossing, int(entry_id.split(b"-")[0]) / 1000))
+    return out
 
 
 def _decision(reply: list[Any], admission: Admission) -> Decision:

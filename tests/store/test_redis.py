@@ -72,13 +72,15 @@ async def test_every_key_has_a_ttl_or_a_documented_reason(redis_backend: Backend
     store, nodes = redis_backend
     await _workload(store, ["acme", "a{b}:c"])
     keys = _keys(nodes, store.prefix)
-    assert {_kind(k) for k in keys} == {"req", "win", "tok", "bud", "exp", "alr", "ledger", "tenants"}
+    kinds = {"req", "win", "tok", "bud", "exp", "alr", "alerts", "ledger", "tenants"}
+    assert {_kind(k) for k in keys} == kinds
     for key, (_, pttl) in keys.items():
         if _kind(key) in UNEXPIRING or key.endswith(b":total"):
             assert pttl == -1, key
             continue
         assert pttl > 0, key
-        ceiling = {"req": DAY_MS, "win": 61_000, "tok": 61_000}.get(_kind(key), (31 + 7) * DAY_MS)
+        ceilings = {"req": DAY_MS, "win": 61_000, "tok": 61_000, "alerts": 40 * DAY_MS}
+        ceiling = ceilings.get(_kind(key), (31 + 7) * DAY_MS)
         assert pttl <= ceiling, (key, pttl)
 
 
@@ -140,3 +142,44 @@ async def test_a_settlement_whose_reply_was_lost_counts_once(redis_backend: Back
     spend = await store.spend(key, now)
     assert (spend.spent_micro_usd, spend.reserved_micro_usd) == (2000, 0)
     assert [r.request_id for r in (await store.records(RecordQuery(tenant="t1"))).data] == ["r1"]
+
+
+async def test_the_alert_feed_hands_each_crossing_to_one_reader(redis_backend: Backend) -> None:
+    store, _ = redis_backend
+    now = time.time()
+    key = Scope("key", "k:1", "t{1}", budget_micro_usd=10_000, alert_at=(0.5, 0.8))
+    for i in range(10):  # 1000 each: crosses 50 % at the 5th, 80 % at the 8th
+        assert (await store.admit(Admission(f"r{i}", (key,), 10, 1000, now))).admitted
+        await store.settle(
+            Settlement(record(f"r{i}", key="k:1", tenant="t{1}", started_at=now), (key,), 10, 1000)
+        )
+    first = await store.read_alerts("replica-a")
+    assert await store.read_alerts("replica-b") == []  # handed out once
+    assert [(a.crossing.threshold, a.crossing.spent_micro_usd) for a in first] == [(0.5, 5000), (0.8, 8000)]
+    assert {(a.crossing.scope.kind, a.crossing.scope.name, a.crossing.scope.tenant) for a in first} == {
+        ("key", "k:1", "t{1}")
+    }
+    await store.ack_alert(first[0])
+    # The unacknowledged one is reclaimed by another reader only once it has been idle long enough.
+    assert await store.read_alerts("replica-b", reclaim=True) == []
+
+
+async def test_a_crossing_whose_settlement_reply_was_lost_is_still_in_the_feed(
+    redis_backend: Backend,
+) -> None:
+    store, nodes = redis_backend
+    now = time.time()
+    key = Scope("key", "k1", "t1", budget_micro_usd=1000, alert_at=(1.0,))
+    # The gateway registers the tenant (for readers of every tenant's feed) before its first settlement.
+    await store.settle(Settlement(record("earlier", started_at=now, cost=0), (key,), 0, 0))
+    assert (await store.admit(Admission("lost", (key,), 10, 1000, now))).admitted
+    keys, args = store._settle_call(Settlement(record("lost", started_at=now), (key,), 10, 1000))
+    source = (Path(proxy.store.__file__).parent / "settle.lua").read_bytes()
+    owner = _owner(nodes, keys[0])
+    _send_and_hang_up(owner.port, "EVAL", source, str(len(keys)), *keys, *args)
+    for _ in range(200):
+        alerts = await store.read_alerts("replica-a")
+        if alerts:
+            break
+        await asyncio.sleep(0.01)
+    assert [(a.crossing.threshold, a.crossing.period) for a in alerts] == [(1.0, key.period.window(now)[0])]
