@@ -2,7 +2,8 @@
 
     serve --config F [--host H] [--port P] [--workers N]
     check --config F
-    vault genkey
+    vault genkey | rewrap --config F
+    keys create|list|revoke --config F   (proxy.commands)
 
 Exit codes: 0 ok, 1 failure, 2 config error (the message names the YAML path).
 """
@@ -19,7 +20,9 @@ import socket
 import sys
 from collections.abc import Sequence
 
+from proxy import commands
 from proxy.config import ConfigError, Settings, load_settings
+from proxy.vault import check_secrets
 
 DEFAULT_CONFIG = "config/gateway.example.yaml"
 EXIT_CONFIG = 2
@@ -43,9 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     vault = sub.add_parser("vault", help="master keys for the provider-key vault")
     vault_sub = vault.add_subparsers(dest="vault_command", required=True)
     vault_sub.add_parser("genkey", help="print a new master key (urlsafe base64 of 32 random bytes)")
+    rewrap = vault_sub.add_parser("rewrap", help="re-seal every provider key with the first master key")
+    rewrap.add_argument("--config", default=os.environ.get("EFFLUX_CONFIG", DEFAULT_CONFIG))
+    commands.add_parsers(sub, os.environ.get("EFFLUX_CONFIG", DEFAULT_CONFIG))
 
     args = parser.parse_args(argv)
-    if args.command == "vault":
+    if args.command == "vault" and args.vault_command == "genkey":
         print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
         return 0
     try:
@@ -53,6 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from proxy.snapshot import build_snapshot
 
         snapshot = build_snapshot(settings)
+        check_secrets(settings)
+        if args.command == "keys":
+            return commands.keys_command(args, settings, snapshot)
+        if args.command == "vault":
+            return commands.rewrap_command(settings)
     except ConfigError as exc:
         for line in str(exc).splitlines():
             print(f"{args.config}: {line}", file=sys.stderr)

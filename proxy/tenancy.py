@@ -202,6 +202,7 @@ LAYERS: list[tuple[str, Layer]] = [
 # write back an old secret over a newer one. Writers of the API share one owner: among themselves the
 # last write wins, as for any PUT.
 LOCK_TTL = 2.0
+RELEASE = 0.005  # the store has no unlock: re-taking the lock for 5 ms lets it lapse at once
 API_WRITER = "api"
 
 

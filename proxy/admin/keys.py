@@ -20,6 +20,8 @@ from proxy.config import BudgetConfig, LimitsConfig
 from proxy.errors import InvalidRequest, NotFound
 from proxy.gateway import Gateway
 from proxy.keys import new_key_secret
+from proxy.snapshot import Snapshot
+from proxy.store.base import Store
 from proxy.tenancy import KEYS, NAME, KeyDoc, parse
 
 M = TypeVar("M", bound=BaseModel)
@@ -119,9 +121,9 @@ def doc_info(doc: KeyDoc) -> dict[str, object]:
     ).model_dump(mode="json")
 
 
-async def api_keys(gw: Gateway) -> dict[str, KeyDoc]:
+async def api_keys(store: Store) -> dict[str, KeyDoc]:
     out = {}
-    for doc_id, raw in (await gw.store.list_docs(KEYS)).items():
+    for doc_id, raw in (await store.list_docs(KEYS)).items():
         doc = parse(KeyDoc, doc_id, raw)
         if doc is not None:
             out[doc_id] = doc
@@ -138,24 +140,23 @@ async def load_key(gw: Gateway, key_id: str) -> KeyDoc:
     return doc
 
 
-async def create_key(gw: Gateway, body: KeyCreate) -> dict[str, object]:
+async def create_key(store: Store, snapshot: Snapshot, body: KeyCreate) -> dict[str, object]:
     """Shared by the API and ``efflux-gateway keys create``: the answer holds the secret."""
-    existing = await api_keys(gw)
-    if body.name in {k.name for k in gw.snapshot.settings.keys} | {d.name for d in existing.values()}:
+    existing = await api_keys(store)
+    if body.name in {k.name for k in snapshot.settings.keys} | {d.name for d in existing.values()}:
         raise InvalidRequest(f"A key named '{body.name}' exists already.", param="name")
     secret = new_key_secret()
     doc = KeyDoc(
         id="key_" + secrets.token_hex(8),
         name=body.name,
         tenant=body.tenant,
-        digest=gw.snapshot.keys.digest(secret).hex(),
+        digest=snapshot.keys.digest(secret).hex(),
         models=body.models,
         limits=body.limits,
         budget=body.budget,
         created_at=time.time(),
     )
-    await gw.store.put_doc(KEYS, doc.id, doc.model_dump_json().encode())
-    await refresh(gw)
+    await store.put_doc(KEYS, doc.id, doc.model_dump_json().encode())
     return {**doc_info(doc), "key": secret}
 
 
@@ -168,7 +169,10 @@ async def create_key(gw: Gateway, body: KeyCreate) -> dict[str, object]:
 )
 async def create(request: web.Request) -> web.Response:
     body = await read_model(request, KeyCreate)
-    return json_response(await create_key(gateway(request), body), status=201)
+    gw = gateway(request)
+    created = await create_key(gw.store, gw.snapshot, body)
+    await refresh(gw)
+    return json_response(created, status=201)
 
 
 @operation(
@@ -186,7 +190,7 @@ async def list_keys(request: web.Request) -> web.Response:
     count = limit(request.query)
     cursor = request.query.get("cursor") or ""
     tenant = request.query.get("tenant") or None
-    rows = yaml_info(gw) + [doc_info(d) for d in (await api_keys(gw)).values()]
+    rows = yaml_info(gw) + [doc_info(d) for d in (await api_keys(gw.store)).values()]
     rows = sorted((r for r in rows if tenant is None or r["tenant"] == tenant), key=lambda r: str(r["id"]))
     rows = [r for r in rows if str(r["id"]) > cursor]
     page = rows[:count]

@@ -28,6 +28,7 @@ from proxy.tenancy import (
     LOCK_TTL,
     NAME,
     PROVIDER_KEYS,
+    RELEASE,
     TENANTS,
     ProviderKeyDoc,
     TenantDoc,
@@ -118,7 +119,7 @@ async def tenant_info(gw: Gateway, name: str) -> dict[str, object] | None:
 async def _has_keys(gw: Gateway, tenant: str) -> bool:
     if any(k.tenant == tenant for k in gw.snapshot.settings.keys):
         return True
-    return any(d.tenant == tenant for d in (await api_keys(gw)).values())
+    return any(d.tenant == tenant for d in (await api_keys(gw.store)).values())
 
 
 @operation(
@@ -132,7 +133,9 @@ async def list_tenants(request: web.Request) -> web.Response:
     count = limit(request.query)
     cursor = request.query.get("cursor") or ""
     names = set(gw.snapshot.settings.tenants) | set(await gw.store.list_docs(TENANTS))
-    names |= {k.tenant for k in gw.snapshot.settings.keys} | {d.tenant for d in (await api_keys(gw)).values()}
+    names |= {k.tenant for k in gw.snapshot.settings.keys} | {
+        d.tenant for d in (await api_keys(gw.store)).values()
+    }
     ordered = sorted(n for n in names if n > cursor)
     rows = [row for n in ordered[:count] if (row := await tenant_info(gw, n)) is not None]
     return json_response({"data": rows, "next_cursor": ordered[count - 1] if len(ordered) > count else None})
@@ -228,6 +231,7 @@ async def put_provider_key(
         sealed, old.created_at if old else None, validated=validated, validated_at=validated_at
     )
     await gw.store.put_doc(PROVIDER_KEYS, doc_id, doc.model_dump_json().encode())
+    await gw.store.try_lock(lock_name(tenant, provider), API_WRITER, RELEASE)
     await refresh(gw)
     return key_info(tenant, provider, doc)
 
@@ -247,7 +251,9 @@ async def get_provider_key(gw: Gateway, tenant: str, provider: str) -> ProviderK
 
 async def delete_provider_key(gw: Gateway, tenant: str, provider: str) -> None:
     await _locked(gw, tenant, provider)
-    if not await gw.store.delete_doc(PROVIDER_KEYS, provider_key_id(tenant, provider)):
+    existed = await gw.store.delete_doc(PROVIDER_KEYS, provider_key_id(tenant, provider))
+    await gw.store.try_lock(lock_name(tenant, provider), API_WRITER, RELEASE)
+    if not existed:
         raise NotFound(f"No key of tenant '{tenant}' for provider '{provider}'.")
     await refresh(gw)
 
@@ -263,10 +269,12 @@ async def validate_stored(gw: Gateway, tenant: str, provider: str) -> dict[str, 
     valid, error = await validate_with(gw, provider, secret)
     if valid is not None:
         await _locked(gw, tenant, provider)
+        doc = await get_provider_key(gw, tenant, provider)  # re-read under the lock: a rewrap may have run
         doc = doc.model_copy(update={"validated": valid, "validated_at": time.time()})
         await gw.store.put_doc(
             PROVIDER_KEYS, provider_key_id(tenant, provider), doc.model_dump_json().encode()
         )
+        await gw.store.try_lock(lock_name(tenant, provider), API_WRITER, RELEASE)
     return Validation(tenant=tenant, provider=provider, valid=valid, error=error).model_dump()
 
 
