@@ -1,6 +1,7 @@
 """The operator commands that work on the configured store directly, without a running gateway:
 
-    efflux-gateway keys create --config F --name N [--tenant T] [--model GLOB ...] [--rpm] [--tpm] [--budget-usd]
+    efflux-gateway keys create --config F --name N [--tenant T] [--model GLOB ...] [--rpm N] [--tpm N]
+                               [--budget-usd X --period P]
     efflux-gateway keys list   --config F
     efflux-gateway keys revoke --config F ID
     efflux-gateway vault rewrap --config F
@@ -118,6 +119,16 @@ def rewrap_command(settings: Settings) -> int:
     return 1 if failed else 0
 
 
+async def _take(store: Store, name: str, owner: str) -> None:
+    # An API write holds the lock for one read-modify-write; wait it out (polling: the store has no
+    # notification for a lock that lapses).
+    for _ in range(1000):
+        if await store.try_lock(name, owner, REWRAP_LOCK_TTL):
+            return
+        await asyncio.sleep(0.05)
+    raise StoreUnavailable(f"lock {name} stayed busy")
+
+
 async def rewrap(store: Store, vault: Vault) -> tuple[int, int, int]:
     """Re-seal every provider key with the vault's current master key. Returns (moved, current, failed)."""
     owner = "rewrap-" + secrets.token_hex(6)
@@ -125,8 +136,7 @@ async def rewrap(store: Store, vault: Vault) -> tuple[int, int, int]:
     try:
         for doc_id in sorted(await store.list_docs(PROVIDER_KEYS)):
             tenant, provider = split_provider_key_id(doc_id)
-            while not await store.try_lock(lock_name(tenant, provider), owner, REWRAP_LOCK_TTL):
-                await asyncio.sleep(0.05)  # an API write holds it for one read-modify-write
+            await _take(store, lock_name(tenant, provider), owner)
             # Re-read under the lock: an API write since the listing must not be overwritten.
             raw = await store.get_doc(PROVIDER_KEYS, doc_id)
             doc = parse(ProviderKeyDoc, doc_id, raw) if raw is not None else None

@@ -9,6 +9,7 @@ happens (provider error, client gone, cancellation).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from aiohttp import web
@@ -34,6 +35,7 @@ from proxy.relay import relay
 from proxy.routing import Choice, model_allowed
 from proxy.snapshot import Snapshot
 from proxy.store.base import Decision, Scope
+from proxy.vault import redact
 
 Candidate = tuple[Choice, Provider, Timeouts, Price]
 
@@ -107,7 +109,9 @@ async def _answer(
     headers = _headers(ctx, decision)
     if isinstance(outcome, Refused):
         charge.outcome, charge.status = Outcome.REJECTED, outcome.error.status
-        raise ProviderError(outcome.error)
+        # Some providers quote the key they were given; it must not reach the client (or its logs).
+        used = (snapshot.api_key(key.tenant, c.provider) for c, *_ in candidates)
+        raise ProviderError(dataclasses.replace(outcome.error, message=redact(outcome.error.message, used)))
     if isinstance(outcome, Served):
         charge.usage = outcome.reply.usage
         charge.outcome, charge.status = Outcome.COMPLETED, 200
