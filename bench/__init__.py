@@ -1,0 +1,1 @@
+"""The efflux-gateway benchmark: ``python -m bench`` (see bench/README.md)."""
