@@ -1,5 +1,6 @@
 """``/v1/models``: the routing table as the calling key sees it, OpenAI-shaped with the gateway's extras
-(``provider``, ``provider_type``, ``context_length``, ``pricing`` per 1M tokens, ``status``).
+(``provider``, ``provider_type``, ``context_length``, ``pricing`` per 1M tokens, ``status``, and for a
+synced model its provider stopped listing, ``status: retiring`` with ``retires_at``).
 
 Only exact names are listed: a wildcard route (``openrouter/*``) stands for models it cannot enumerate.
 ``GET /v1/models/{id}`` answers for any name that resolves, wildcard matches included.
@@ -39,7 +40,8 @@ def describe(
             "upstream_model": choice.model,
             "context_length": price.context_length if price else None,
             "pricing": price.usd_per_million() if price else None,
-            "status": "active",
+            "status": "retiring" if model in snapshot.retiring else "active",
+            "retires_at": _unix(snapshot.retiring.get(model)),
         }
     return None
 
@@ -69,6 +71,10 @@ async def get_model(request: web.Request) -> web.Response:
     if entry is None:
         raise ModelNotFound(f"The model '{model}' does not exist on this gateway.", param="model")
     return web.Response(body=orjson.dumps(entry), content_type="application/json")
+
+
+def _unix(when: float | None) -> int | None:
+    return None if when is None else int(when)  # unix seconds, like ``created``
 
 
 def _caller(request: web.Request, snapshot: Snapshot) -> VirtualKey:

@@ -2,6 +2,7 @@
 
     serve --config F [--host H] [--port P] [--workers N]
     check --config F
+    sync --config F [provider]
     vault genkey | rewrap --config F
     keys create|list|revoke --config F   (proxy.commands)
 
@@ -43,6 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = sub.add_parser("check", help="validate a config file without serving")
     check.add_argument("--config", default=os.environ.get("EFFLUX_CONFIG", DEFAULT_CONFIG))
 
+    sync = sub.add_parser("sync", help="sync model catalogues now (all providers with sync:, or one)")
+    sync.add_argument("--config", default=os.environ.get("EFFLUX_CONFIG", DEFAULT_CONFIG))
+    sync.add_argument("provider", nargs="?", help="only this provider")
+
     vault = sub.add_parser("vault", help="master keys for the provider-key vault")
     vault_sub = vault.add_subparsers(dest="vault_command", required=True)
     vault_sub.add_parser("genkey", help="print a new master key (urlsafe base64 of 32 random bytes)")
@@ -68,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(f"{args.config}: {line}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.command == "sync":
+        from proxy.sync import sync_command
+
+        return sync_command(settings, snapshot, args.provider)
     if args.command == "check":
         print(
             f"{args.config}: ok ({len(snapshot.providers)} providers, {len(settings.models)} routes, "
@@ -92,11 +101,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             )
             return EXIT_CONFIG
         return _serve_workers(args, settings, host, port)
-    run(settings, host, port, reuse_port=False)
+    run(settings, host, port, reuse_port=False, config_path=args.config)
     return 0
 
 
-def run(settings: Settings, host: str, port: int, *, reuse_port: bool) -> None:
+def run(
+    settings: Settings, host: str, port: int, *, reuse_port: bool, config_path: str | None = None
+) -> None:
     from aiohttp import web
 
     from proxy.app import create_app
@@ -109,7 +120,7 @@ def run(settings: Settings, host: str, port: int, *, reuse_port: bool) -> None:
         uvloop.install()
     except ImportError:
         pass
-    app = create_app(settings)
+    app = create_app(settings, config_path=config_path)  # the file is re-read on reload
     web.run_app(
         app,
         host=host,
@@ -123,7 +134,7 @@ def run(settings: Settings, host: str, port: int, *, reuse_port: bool) -> None:
 
 
 def _worker(config: str, host: str, port: int) -> None:
-    run(load_settings(config), host, port, reuse_port=True)
+    run(load_settings(config), host, port, reuse_port=True, config_path=config)
 
 
 def _serve_workers(args: argparse.Namespace, settings: Settings, host: str, port: int) -> int:
@@ -144,6 +155,8 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, host: str, port
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, forward)  # reload: each worker re-reads the file
     for p in procs:
         p.join()
     return max((p.exitcode or 0) for p in procs)

@@ -38,6 +38,21 @@ class Metrics:
         self.store_errors = Counter("efflux_store_errors", "Store calls that failed", ["op"], registry=r)
         self.in_flight = Gauge("efflux_requests_in_flight", "Requests being served", registry=r)
         self.alerts = Counter("efflux_alerts", "Alerts raised", ["type"], registry=r)
+        # Model sync (proxy.sync) and config reloads (proxy.reload): counted on the replica that ran them.
+        self.sync_runs = Counter("efflux_sync_runs", "Catalogue syncs", ["provider", "result"], registry=r)
+        self.sync_changes = Counter(
+            "efflux_sync_changes", "Models added/changed/removed by syncs", ["provider", "kind"], registry=r
+        )
+        self.sync_models = Gauge(
+            "efflux_sync_models", "Models in the last good catalogue", ["provider"], registry=r
+        )
+        self.sync_last_success = Gauge(
+            "efflux_sync_last_success_timestamp_seconds",
+            "When the last sync succeeded",
+            ["provider"],
+            registry=r,
+        )
+        self.reloads = Counter("efflux_config_reloads", "Config reloads", ["result"], registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -98,6 +98,8 @@ class FakeProvider:
         self.scripts: dict[str, list[Behaviour]] = defaultdict(list)
         self.default: Behaviour | None = None
         self.models_body: bytes | None = None
+        # GET answers by path (catalogues: "/v1/models", "/api/v1/models"); beats ``models_body``
+        self.gets: dict[str, Behaviour] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -117,6 +119,7 @@ class FakeProvider:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/{path:.*}", self.handle)
         app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/api/v1/models", self.models)  # AiHubMix's catalogue, beside /v1
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeProvider:
@@ -133,6 +136,9 @@ class FakeProvider:
 
     async def models(self, request: web.Request) -> web.Response:
         self.received.append(Received("GET", request.path, dict(request.headers), None))
+        scripted = self.gets.get(request.path)
+        if scripted is not None:
+            return await self.play(request, scripted)
         body = self.models_body or orjson.dumps(
             {
                 "object": "list",
