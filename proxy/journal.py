@@ -29,6 +29,7 @@ import os
 import queue
 import secrets
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -52,6 +53,7 @@ from proxy.store.base import (
 log = logging.getLogger("efflux.journal")
 
 REPLAY_EVERY = 1.0  # seconds between attempts to replay (a cheap glob when there is nothing to do)
+MAX_IN_FLIGHT = 100_000  # admissions remembered until they settle
 _ROTATE = b""  # the writer's queue item asking it to close its current file
 
 
@@ -264,21 +266,45 @@ def _fsync_directory(directory: Path) -> None:
 class JournaledStore:
     """A :class:`Store` whose settlements survive a store outage (see the module docstring).
 
-    Every verb but ``settle`` is the wrapped store's; ``run`` is the replay task.
+    A request waits on the store for at most ``budget`` seconds in all (PRODUCT section 6: no request
+    hangs on Redis): its settlement gets what its admission left of it, then carries on in the background
+    (settled late, or journaled), its alert crossings reaching the store's alert feed either way.
+    Every verb but ``settle`` (and ``admit``, timed) is the wrapped store's; ``run`` is the replay task.
     """
 
-    def __init__(self, store: Store, journal: Journal) -> None:
+    def __init__(self, store: Store, journal: Journal, *, budget: float = 0.1) -> None:
         self.store = store
         self.journal = journal
+        self.budget = budget
+        self._waited: dict[str, float] = {}  # request id -> seconds its admission took, until it settles
+        self._pending: set[asyncio.Task[list[Crossing]]] = set()
+
+    async def admit(self, admission: Admission) -> Decision:
+        started = time.monotonic()
+        decision = await self.store.admit(admission)
+        if decision.admitted:
+            if len(self._waited) >= MAX_IN_FLIGHT:  # a caller admitting without settling: forget the oldest
+                del self._waited[next(iter(self._waited))]
+            self._waited[admission.request_id] = time.monotonic() - started
+        return decision
 
     async def settle(self, settlement: Settlement) -> list[Crossing]:
+        waited = self._waited.pop(settlement.record.request_id, 0.0)
+        task = asyncio.get_running_loop().create_task(self._settle(settlement))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        # Not reserved: the store failed this request's admission moments ago; it does not wait again.
+        left = self.budget - waited if settlement.reserved else 0.0
+        if left > 0:
+            await asyncio.wait({task}, timeout=left)
+        return task.result() if task.done() else []
+
+    async def _settle(self, settlement: Settlement) -> list[Crossing]:
         if settlement.reserved:
             try:
                 return await self.store.settle(settlement)
             except StoreUnavailable:
                 pass
-        # Not reserved: the store failed this request's admission moments ago; asking it again would
-        # add a second timeout to the request. The replay settles it as soon as the store answers.
         try:
             await self.journal.append(settlement)
         except (OSError, RuntimeError) as exc:
@@ -288,6 +314,11 @@ class JournaledStore:
                                   "record": orjson.loads(settlement.record.to_json())}},
             )  # fmt: skip
         return []  # crossings of a journaled settlement are found when it is replayed
+
+    async def drain(self) -> None:
+        """Wait for settlements still running in the background (each is bounded by the store timeout)."""
+        while self._pending:
+            await asyncio.wait(set(self._pending))
 
     async def run(self, every: float = REPLAY_EVERY) -> None:
         """Replay the journals whenever the store answers, until cancelled."""
@@ -306,9 +337,6 @@ class JournaledStore:
                 )
 
     # -- the wrapped store's verbs --------------------------------------------------------------------
-
-    async def admit(self, admission: Admission) -> Decision:
-        return await self.store.admit(admission)
 
     async def records(self, query: RecordQuery) -> RecordPage:
         return await self.store.records(query)
@@ -343,6 +371,7 @@ class JournaledStore:
 
     async def close(self) -> None:
         try:
+            await self.drain()
             await self.journal.close()
             # One last attempt, so that a clean shutdown after an outage leaves no journal behind.
             await asyncio.wait_for(self.journal.replay(self.store), timeout=5.0)

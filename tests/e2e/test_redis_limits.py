@@ -131,22 +131,13 @@ async def test_budget_race(
             scope = Scope("key", f"race-{rep}", "racers", budget_micro_usd=BUDGET_CALLS * COST,
                           period=Period.TOTAL)  # fmt: skip
             upstream_before = fake.count("race")
-            peak = 0
-            racing = True
-
-            async def watch() -> None:
-                nonlocal peak
-                while racing:
-                    spend = await store.spend(scope, time.time())
-                    peak = max(peak, spend.spent_micro_usd + spend.reserved_micro_usd)
-                    await asyncio.sleep(0.002)
-
-            watcher = asyncio.create_task(watch())
+            racing = asyncio.Event()
+            watcher = asyncio.create_task(_watch_commitment(store, scope, racing))
             results = await asyncio.gather(
                 *(chat(session, urls[i % len(urls)], race_key(rep), "race") for i in range(RACERS))
             )
-            racing = False
-            await watcher
+            racing.set()
+            peak = await watcher
             statuses = Counter((status, code) for status, code, *_ in results)
             served = statuses[(200, None)]
             records = await ledger(session, urls[0], key=f"race-{rep}")
@@ -168,6 +159,16 @@ async def test_budget_race(
     finally:
         await store.close()
     assert violations == []
+
+
+async def _watch_commitment(store: RedisStore, scope: Scope, done: asyncio.Event) -> int:
+    """The highest spent + reserved seen while the race runs."""
+    peak = 0
+    while not done.is_set():
+        spend = await store.spend(scope, time.time())
+        peak = max(peak, spend.spent_micro_usd + spend.reserved_micro_usd)
+        await asyncio.sleep(0.002)
+    return peak
 
 
 async def test_rpm_across_processes(
@@ -213,7 +214,7 @@ async def test_one_webhook_per_threshold(
         return [r.body for r in hook.received[before:] if r.path == "/v1/alerts"]
 
     deadline = time.monotonic() + 10
-    while len(alerts()) < 3 and time.monotonic() < deadline:
+    while len(alerts()) < 3 and time.monotonic() < deadline:  # noqa: ASYNC110 (another thread fills it)
         await asyncio.sleep(0.05)
     await asyncio.sleep(1.5)  # three polls of the feed: a duplicate would have arrived by now
     got = alerts()

@@ -38,7 +38,24 @@ async def store(server: RedisServer) -> AsyncIterator[RedisStore]:
 
 def settlement(rid: str, cost: int = 1000, reserved: bool = True) -> Settlement:
     record = UsageRecord(
-        rid, "k1", "t1", "m", "p", "m", 10, 5, 0, 0, 0, cost, None, 3, 1, Outcome.COMPLETED, False, time.time()
+        rid,
+        "k1",
+        "t1",
+        "m",
+        "p",
+        "m",
+        10,
+        5,
+        0,
+        0,
+        0,
+        cost,
+        None,
+        3,
+        1,
+        Outcome.COMPLETED,
+        False,
+        time.time(),
     )
     return Settlement(record, (KEY,), 15, cost, reserved)
 
@@ -127,8 +144,11 @@ async def test_the_journaled_store_journals_what_redis_cannot_take(
         server.thaw()
     # Not reserved: journaled without asking Redis, even though it answers now.
     assert await wrapped.settle(settlement("u2", reserved=False)) == []
-    assert await ledger(store) == []
-    assert await wrapped.journal.replay(store) == 3
+    await wrapped.drain()
+    # a1 may have landed late (the wrapper stopped waiting, the store's own call went on) or be journaled.
+    late = await ledger(store)
+    assert late in ([], ["a1"])
+    assert await wrapped.journal.replay(store) == 3 - len(late)
     spend = await store.spend(KEY, time.time())
     assert (spend.spent_micro_usd, spend.reserved_micro_usd) == (3000, 0)  # a1's reservation released
     assert sorted(await ledger(store)) == ["a1", "u1", "u2"]
