@@ -177,7 +177,7 @@ def open_store(settings: Settings) -> Store:
             prefix=settings.store.prefix,
         )
         # Settlements Redis cannot take during an outage are journaled locally and replayed later.
-        return JournaledStore(redis_store, Journal(settings.store.journal))
+        return JournaledStore(redis_store, Journal(settings.store.journal), budget=settings.store.timeout)
     from proxy.store.memory import MemoryStore
 
     return MemoryStore()
