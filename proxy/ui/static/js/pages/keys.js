@@ -1,0 +1,84 @@
+// Virtual keys: create (the secret is shown once, here), limits and budget, revoke.
+import { call, get } from '../api.js';
+import { clear, field, formValues, h, table, toast } from '../dom.js';
+
+function limits(k) {
+  const parts = [];
+  if (k.limits?.rpm) parts.push(`${k.limits.rpm} rpm`);
+  if (k.limits?.tpm) parts.push(`${k.limits.tpm} tpm`);
+  return parts.join(', ') || 'none';
+}
+
+function budget(k) {
+  return k.budget ? `$${k.budget.usd} ${k.budget.period}` : 'none';
+}
+
+function createBody(v) {
+  const body = { name: v.name, tenant: v.tenant || 'default' };
+  if (v.models) body.models = v.models.split(',').map((s) => s.trim()).filter(Boolean);
+  const lim = {};
+  if (v.rpm) lim.rpm = Number(v.rpm);
+  if (v.tpm) lim.tpm = Number(v.tpm);
+  if (Object.keys(lim).length) body.limits = lim;
+  if (v.usd) body.budget = { usd: Number(v.usd), period: v.period };
+  return body;
+}
+
+export async function render(main) {
+  const list = h('div');
+  const secretBox = h('div', { id: 'new-key' });
+  const form = h('form', { id: 'create-key', class: 'inline-form' },
+    field('Name', h('input', { name: 'name', required: true })),
+    field('Tenant', h('input', { name: 'tenant', placeholder: 'default' })),
+    field('Models (globs)', h('input', { name: 'models', placeholder: '*' })),
+    field('RPM', h('input', { name: 'rpm', type: 'number', min: '1' })),
+    field('TPM', h('input', { name: 'tpm', type: 'number', min: '1' })),
+    field('Budget USD', h('input', { name: 'usd', type: 'number', min: '0', step: 'any' })),
+    field('Period', h('select', { name: 'period' }, ['monthly', 'weekly', 'daily', 'total'].map((p) =>
+      h('option', { value: p }, p)))),
+    h('button', { type: 'submit' }, 'Create key'));
+  const refresh = async () => {
+    const { data } = await get('/admin/keys');
+    clear(list, table([
+      { title: 'Name', value: (k) => k.name, class: 'name' },
+      { title: 'Tenant', value: (k) => k.tenant },
+      { title: 'Models', value: (k) => (k.models || []).join(', ') },
+      { title: 'Limits', value: limits },
+      { title: 'Budget', value: budget },
+      { title: 'Source', value: (k) => k.source },
+      { title: '', value: (k) => (k.source === 'api' ? revoke(k, refresh) : h('span', { class: 'muted small' }, 'YAML')) },
+    ], data, { id: 'keys-table', empty: 'No keys.' }));
+  };
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const created = await call('POST', '/admin/keys', createBody(formValues(form)));
+      // The only time the secret exists outside the caller's hands: shown once, never stored by the page.
+      clear(secretBox, h('div', { class: 'secret card' },
+        h('p', {}, `Key "${created.name}" created. Copy it now: it will not be shown again.`),
+        h('code', { id: 'new-key-secret' }, created.key)));
+      form.reset();
+      await refresh();
+    } catch (err) { toast(err.message, 'bad'); }
+  });
+  main.append(list, h('h3', {}, 'Create a key'), form, secretBox);
+  await refresh();
+}
+
+// Two clicks instead of confirm(): no blocking dialog, and nothing is revoked by a stray click.
+function revoke(k, refresh) {
+  const button = h('button', { type: 'button', class: 'danger revoke', 'data-key': k.name }, 'Revoke');
+  button.addEventListener('click', async () => {
+    if (button.dataset.armed !== 'true') {
+      button.dataset.armed = 'true';
+      button.textContent = 'Confirm revoke';
+      return;
+    }
+    try {
+      await call('DELETE', `/admin/keys/${encodeURIComponent(k.id)}`);
+      toast(`Revoked ${k.name}.`);
+      await refresh();
+    } catch (err) { toast(err.message, 'bad'); }
+  });
+  return button;
+}
