@@ -22,7 +22,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from proxy import catalog, catalogue, overlay, reload, sync
+from proxy import catalog, catalogue, guard, overlay, reload, sync
 from proxy.admin import create_admin_app
 from proxy.alerts import Alerter
 from proxy.config import Settings
@@ -33,6 +33,7 @@ from proxy.live import Layer, Live
 from proxy.logs import access
 from proxy.metering import start_background
 from proxy.metrics import Metrics
+from proxy.overload import limit_concurrency
 from proxy.plugin import Endpoint
 from proxy.selfservice import create_me_app
 from proxy.snapshot import Snapshot, build_snapshot
@@ -197,7 +198,10 @@ def create_app(
     """
     check_secrets(settings)  # a weak or reused secret refuses to start (ConfigError names the setting)
     snapshot = snapshot or build_snapshot(settings)
-    app = web.Application(middlewares=[edge], client_max_size=settings.server.max_body_bytes)
+    app = web.Application(
+        middlewares=[edge, limit_concurrency(settings.server.max_concurrency)],
+        client_max_size=settings.server.max_body_bytes,
+    )
     app[METRICS] = Metrics()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -233,6 +237,7 @@ def create_app(
             await http.close()
 
     app.cleanup_ctx.append(resources)
+    app.cleanup_ctx.append(guard.background)  # breakers (shared through the store), balancing, retry budget
     app.cleanup_ctx.append(sync.background)  # model sync schedule
     app.cleanup_ctx.append(reload.background(config_path))  # hot reload: SIGHUP, file watch, peers
     app.router.add_post("/v1/chat/completions", chat_completions)

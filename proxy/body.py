@@ -4,13 +4,14 @@ fields looked at. Everything else passes through to the provider untouched.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TypeVar
 
 import orjson
 from aiohttp import web
 
-from proxy.errors import InvalidRequest, RequestTooLarge
+from proxy.errors import GatewayError, InvalidRequest, RequestTooLarge
 from proxy.plugin import Endpoint, JSONObject
 
 T = TypeVar("T")
@@ -30,6 +31,12 @@ REDIRECTING_FIELDS = frozenset(
 )
 
 
+class BodyTimeout(GatewayError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
 @dataclass(frozen=True, slots=True)
 class ClientBody:
     obj: JSONObject
@@ -41,14 +48,19 @@ class ClientBody:
     n: int
 
 
-async def read_body(request: web.Request, endpoint: Endpoint, limit: int) -> ClientBody:
+async def read_body(request: web.Request, endpoint: Endpoint, limit: int, within: float = 0.0) -> ClientBody:
     if request.content_length is not None and request.content_length > limit:
         raise RequestTooLarge(f"Request body is {request.content_length} bytes; the limit is {limit} bytes.")
     raw = bytearray()
-    async for chunk in request.content.iter_chunked(65536):
-        raw += chunk
-        if len(raw) > limit:
-            raise RequestTooLarge(f"Request body is larger than the limit of {limit} bytes.")
+    try:
+        # A client trickling its body would hold a connection and a concurrency slot for ever.
+        async with asyncio.timeout(within or None):
+            async for chunk in request.content.iter_chunked(65536):
+                raw += chunk
+                if len(raw) > limit:
+                    raise RequestTooLarge(f"Request body is larger than the limit of {limit} bytes.")
+    except TimeoutError:
+        raise BodyTimeout(f"The request body did not arrive within {within:g} seconds.") from None
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

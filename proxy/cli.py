@@ -108,10 +108,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def run(
     settings: Settings, host: str, port: int, *, reuse_port: bool, config_path: str | None = None
 ) -> None:
-    from aiohttp import web
+    import asyncio
 
     from proxy.app import create_app
     from proxy.logs import setup_logging
+    from proxy.shutdown import serve_until_signalled
 
     setup_logging()
     try:
@@ -121,16 +122,8 @@ def run(
     except ImportError:
         pass
     app = create_app(settings, config_path=config_path)  # the file is re-read on reload
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        reuse_port=reuse_port,
-        access_log=None,
-        handler_cancellation=False,
-        shutdown_timeout=30.0,
-        print=None,
-    )
+    # SIGTERM: readiness off, stop accepting, finish in-flight streams, flush, exit 0 (proxy.shutdown).
+    asyncio.run(serve_until_signalled(app, host, port, settings.server, reuse_port=reuse_port))
 
 
 def _worker(config: str, host: str, port: int) -> None:

@@ -56,7 +56,7 @@ class RetryBudgetConfig(_Section):
 
     ratio: NonNegative = 0.2
     min_per_second: NonNegative = 1.0
-    burst: NonNegative = 10.0  # most retries saved up in quiet times
+    burst: NonNegative = 50.0  # most retries saved up: covers the requests in flight when a target dies
 
 
 class ServerConfig(_Section):

@@ -5,21 +5,30 @@ moves on to the next target; a client fault (the provider says the request itsel
 once. Nothing has reached the client while dispatch runs: for a stream, dispatch reads up to the first
 data event and holds it, so an error sent with HTTP 200 still falls back. After dispatch returns an
 :class:`OpenStream`, the relay owns the stream and never falls back again.
+
+With a :class:`Guard` (the app's; tests may go without), dispatch also
+- orders each priority level by the route's strategy (:mod:`proxy.balance`);
+- skips targets whose circuit breaker is open or that asked to wait (``Retry-After``) (:mod:`proxy.breaker`);
+- spends the retry budget on every attempt after the first, and stops when it is spent (:mod:`proxy.retry`).
+A target is tried at most once per request: one that timed out or broke after the request was sent may
+have started working on it, so it is never sent the same request again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import email.utils
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
 
-from proxy.config import Timeouts
+from proxy.config import BreakerConfig, ProviderConfig, Timeouts
+from proxy.guard import Guard
 from proxy.plugin import Call, CallRejected, Fault, Provider, Reply, UpstreamError
-from proxy.routing import Choice
+from proxy.routing import Choice, Route
 from proxy.tap import StreamTap
 
 MAX_ERROR_BODY = 1 << 20  # an error page larger than this is cut: it only feeds a message
@@ -56,6 +65,8 @@ class OpenStream:
     tap: StreamTap
     held: bytes  # what the client gets first, once the relay has sent the headers
     attempts: list[Attempt]
+    # The relay calls this once when the stream ends (True: the provider finished it without an error).
+    done: Callable[[bool], None] = lambda ok: None
 
 
 @dataclass(slots=True)
@@ -73,6 +84,10 @@ class Failed:
 
     attempts: list[Attempt] = field(default_factory=list)
     retry_after: float | None = None
+    skipped: list[str] = field(default_factory=list)  # targets not tried, and why
+
+    def describe(self) -> str:
+        return "; ".join([*(a.describe() for a in self.attempts), *self.skipped])
 
     @property
     def timed_out(self) -> bool:
@@ -88,26 +103,111 @@ class _Fault(Exception):
         self.retry_after = retry_after
 
 
+_DEFAULT_BREAKER = BreakerConfig()
+
+
 async def dispatch(
     http: aiohttp.ClientSession,
     targets: list[tuple[Choice, Provider, Timeouts]],
     make_call: Callable[[Choice], Call],
     on_attempt: Callable[[Attempt], None] | None = None,
+    *,
+    guard: Guard | None = None,
+    route: Route | None = None,
+    model: str = "",
+    providers: Mapping[str, ProviderConfig] | None = None,
 ) -> Outcome:
     failed = Failed()
+    if guard is not None:
+        guard.budget.deposit()
+        targets = guard.balancer.order(targets, lambda t: t[0], route, model)
+    tried: set[Choice] = set()
     for choice, provider, timeouts in targets:
-        call = make_call(choice)
-        try:
-            outcome = await _try(http, choice, provider, timeouts, call, failed.attempts)
-        except _Fault as fault:
-            failed.attempts.append(fault.attempt)
-            if fault.retry_after is not None:
-                failed.retry_after = max(failed.retry_after or 0.0, fault.retry_after)
-            if on_attempt is not None:
-                on_attempt(fault.attempt)
-            continue
-        return outcome
+        if choice in tried:
+            continue  # never the same request to the same target twice: it may have started on it
+        breaker = _DEFAULT_BREAKER
+        if guard is not None:
+            if providers is not None and choice.provider in providers:
+                breaker = providers[choice.provider].breaker
+            if not await guard.breakers.admit(choice, breaker):
+                wait = guard.breakers.wait(choice)
+                failed.skipped.append(f"{choice.provider}/{choice.model}: skipped, cooling down")
+                if wait > 0:
+                    failed.retry_after = min(failed.retry_after or wait, wait)
+                continue
+            if tried and not guard.budget.withdraw():
+                guard.breakers.abandon(choice)
+                if guard.metrics is not None:
+                    guard.metrics.retries_denied.inc()
+                failed.skipped.append(f"{choice.provider}/{choice.model}: not tried, retry budget spent")
+                break
+        tried.add(choice)
+        outcome = await _attempt(http, choice, provider, timeouts, make_call, failed, guard, breaker)
+        if outcome is not None:
+            return outcome
+        if on_attempt is not None:
+            on_attempt(failed.attempts[-1])
     return failed
+
+
+async def _attempt(
+    http: aiohttp.ClientSession,
+    choice: Choice,
+    provider: Provider,
+    timeouts: Timeouts,
+    make_call: Callable[[Choice], Call],
+    failed: Failed,
+    guard: Guard | None,
+    breaker: BreakerConfig,
+) -> Outcome | None:
+    """One target: the outcome to return, or None after a server fault (recorded in ``failed``)."""
+    if guard is None:
+        try:
+            return await _try(http, choice, provider, timeouts, make_call(choice), failed.attempts)
+        except _Fault as fault:
+            _record(failed, fault)
+            return None
+    started = time.monotonic()
+    guard.balancer.start(choice)
+    reported = False
+    outcome: Outcome | None = None
+    try:
+        outcome = await _try(http, choice, provider, timeouts, make_call(choice), failed.attempts)
+    except _Fault as fault:
+        _record(failed, fault)
+        guard.breakers.failure(choice, breaker)
+        guard.balancer.finish(choice)
+        if fault.retry_after is not None:
+            guard.breakers.retry_after(choice, fault.retry_after)
+        reported = True
+        return None
+    finally:
+        if not reported and outcome is None:  # cancelled: neither a success nor a fault
+            guard.breakers.abandon(choice)
+            guard.balancer.finish(choice)
+    if isinstance(outcome, OpenStream | Served | Refused):
+        guard.breakers.success(choice)  # a client fault still shows the target is alive
+        guard.balancer.observe(choice, time.monotonic() - started)
+    if isinstance(outcome, OpenStream):
+        outcome.done = _stream_done(guard, choice, breaker)
+    else:
+        guard.balancer.finish(choice)
+    return outcome
+
+
+def _stream_done(guard: Guard, choice: Choice, breaker: BreakerConfig) -> Callable[[bool], None]:
+    def done(ok: bool) -> None:
+        guard.balancer.finish(choice)
+        if not ok:  # broke after the first byte: the client got an error event; the target is suspect
+            guard.breakers.failure(choice, breaker)
+
+    return done
+
+
+def _record(failed: Failed, fault: _Fault) -> None:
+    failed.attempts.append(fault.attempt)
+    if fault.retry_after is not None:
+        failed.retry_after = max(failed.retry_after or 0.0, fault.retry_after)
 
 
 async def _try(
@@ -213,8 +313,11 @@ def _with_retry_after(error: UpstreamError, header: str | None) -> UpstreamError
         return error
     try:
         seconds = float(header)
-    except ValueError:
-        return error
+    except ValueError:  # the other form: an HTTP date
+        try:
+            seconds = email.utils.parsedate_to_datetime(header).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return error
     return dataclasses.replace(error, retry_after=max(0.0, seconds))
 
 

@@ -38,6 +38,19 @@ class Metrics:
         self.store_errors = Counter("efflux_store_errors", "Store calls that failed", ["op"], registry=r)
         self.in_flight = Gauge("efflux_requests_in_flight", "Requests being served", registry=r)
         self.alerts = Counter("efflux_alerts", "Alerts raised", ["type"], registry=r)
+        # Reliability (proxy.breaker, proxy.retry, proxy.overload)
+        self.breaker_state = Gauge(
+            "efflux_breaker_state",
+            "Circuit breaker: 0 closed, 1 open, 2 half-open",
+            ["provider", "model"],
+            registry=r,
+        )
+        self.retries_denied = Counter(
+            "efflux_retries_denied", "Fallback attempts refused by the retry budget", registry=r
+        )
+        self.overloaded = Counter(
+            "efflux_overloaded", "Requests refused with 503 past server.max_concurrency", registry=r
+        )
         # Model sync (proxy.sync) and config reloads (proxy.reload): counted on the replica that ran them.
         self.sync_runs = Counter("efflux_sync_runs", "Catalogue syncs", ["provider", "result"], registry=r)
         self.sync_changes = Counter(

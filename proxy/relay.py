@@ -10,7 +10,12 @@ How a stream ends:
   the idle timeout: the client gets one ``data: {"error": ...}`` event and the stream ends, never a fake
   ``[DONE]``: ``upstream_error``;
 - the client goes away: by policy, keep reading upstream (bounded by ``drain_timeout``) to get the
-  provider's usage, or stop at once and estimate: ``client_aborted``.
+  provider's usage, or stop at once and estimate: ``client_aborted``;
+- the client stays connected but takes nothing for ``write_timeout`` (a stuck or malicious reader): the
+  connection is closed and the stream ends as if the client had gone away: ``client_aborted``.
+
+Memory per stream stays bounded whatever the reader's speed: ``write`` waits while the socket's buffer is
+full, so the relay stops reading upstream, whose socket buffer fills in turn and throttles the provider.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ async def relay(
     started: float,
     drain: bool,
     drain_timeout: float,
+    write_timeout: float = 0.0,
 ) -> tuple[web.StreamResponse, StreamResult]:
     response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
     tap, upstream = opened.tap, opened.response
@@ -65,9 +71,17 @@ async def relay(
         nonlocal client_ok
         if client_ok and data:
             try:
-                await response.write(data)
+                if write_timeout:
+                    async with asyncio.timeout(write_timeout):
+                        await response.write(data)
+                else:
+                    await response.write(data)
             except (ConnectionError, RuntimeError):  # the client went away
                 client_ok = False
+            except TimeoutError:  # no write progress: give up on this reader, free the buffers
+                client_ok = False
+                if request.transport is not None:
+                    request.transport.abort()
 
     try:
         try:
@@ -91,6 +105,8 @@ async def relay(
                     async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                         chunk = await upstream.content.readany()
             except TimeoutError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    break  # the drain ran out: the usage is estimated; not the provider's fault
                 result.error = "the provider stalled (idle timeout)"
                 break
             except aiohttp.ClientError as exc:
@@ -112,6 +128,7 @@ async def relay(
                 client_ok = False
     finally:
         upstream.release()
+        opened.done(tap.error is None and result.error is None)
     result.usage, result.events = tap.usage, tap.events
     if not client_ok:
         result.outcome = Outcome.CLIENT_ABORTED

@@ -29,6 +29,7 @@ class Route:
     name: str  # the YAML key: an exact model name or a glob pattern
     targets: tuple[Target, ...]
     pattern: bool = False
+    config: RouteConfig | None = None  # strategy and timeout overrides (None: the defaults)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ def build_route(name: str, config: RouteConfig) -> Route:
         Target(t.provider, t.model, t.priority if t.priority is not None else i, t.weight)
         for i, t in enumerate(config.targets)
     )
-    return Route(name, targets, pattern=any(c in name for c in "*?["))
+    return Route(name, targets, pattern=any(c in name for c in "*?["), config=config)
 
 
 class RoutingTable:

@@ -26,13 +26,14 @@ from proxy.errors import (
     UpstreamFailed,
 )
 from proxy.gateway import CONTEXT, GATEWAY, Gateway, RequestContext
+from proxy.guard import GUARD
 from proxy.keys import VirtualKey
 from proxy.ledger import Outcome
 from proxy.metering import Charge, Plan, admit, build_record, make_plan, settle
 from proxy.plugin import Call, Endpoint, Provider
 from proxy.pricing import Price
 from proxy.relay import relay
-from proxy.routing import Choice, model_allowed
+from proxy.routing import Choice, Route, model_allowed
 from proxy.snapshot import Snapshot
 from proxy.store.base import Decision, Scope
 from proxy.vault import redact
@@ -47,9 +48,10 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
 
     key = authenticate(request, snapshot)
     ctx.key, ctx.tenant = key.name, key.tenant
-    body = await read_body(request, endpoint, snapshot.settings.server.max_body_bytes)
+    server = snapshot.settings.server
+    body = await read_body(request, endpoint, server.max_body_bytes, server.body_timeout)
     ctx.model = body.model
-    candidates = resolve(snapshot, key, body.model, endpoint)
+    route, candidates = resolve(snapshot, key, body.model, endpoint)
     plan = make_plan(
         scopes(snapshot, key),
         body,
@@ -61,7 +63,9 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     first = candidates[0]
     charge = Charge(first[0].provider, first[0].model, None, first[3], Outcome.UPSTREAM_ERROR, 502, None, 0)
     try:
-        return await _answer(request, gw, snapshot, ctx, key, body, endpoint, candidates, decision, charge)
+        return await _answer(
+            request, gw, snapshot, ctx, key, body, endpoint, route, candidates, decision, charge
+        )
     finally:
         await _meter(gw, ctx, key, body, endpoint, plan, charge, decision.reserved)
 
@@ -74,6 +78,7 @@ async def _answer(
     key: VirtualKey,
     body: ClientBody,
     endpoint: Endpoint,
+    route: Route,
     candidates: list[Candidate],
     decision: Decision,
     charge: Charge,
@@ -91,12 +96,16 @@ async def _answer(
         on_attempt=lambda a: gw.metrics.upstream_errors.labels(
             a.provider, "timeout" if a.timeout else "error"
         ).inc(),
+        guard=request.app.get(GUARD),
+        route=route,
+        model=body.model,
+        providers=snapshot.settings.providers,
     )
     if isinstance(outcome, Failed):
         charge.attempts = len(outcome.attempts)
         charge.status = 504 if outcome.timed_out else 502
         ctx.attempts = charge.attempts
-        tried = "; ".join(a.describe() for a in outcome.attempts) or "no target could be tried"
+        tried = outcome.describe() or "no target could be tried"
         raise UpstreamFailed(
             f"Every provider for model '{body.model}' failed ({tried}).",
             timeout=outcome.timed_out,
@@ -200,7 +209,9 @@ def authenticate(request: web.Request, snapshot: Snapshot) -> VirtualKey:
     return key
 
 
-def resolve(snapshot: Snapshot, key: VirtualKey, model: str, endpoint: Endpoint) -> list[Candidate]:
+def resolve(
+    snapshot: Snapshot, key: VirtualKey, model: str, endpoint: Endpoint
+) -> tuple[Route, list[Candidate]]:
     """The targets that may serve this request, in order, each with its price."""
     if not model_allowed(key.models, model):
         raise ModelNotAllowed(f"This key may not use the model '{model}'.", param="model")
@@ -234,7 +245,7 @@ def resolve(snapshot: Snapshot, key: VirtualKey, model: str, endpoint: Endpoint)
             f"or do not serve /v1/{endpoint.value}).",
             param="model",
         )
-    return candidates
+    return resolution.route, candidates
 
 
 def scopes(snapshot: Snapshot, key: VirtualKey) -> tuple[Scope, ...]:

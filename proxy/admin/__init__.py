@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from proxy.admin import analytics, keys, models, openapi, providers, reload, routes, tenants, usage
+from proxy.admin import analytics, breakers, keys, models, openapi, providers, reload, routes, tenants, usage
 from proxy.admin.common import AdminAuthRequired
 from proxy.errors import NotFound
 
@@ -33,6 +33,7 @@ def create_admin_app(admin_token: str | None) -> web.Application:
 
     admin = web.Application(middlewares=[require_admin])
     usage.register(admin.router)
+    breakers.register(admin.router)
     providers.register(admin.router)
     routes.register(admin.router)
     models.register(admin.router)

@@ -1,0 +1,43 @@
+"""Circuit breakers: ``GET /admin/breakers``, each upstream target's breaker as this replica sees it
+(states taken from other replicas arrive within about half a second, see :mod:`proxy.breaker`)."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from proxy.admin.common import json_response, operation
+from proxy.guard import GUARD
+
+
+class BreakerModel(BaseModel):
+    target: str
+    provider: str
+    model: str
+    state: str  # closed | open | half_open
+    failures: int
+    open_until: float | None
+    retry_after_until: float | None
+    opened: int
+
+
+class BreakerListModel(BaseModel):
+    data: list[BreakerModel]
+    now: float
+
+
+@operation(
+    "Circuit breakers per upstream target (only targets that have failed at least once are listed)",
+    response=BreakerListModel,
+    tag="reliability",
+)
+async def breakers(request: web.Request) -> web.Response:
+    guard = request.config_dict.get(GUARD)
+    items = [] if guard is None else [b.view() for b in guard.breakers.breakers.values()]
+    return json_response({"data": sorted(items, key=lambda b: str(b["target"])), "now": time.time()})
+
+
+def register(router: web.UrlDispatcher) -> None:
+    router.add_get("/breakers", breakers)

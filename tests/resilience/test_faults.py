@@ -1,0 +1,229 @@
+"""Acceptance 1 (issue 6): each fault the fake provider can play, before and after the first byte.
+
+Before the first byte the request succeeds through the next target and the provider saw exactly the
+attempts the policy allows (one per target: a target that may have started is never sent it again).
+After the first byte the client gets the events that were delivered, then an error event, never [DONE].
+Client faults are answered at once. Every timeout (connect, first byte, idle, total) fires, per provider
+and per route.
+"""
+
+from __future__ import annotations
+
+import copy
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient
+from support import AUTH, base_config
+
+from proxy.testing.fake_provider import Behaviour, FakeProvider, generated
+
+Make = Callable[..., Any]
+MESSAGES = [{"role": "user", "content": "hi"}]
+FAST = {"connect": 1.0, "first_byte": 0.5, "idle": 0.5, "total": 5.0}
+
+
+def config(fake: FakeProvider, **route: Any) -> dict[str, Any]:
+    cfg = base_config(fake.url)
+    for name in ("local", "backup"):
+        cfg["providers"][name]["timeouts"] = dict(FAST)
+    if route:
+        cfg["models"]["two-step"].update(route)
+    return cfg
+
+
+def stream_chunks(model: str) -> list[bytes]:
+    body = {"model": model, "stream": True, "stream_options": {"include_usage": True}}
+    chunks = generated("/v1/chat/completions", body).chunks
+    assert chunks is not None
+    return chunks
+
+
+def streamed(model: str, **kw: Any) -> Behaviour:
+    return Behaviour(200, b"", "text/event-stream", {}, stream_chunks(model), **kw)
+
+
+def error_json(status: int, message: str, code: str | None = None, **kw: Any) -> Behaviour:
+    return Behaviour.json(status, {"error": {"message": message, "type": "upstream_error", "code": code}}, **kw)
+
+
+async def chat(client: TestClient[Any, Any], model: str = "two-step", stream: bool = True) -> tuple[int, str, Any]:
+    body = {"model": model, "messages": MESSAGES, "stream": stream}
+    async with client.post("/v1/chat/completions", json=body, headers=AUTH) as resp:
+        return resp.status, await resp.text(), resp.headers
+
+
+def events(text: str) -> list[str]:
+    return [block.removeprefix("data: ") for block in text.split("\n\n") if block.startswith("data: ")]
+
+
+BEFORE_FIRST_BYTE: dict[str, Behaviour] = {
+    "refuse": Behaviour(fault="refuse"),
+    "no answer within first_byte": Behaviour(delay=1.0),
+    "slow headers, then 200": streamed("first", delay=1.0),
+    "reset before any event": streamed("first", fault="reset", reset_after=0),
+    "429 with Retry-After": error_json(429, "slow down", "rate_limit_exceeded", headers={"Retry-After": "30"}),
+    "500": error_json(500, "internal error"),
+    "503": error_json(503, "overloaded"),
+    "529 (Anthropic overload)": error_json(529, "overloaded"),
+    "HTML 502 from an edge": Behaviour(502, b"<html><body>502 Bad Gateway</body></html>", "text/html"),
+    "one-api error with HTTP 200": error_json(200, "upstream channel failed", "server_error"),
+    "error event before content": Behaviour(
+        200, b"", "text/event-stream", {}, [b'data: {"error":{"message":"overloaded","type":"server_error"}}\n\n']
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", list(BEFORE_FIRST_BYTE))
+async def test_server_fault_before_the_first_byte_falls_back(
+    make_gateway: Make, fake: FakeProvider, fault: str
+) -> None:
+    client = await make_gateway(config(fake))
+    fake.script("first", BEFORE_FIRST_BYTE[fault])
+    status, text, headers = await chat(client)
+    assert status == 200, text
+    assert events(text)[-1] == "[DONE]"
+    assert headers["x-efflux-provider"] == "backup" and headers["x-efflux-attempts"] == "2"
+    assert (fake.count("first"), fake.count("second")) == (1, 1), "one attempt per target, never the same twice"
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(400, "context_length_exceeded"), (401, "invalid_api_key"), (402, "insufficient_credits"), (404, None)],
+)
+async def test_client_fault_is_returned_at_once(
+    make_gateway: Make, fake: FakeProvider, status: int, code: str | None
+) -> None:
+    client = await make_gateway(config(fake))
+    fake.script("first", error_json(status, "your request is wrong", code))
+    got, text, _ = await chat(client)
+    assert got == status, text
+    assert orjson.loads(text)["error"]["message"] == "your request is wrong"
+    assert (fake.count("first"), fake.count("second")) == (1, 0)
+
+
+AFTER_FIRST_BYTE: dict[str, Callable[[], Behaviour]] = {
+    "reset after 3 chunks": lambda: streamed("first", fault="reset", reset_after=3),
+    "stall mid-stream (idle timeout)": lambda: Behaviour(
+        200, b"", "text/event-stream", {}, stream_chunks("first")[:3], stall=1.2
+    ),
+    "error event after content": lambda: Behaviour(
+        200,
+        b"",
+        "text/event-stream",
+        {},
+        [*stream_chunks("first")[:3], b'data: {"error":{"message":"boom","type":"server_error"}}\n\n'],
+    ),
+    "slow drip past the total timeout": lambda: streamed("first", chunk_delay=0.4),
+}
+
+
+@pytest.mark.parametrize("fault", list(AFTER_FIRST_BYTE))
+async def test_fault_after_the_first_byte_ends_with_an_error_event(
+    make_gateway: Make, fake: FakeProvider, fault: str
+) -> None:
+    cfg = config(fake)
+    cfg["providers"]["local"]["timeouts"]["total"] = 1.5  # the drip (0.4 s apart, 9 chunks) outlives it
+    client = await make_gateway(cfg)
+    fake.script("first", AFTER_FIRST_BYTE[fault]())
+    status, text, _ = await chat(client)
+    assert status == 200
+    got = events(text)
+    assert "[DONE]" not in got
+    assert len(got) >= 2, "the events delivered before the fault reach the client"
+    assert all("error" not in orjson.loads(e) for e in got[:-1])
+    assert orjson.loads(got[-1])["error"]["code"] == "upstream_error"
+    assert (fake.count("first"), fake.count("second")) == (1, 0), "never a fallback after the first byte"
+
+
+async def test_slow_drip_within_the_idle_timeout_completes(make_gateway: Make, fake: FakeProvider) -> None:
+    client = await make_gateway(config(fake))
+    fake.script("first", streamed("first", chunk_delay=0.1))
+    status, text, _ = await chat(client)
+    assert status == 200 and events(text)[-1] == "[DONE]"
+
+
+@pytest.fixture
+def blackhole() -> Iterator[int]:
+    """A port whose accept queue is full: a new connection's handshake never completes."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        fillers.append(s)
+    time.sleep(0.1)
+    yield port
+    for s in fillers:
+        s.close()
+    listener.close()
+
+
+async def test_connect_timeout_fires_and_falls_back(make_gateway: Make, fake: FakeProvider, blackhole: int) -> None:
+    cfg = config(fake)
+    cfg["providers"]["local"]["base_url"] = f"http://127.0.0.1:{blackhole}/v1"
+    cfg["providers"]["local"]["timeouts"] = {**FAST, "connect": 0.3, "first_byte": 10.0}
+    client = await make_gateway(cfg)
+    started = time.monotonic()
+    status, _, headers = await chat(client)
+    assert status == 200 and headers["x-efflux-attempts"] == "2"
+    assert time.monotonic() - started < 2.0, "the connect timeout, not the first-byte one, fired"
+    assert fake.count("first") == 0 and fake.count("second") == 1
+
+
+async def test_every_target_timing_out_is_a_504(make_gateway: Make, fake: FakeProvider) -> None:
+    client = await make_gateway(config(fake))
+    fake.script("first", Behaviour(delay=1.0))
+    fake.script("second", Behaviour(delay=1.0))
+    status, text, _ = await chat(client)
+    assert status == 504 and orjson.loads(text)["error"]["code"] == "upstream_timeout"
+
+
+async def test_route_timeouts_override_the_providers(make_gateway: Make, fake: FakeProvider) -> None:
+    cfg = config(fake, timeouts={"first_byte": "200ms"})
+    for name in ("local", "backup"):
+        cfg["providers"][name]["timeouts"]["first_byte"] = 30.0
+    client = await make_gateway(cfg)
+    fake.script("first", Behaviour(delay=1.5))
+    started = time.monotonic()
+    status, _, headers = await chat(client)
+    assert status == 200 and headers["x-efflux-provider"] == "backup"
+    assert time.monotonic() - started < 1.2, "the route's 200 ms first-byte timeout applied"
+
+
+async def test_retry_after_parks_the_target(make_gateway: Make, fake: FakeProvider) -> None:
+    client = await make_gateway(config(fake))
+    fake.script("first", error_json(429, "slow down", headers={"Retry-After": "30"}))
+    assert (await chat(client))[0] == 200
+    status, _, headers = await chat(client)
+    assert status == 200 and headers["x-efflux-attempts"] == "1"
+    assert (fake.count("first"), fake.count("second")) == (1, 2), "the target that said Retry-After is skipped"
+
+
+async def test_a_target_listed_twice_is_tried_once(make_gateway: Make, fake: FakeProvider) -> None:
+    cfg = config(fake)
+    targets = cfg["models"]["two-step"]["targets"]
+    targets.insert(1, copy.deepcopy(targets[0]))
+    client = await make_gateway(cfg)
+    fake.script("first", Behaviour(delay=1.0))  # timed out after sending: it may have started
+    status, _, _ = await chat(client)
+    assert status == 200 and (fake.count("first"), fake.count("second")) == (1, 1)
+
+
+async def test_the_retry_budget_stops_fallbacks(make_gateway: Make, fake: FakeProvider) -> None:
+    cfg = config(fake)
+    cfg["server"]["retry_budget"] = {"ratio": 0.0, "min_per_second": 0.0, "burst": 1.0}
+    client = await make_gateway(cfg)
+    fake.script("first", error_json(503, "down"))
+    assert (await chat(client))[0] == 200  # the one retry the budget holds
+    status, text, _ = await chat(client)
+    assert status == 502 and "retry budget" in orjson.loads(text)["error"]["message"]
+    assert (fake.count("first"), fake.count("second")) == (2, 1)
