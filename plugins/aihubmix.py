@@ -75,6 +75,8 @@ def parse_catalogue(payload: object) -> list[ModelInfo]:
                 features=_words(item.get("features")) + _words(item.get("input_modalities"), "input:"),
             )
         )
+    if not out:  # an empty catalogue is an outage, not news: every model would lose its price
+        raise CatalogueError("the AiHubMix catalogue lists no models")
     return out
 
 

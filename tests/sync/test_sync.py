@@ -70,7 +70,7 @@ async def test_aihubmix_sync_diff_prices_and_routing(
     status, report = await sync(client, "aihubmix")
     assert status == 200, report
     assert report["added"] == AHM_IDS and report["changed"] == [] and report["removed"] == []
-    # the first GETs: the catalogue beside /v1 (no auth needed, but the key and APP-Code are harmless), then /v1/models
+    # the catalogue beside /v1 first, then the key's /v1/models list
     assert [r.path for r in ahm.received] == ["/api/v1/models", "/v1/models"]
 
     listed = await models(client)
@@ -166,7 +166,7 @@ async def test_removed_model_stops_routing_after_grace(
     assert (await chat(client, "aihubmix/claude-sonnet-4-5")).status == 404
     assert (await chat(client, "claude-sonnet-4-5")).status == 404
     assert "aihubmix/claude-sonnet-4-5" not in await models(client)
-    status, report = await sync(client, "aihubmix")
+    _, report = await sync(client, "aihubmix")
     assert report["removed"] == []  # gone for good: not reported twice
 
 
@@ -190,7 +190,7 @@ async def test_yaml_route_wins_and_is_never_removed(
     assert listed["aihubmix/gpt-4o-mini"]["pricing"]["input"] == 9.0  # a YAML price beats the synced one
     first, second = ahm_version(remove="claude-sonnet-4-5", add="new-model", reprice="x", input_per_1k=0)
     ahm.gets["/api/v1/models"], ahm.gets["/v1/models"] = first, second
-    status, report = await sync(client, "aihubmix")
+    _, report = await sync(client, "aihubmix")
     assert report["removed"] == ["claude-sonnet-4-5"]
     await asyncio.sleep(0.05)
     resp = await chat(client, "claude")  # grace 0: the synced name is gone, the YAML route is not

@@ -1,5 +1,6 @@
-"""A sync whose upstream fails (HTTP 500, an HTML page, a body cut off, no answer in time) keeps the last
-good catalogue, answers the error envelope, raises a ``sync`` alert and is counted in the status and metrics."""
+"""A sync whose upstream fails (HTTP 500, an HTML page, a body cut off, no answer in time) keeps the
+last good catalogue, answers the error envelope, raises a ``sync`` alert and is counted in the status
+and in the metrics."""
 
 from __future__ import annotations
 
