@@ -105,7 +105,8 @@ async def _answer(
         charge.attempts = len(outcome.attempts)
         charge.status = 504 if outcome.timed_out else 502
         ctx.attempts = charge.attempts
-        tried = outcome.describe() or "no target could be tried"
+        used = (snapshot.api_key(key.tenant, c.provider) for c, *_ in candidates)
+        tried = redact(outcome.describe(), used) or "no target could be tried"
         raise UpstreamFailed(
             f"Every provider for model '{body.model}' failed ({tried}).",
             timeout=outcome.timed_out,
