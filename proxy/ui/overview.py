@@ -74,11 +74,26 @@ def bucket_size(since: float | None, until: float | None, records: list[UsageRec
 
 
 def series(records: list[UsageRecord], step: int) -> list[dict[str, object]]:
-    buckets: dict[int, list[UsageRecord]] = defaultdict(list)
+    """Requests, tokens and cost per time bucket (plain sums: cheaper than a full summary per bucket)."""
+    buckets: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for r in records:
-        buckets[int(r.started_at // step * step)].append(r)
-    points = sorted(buckets.items())
-    return [{"at": at, **summarize(str(at), rs).model_dump(exclude={"group"})} for at, rs in points]
+        b = buckets[int(r.started_at // step * step)]
+        b[0] += 1
+        b[1] += r.prompt_tokens
+        b[2] += r.completion_tokens
+        b[3] += r.cost_micro_usd
+    return [
+        {"at": at, "requests": n, "prompt_tokens": p, "completion_tokens": c, "cost_micro_usd": cost}
+        for at, (n, p, c, cost) in sorted(buckets.items())
+    ]
+
+
+def model_groups(records: list[UsageRecord]) -> list[dict[str, object]]:
+    """``report(records, "model")["data"]`` without recomputing its breakdowns (same ``summarize``)."""
+    groups: dict[str, list[UsageRecord]] = defaultdict(list)
+    for r in records:
+        groups[r.model].append(r)
+    return [summarize(name, rs).model_dump() for name, rs in sorted(groups.items())]
 
 
 async def overview(request: web.Request) -> web.Response:
@@ -89,14 +104,13 @@ async def overview(request: web.Request) -> web.Response:
     started = time.perf_counter()
     records, truncated = await read_ledger(gw, query)
     by_provider = report(records, "provider")
-    by_model = report(records, "model")
     body = {
         "since": since,
         "until": until,
         "filters": filters,
         "totals": by_provider["totals"],
         "providers": by_provider["data"],
-        "models": by_model["data"],
+        "models": model_groups(records),
         "cost_breakdown": by_provider["cost_breakdown"],
         "popular_models": by_provider["popular_models"],
         "step": (step := bucket_size(since, until, records)),
