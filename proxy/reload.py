@@ -36,6 +36,7 @@ from proxy.config import ConfigError, Settings, load_settings
 from proxy.gateway import GATEWAY, Gateway
 from proxy.snapshot import build_snapshot
 from proxy.store.base import StoreUnavailable
+from proxy.vault import check_secrets
 
 log = logging.getLogger("efflux.reload")
 
@@ -84,6 +85,10 @@ class Reloader:
             current = self.gw.snapshot
             try:
                 settings = load_settings(self.path)
+                check_secrets(settings)  # the same refusals as at start (weak or reused secrets)
+                if settings.secrets.key_secret != current.settings.secrets.key_secret:
+                    # keys created through the API are digested under it: a reload would lock them out
+                    raise ConfigError("secrets.key_secret: cannot change on reload; restart every replica")
                 snapshot = build_snapshot(settings, version=current.version + 1)
             except ConfigError as exc:
                 self.gw.metrics.reloads.labels("rejected").inc()

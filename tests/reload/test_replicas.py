@@ -1,0 +1,137 @@
+"""Two replicas on one private Redis: what one changes (overlay route, provider switch, config reload,
+synced catalogue) serves on the other within 2 s, and a schedule runs one sync per period overall."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reload.conftest import file_config, write
+from support import ADMIN, AUTH, fixture, state
+
+from proxy.testing.fake_provider import FakeProvider
+from proxy.testing.redis_server import RedisServer, start_redis
+
+pytestmark = pytest.mark.redis
+SECRETS = {"key_secret": "replica-test-key-secret-0123456789abcdef"}
+BODY = {"model": "m1", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    server = start_redis()
+    yield server
+    server.stop()
+    shutil.rmtree(server.directory, ignore_errors=True)
+
+
+@pytest.fixture
+async def replicas(
+    redis_server: RedisServer, fake: FakeProvider, tmp_path: Path, start_gateway: Any
+) -> tuple[Any, Any, list[Path]]:
+    """Replicas A and B, each with its own copy of the config file, sharing one Redis (a fresh prefix)."""
+    store = {
+        "backend": "redis",
+        "url": redis_server.url,
+        "prefix": f"t{uuid.uuid4().hex[:10]}",
+        "timeout": "1s",
+    }
+    paths = [tmp_path / "a.yaml", tmp_path / "b.yaml"]
+    for path in paths:
+        write(path, {**file_config(fake.url), "store": store, "secrets": SECRETS})
+    a = await start_gateway(paths[0])
+    b = await start_gateway(paths[1])
+    return a, b, paths
+
+
+async def chat(client: Any, model: str) -> int:
+    resp = await client.post("/v1/chat/completions", headers=AUTH, json={**BODY, "model": model})
+    await resp.read()
+    status: int = resp.status
+    return status
+
+
+async def within(seconds: float, check: Any) -> float:
+    started = time.monotonic()
+    while not await check():
+        assert time.monotonic() - started < seconds, f"not within {seconds} s"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+async def test_route_added_on_a_serves_on_b(replicas: tuple[Any, Any, list[Path]]) -> None:
+    a, b, _ = replicas
+    assert await chat(b, "added-route") == 404
+    bad = await a.put("/admin/routes/added-route", headers=ADMIN, json={"targets": [{"provider": "nowhere"}]})
+    error = (await bad.json())["error"]
+    assert bad.status == 400 and error["param"] == "targets[0].provider" and "nowhere" in error["message"]
+
+    resp = await a.put(
+        "/admin/routes/added-route", headers=ADMIN, json={"targets": [{"provider": "local", "model": "m1"}]}
+    )
+    assert resp.status == 200
+    assert await chat(a, "added-route") == 200  # the writing replica serves it before answering
+    took = await within(2.0, lambda: _is(chat(b, "added-route"), 200))
+    assert took < 2.0
+    listed = await (await b.get("/admin/routes", headers=ADMIN)).json()
+    assert {"model": "added-route", "source": "overlay"}.items() <= next(
+        r for r in listed["data"] if r["model"] == "added-route"
+    ).items()
+
+    yaml_route = await a.put("/admin/routes/m1", headers=ADMIN, json={"targets": [{"provider": "local"}]})
+    assert yaml_route.status == 400  # YAML wins over the overlay: refused rather than silently shadowed
+    assert (await a.delete("/admin/routes/added-route", headers=ADMIN)).status == 204
+    await within(2.0, lambda: _is(chat(b, "added-route"), 404))
+
+
+async def test_provider_switch_and_reload_reach_the_other_replica(
+    replicas: tuple[Any, Any, list[Path]], fake: FakeProvider
+) -> None:
+    a, b, paths = replicas
+    resp = await a.patch("/admin/providers/local", headers=ADMIN, json={"enabled": False})
+    assert resp.status == 200 and (await resp.json())["serving"] is False
+    await within(2.0, lambda: _is(chat(b, "m1"), 404))  # out of service everywhere, no restart
+    bad = await a.patch("/admin/providers/local", headers=ADMIN, json={"api_key": "sk-plain-secret"})
+    assert bad.status == 400 and (await bad.json())["error"]["param"] == "api_key"
+    assert (await a.delete("/admin/providers/local", headers=ADMIN)).status == 204
+    await within(2.0, lambda: _is(chat(b, "m1"), 200))
+
+    for path in paths:  # a config deploy writes every replica's file; one reload call is enough
+        config = file_config(fake.url, price=3.0)
+        config["store"], config["secrets"] = state(a).snapshot.settings.store.model_dump(), SECRETS
+        write(path, config)
+    resp = await a.post("/admin/reload", headers=ADMIN)
+    assert resp.status == 200, await resp.text()
+
+    async def b_reloaded() -> bool:
+        price = state(b).snapshot.price("local", "m1")
+        return price is not None and price.input == 3_000_000
+
+    assert await within(2.0, b_reloaded) < 2.0
+
+
+async def test_synced_catalogue_is_shared_and_the_schedule_runs_once(
+    replicas: tuple[Any, Any, list[Path]], fake: FakeProvider
+) -> None:
+    a, b, _ = replicas
+    fake.gets["/v1/models"] = fixture("openai/models-list.json")
+    resp = await a.post("/admin/providers/local/sync", headers=ADMIN)
+    assert resp.status == 200 and "gpt-4o" in (await resp.json())["added"]
+
+    async def b_lists() -> bool:
+        listed = await (await b.get("/v1/models", headers=AUTH)).json()
+        return any(m["id"] == "local/gpt-4o" for m in listed["data"])
+
+    await within(2.0, b_lists)
+    detail = await (await b.get("/admin/providers/local", headers=ADMIN)).json()
+    assert detail["sync_status"]["runs"] == 1 and detail["models"] == 10
+
+
+async def _is(call: Any, expected: int) -> bool:
+    return bool(await call == expected)
