@@ -22,7 +22,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from proxy import catalog, catalogue, guard, overlay, reload, sync
+from proxy import catalog, catalogue, guard, overlay, reload, sync, ui
 from proxy.admin import create_admin_app
 from proxy.alerts import Alerter
 from proxy.config import Settings
@@ -250,4 +250,5 @@ def create_app(
     app.router.add_get("/metrics", metrics)
     app.add_subapp("/admin", create_admin_app(settings.server.admin_token))
     app.add_subapp("/me", create_me_app())
+    ui.mount(app, settings.server.admin_token)  # the dashboard under /ui (proxy/ui)
     return app
