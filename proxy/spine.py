@@ -105,7 +105,7 @@ async def _answer(
         charge.attempts = len(outcome.attempts)
         charge.status = 504 if outcome.timed_out else 502
         ctx.attempts = charge.attempts
-        used = (snapshot.api_key(key.tenant, c.provider) for c, *_ in candidates)
+        used = _secrets(snapshot, key, candidates)
         tried = redact(outcome.describe(), used) or "no target could be tried"
         raise UpstreamFailed(
             f"Every provider for model '{body.model}' failed ({tried}).",
@@ -120,7 +120,7 @@ async def _answer(
     if isinstance(outcome, Refused):
         charge.outcome, charge.status = Outcome.REJECTED, outcome.error.status
         # Some providers quote the key they were given; it must not reach the client (or its logs).
-        used = (snapshot.api_key(key.tenant, c.provider) for c, *_ in candidates)
+        used = _secrets(snapshot, key, candidates)
         raise ProviderError(dataclasses.replace(outcome.error, message=redact(outcome.error.message, used)))
     if isinstance(outcome, Served):
         charge.usage = outcome.reply.usage
@@ -247,6 +247,13 @@ def resolve(
             param="model",
         )
     return resolution.route, candidates
+
+
+def _secrets(snapshot: Snapshot, key: VirtualKey, candidates: list[Candidate]) -> list[str | None]:
+    """The provider keys this request may have sent (the tenant's own and the shared ones), to redact."""
+    return [
+        k for c, p, *_ in candidates for k in (snapshot.api_key(key.tenant, c.provider), p.settings.api_key)
+    ]
 
 
 def scopes(snapshot: Snapshot, key: VirtualKey) -> tuple[Scope, ...]:
