@@ -116,7 +116,7 @@ async def test_provider_switch_and_reload_reach_the_other_replica(
     assert await within(2.0, b_reloaded) < 2.0
 
 
-async def test_synced_catalogue_is_shared_and_the_schedule_runs_once(
+async def test_synced_catalogue_is_shared(
     replicas: tuple[Any, Any, list[Path]], fake: FakeProvider
 ) -> None:
     a, b, _ = replicas
@@ -135,3 +135,26 @@ async def test_synced_catalogue_is_shared_and_the_schedule_runs_once(
 
 async def _is(call: Any, expected: int) -> bool:
     return bool(await call == expected)
+
+
+async def test_a_schedule_runs_one_sync_per_period_across_replicas(
+    redis_server: RedisServer, fake: FakeProvider, tmp_path: Path, start_gateway: Any
+) -> None:
+    store = {
+        "backend": "redis",
+        "url": redis_server.url,
+        "prefix": f"t{uuid.uuid4().hex[:10]}",
+        "timeout": "1s",
+    }
+    config = {**file_config(fake.url), "store": store, "secrets": SECRETS}
+    config["providers"]["local"]["sync"] = {"every": 1.0}
+    fake.gets["/v1/models"] = fixture("openai/models-list.json")
+    clients = []
+    for name in ("a", "b", "c"):
+        write(tmp_path / f"{name}.yaml", config)
+        clients.append(await start_gateway(tmp_path / f"{name}.yaml"))
+    await asyncio.sleep(3.5)  # three replicas, each looking every second
+    fetched = sum(1 for r in fake.received if r.path == "/v1/models")
+    status = (await (await clients[0].get("/admin/providers/local", headers=ADMIN)).json())["sync_status"]
+    # one fetch per run, and no more runs than periods (three replicas would make up to 3 per period)
+    assert fetched == status["runs"] and 2 <= status["runs"] <= 4, (fetched, status)
