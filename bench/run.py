@@ -65,12 +65,15 @@ class Target:
     server: Child  # the process whose CPU and memory are measured (the upstream itself for "direct")
 
 
-def gateway_config(upstream_port: int, access_log: bool = True) -> dict[str, Any]:
-    """Memory store, metering on: a key with limits far above what the run sends, budgets, prices."""
+def gateway_config(
+    upstream_port: int, access_log: bool = True, store: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Memory store (or ``store``), metering on: a key with limits far above what the run sends, budgets,
+    prices."""
     price = {"input": 0.15, "output": 0.60}
     return {
         "server": {"host": HOST, "access_log": access_log},
-        "store": {"backend": "memory"},
+        "store": store or {"backend": "memory"},
         "providers": {
             "bench": {
                 "plugin": "openai_compatible",
@@ -219,7 +222,12 @@ def start_servers(
     up_args = ("--port", str(up_port), "--chunks", str(args.chunks), "--drip-ms", str(args.drip_ms))
     pass_args = ("--port", str(pass_port), "--upstream", f"http://{HOST}:{up_port}")
     config = tmp / "gateway.yaml"
-    config.write_text(yaml.safe_dump(gateway_config(up_port, not args.no_access_log), sort_keys=False))
+    store = (
+        {"backend": "redis", "url": args.redis_url, "journal": str(tmp / "journal")}
+        if args.redis_url
+        else None
+    )
+    config.write_text(yaml.safe_dump(gateway_config(up_port, not args.no_access_log, store), sort_keys=False))
     gw_args = ("serve", "--config", str(config), "--port", str(gw_port))
     quiet = {"EFFLUX_LOG_LEVEL": "WARNING"} if args.no_access_log else None
     for name, argv, cpu, env in (
@@ -257,6 +265,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-access-log",
         action="store_true",
         help="run the gateway at log level WARNING (no access-log lines), to see what they cost",
+    )
+    p.add_argument(
+        "--store",
+        choices=("memory", "redis"),
+        default="memory",
+        help="the gateway's store; redis: a private redis-server (proxy.testing.redis_server), load CPU",
     )
     p.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     return p.parse_args(argv)
@@ -297,7 +311,16 @@ def main(argv: list[str] | None = None) -> int:
         argv = [spy, "record", "--pid", str(gateway.pid), "--rate", "250", "--nonblocking"]
         return spawn("py-spy", [*argv, "--format", "raw", "--output", str(profile)], load_cpu, tmp, ROOT)
 
+    redis = None
+    args.redis_url = None
     try:
+        if args.store == "redis":
+            from proxy.testing.redis_server import start_redis
+
+            redis = start_redis()
+            args.redis_url = redis.url
+            if load_cpu is not None and redis.process is not None:
+                os.sched_setaffinity(redis.process.pid, {load_cpu})
         cprofile_to = profile if args.profile and spy is None else None
         targets = start_servers(args, tmp, children, server_cpu, load_cpu, cprofile_to)
         results, rss = uvloop.run(measure(args, targets, start_profiler))
@@ -311,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for child in reversed(children):
             child.stop()
+        if redis is not None:
+            redis.stop()
+            shutil.rmtree(redis.directory, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
 
     events = args.chunks + 3  # content events, the finish event, the usage event, [DONE]

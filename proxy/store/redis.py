@@ -53,8 +53,6 @@ Every Redis error and timeout surfaces as :class:`StoreUnavailable`, each verb b
 from __future__ import annotations
 
 import asyncio
-import heapq
-import re
 import time
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
@@ -66,7 +64,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from proxy.ledger import RecordPage, RecordQuery, UsageRecord
+from proxy.ledger import RecordPage, RecordQuery
 from proxy.store.base import (
     Admission,
     Crossing,
@@ -80,12 +78,11 @@ from proxy.store.base import (
     Verdict,
 )
 from proxy.store.memory import WINDOW
+from proxy.store.redis_ledger import read_ledger
 
 T = TypeVar("T")
 
 PERIOD_MARGIN = 7 * 86400.0  # budget counters outlive their period by this much, for reports on it
-CLOCK_SKEW = 300.0  # records() starts reading this much before ``since``: stream ids use Redis's clock
-SCAN_BUDGET = 10_000  # entries one records() call reads at most; then it answers with a cursor
 TENANT_REFRESH = 60.0  # seconds between re-adding a known tenant to the tenant set
 FEED_GROUP = "notifier"
 FEED_TTL = 40 * 86400.0  # a feed outlives the month of its last crossing
@@ -94,7 +91,6 @@ FEED_BATCH = 100  # entries one read takes from one tenant's feed
 FEED_TIMEOUT = 2.0  # a background read of every feed may take longer than a request's verbs
 RECLAIM_IDLE = 60.0  # longer than a delivery with all its retries (proxy.alerts)
 _HERE = Path(__file__).parent
-_CURSOR = re.compile(r"(\d+)-(\d+)(?:@(.*))?", re.S)
 
 
 def _escape(part: str) -> str:
@@ -211,39 +207,13 @@ class RedisStore:
         One call reads at most ``SCAN_BUDGET`` entries: a page may then hold fewer than ``limit`` records
         and still carry a ``next_cursor``. ``next_cursor`` is None once nothing is left to read.
         """
-        cursor = _parse_cursor(query.cursor)
         if query.tenant is not None:
             tenants = [query.tenant]
         else:
             members = await self._run(self._client.smembers(f"{self._prefix}:tenants"))
             tenants = sorted(m.decode() if isinstance(m, bytes) else m for m in members)
-        floor = None if query.since is None else max(0, int((query.since - CLOCK_SKEW) * 1000))
-        batch = min(max(query.limit + 1, 64), 1000)
-        streams = [_Stream(f"{self._base(t)}:ledger", t, _start(t, cursor, floor), batch) for t in tenants]
-        await self._run(asyncio.gather(*(s.fill(self._client) for s in streams)))
-        heap = [(s.position, i) for i, s in enumerate(streams) if s.entries]
-        heapq.heapify(heap)
-        page: list[UsageRecord] = []
-        last = ""
-        scanned = 0
-        while heap:
-            position, i = heapq.heappop(heap)
-            stream = streams[i]
-            record = UsageRecord.from_json(stream.entries.pop(0)[1][b"r"])
-            mark = _cursor(position, query.tenant is None)
-            if query.matches(record):
-                if len(page) == query.limit:
-                    return RecordPage(page, last)
-                page.append(record)
-                last = mark
-            if not stream.entries:
-                await self._run(stream.fill(self._client))
-            if stream.entries:
-                heapq.heappush(heap, (stream.position, i))
-            scanned += 1
-            if scanned >= SCAN_BUDGET and heap:
-                return RecordPage(page, mark)
-        return RecordPage(page, None)
+        streams = {tenant: f"{self._base(tenant)}:ledger" for tenant in tenants}
+        return await read_ledger(self._client, self._run, streams, query)
 
     async def spend(self, scope: Scope, now: float) -> Spend:
         period = scope.period.window(now)[0]
@@ -377,29 +347,6 @@ class RedisStore:
         return f"{self._prefix}:{{{_escape(tenant)}}}"
 
 
-class _Stream:
-    """One tenant's ledger stream, read forward in batches for the k-way merge in ``records``."""
-
-    def __init__(self, key: str, tenant: str, start: str, batch: int) -> None:
-        self.key, self.tenant, self.start, self.batch = key, tenant, start, batch
-        self.entries: list[Any] = []  # [(id, {b"r": record json})], as redis-py answers XRANGE
-        self.done = False
-
-    @property
-    def position(self) -> tuple[int, int, str]:
-        ms, seq = self.entries[0][0].split(b"-")
-        return int(ms), int(seq), self.tenant
-
-    async def fill(self, client: Redis | RedisCluster) -> None:
-        if self.done:
-            return
-        entries: list[Any] = await client.xrange(self.key, self.start, "+", count=self.batch) or []
-        self.entries = entries
-        self.done = len(entries) < self.batch
-        if entries:
-            self.start = "(" + entries[-1][0].decode()
-
-
 def _scope_part(scope: Scope) -> str:
     return f"{scope.kind}:{_escape(scope.name)}"
 
@@ -446,31 +393,3 @@ def _decision(reply: list[Any], admission: Admission) -> Decision:
         return Decision(verdict, scope, limit, None if ends is None else ends - now)
     retry = float(reply[3]) + WINDOW - now if reply[3] else WINDOW
     return Decision(verdict, scope, limit, max(retry, 0.001))
-
-
-def _cursor(position: tuple[int, int, str], with_tenant: bool) -> str:
-    ms, seq, tenant = position
-    return f"{ms}-{seq}@{tenant}" if with_tenant else f"{ms}-{seq}"
-
-
-def _parse_cursor(cursor: str | None) -> tuple[int, int, str | None] | None:
-    match = _CURSOR.fullmatch(cursor) if cursor else None
-    if match is None:
-        return None  # like the memory store: an unreadable cursor reads from the start
-    return int(match[1]), int(match[2]), match[3]
-
-
-def _start(tenant: str, cursor: tuple[int, int, str | None] | None, floor: int | None) -> str:
-    """Where to start reading one tenant's stream: after the cursor, and not before ``since`` (with slack).
-
-    Across tenants the order is (stream id, tenant): at the cursor's own id, tenants sorting after the
-    cursor's tenant have not been returned yet, so their read includes that id.
-    """
-    start = (floor, 0, False) if floor is not None else (0, 0, False)
-    if cursor is not None:
-        ms, seq, after = cursor
-        exclusive = after is None or tenant <= after
-        if (ms, seq) > start[:2] or ((ms, seq) == start[:2] and exclusive):
-            start = (ms, seq, exclusive)
-    ms, seq, exclusive = start
-    return f"{'(' if exclusive else ''}{ms}-{seq}"
