@@ -66,7 +66,9 @@ def usage_from(obj: object) -> Usage | None:
         cached_tokens=cached,
         cache_write_tokens=cache_write,
         reasoning_tokens=reasoning,
-        provider_cost_usd=float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None,
+        provider_cost_usd=float(cost)
+        if isinstance(cost, int | float) and not isinstance(cost, bool)
+        else None,
     )
 
 
@@ -86,7 +88,9 @@ def error_from_envelope(status: int, obj: object, fault: Fault | None = None) ->
         etype, code, param = err.get("type"), err.get("code"), err.get("param")
     else:
         return None
-    code_text = str(code) if isinstance(code, str | int) and not isinstance(code, bool) and code != "" else None
+    code_text = (
+        str(code) if isinstance(code, str | int) and not isinstance(code, bool) and code != "" else None
+    )
     if status == 200:
         status = _STATUS_OF_CODE.get(code_text or "", 502)
     if fault is None:
@@ -251,7 +255,9 @@ class OpenAICompatible(Provider):
         try:
             obj = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return UpstreamError(502, Fault.SERVER, f"provider {self.name!r} answered with a body that is not JSON")
+            return UpstreamError(
+                502, Fault.SERVER, f"provider {self.name!r} answered with a body that is not JSON"
+            )
         if not isinstance(obj, dict):
             return UpstreamError(502, Fault.SERVER, f"provider {self.name!r} answered with unexpected JSON")
         if "error" in obj and not any(k in obj for k in ("choices", "data", "object")):
@@ -276,7 +282,9 @@ class OpenAICompatible(Provider):
         if error is not None:
             return self.refine(error, obj)
         if "html" in content_type or body.lstrip()[:1] == b"<":
-            message = f"provider {self.name!r} answered HTTP {status} with an HTML page (an edge or proxy error)"
+            message = (
+                f"provider {self.name!r} answered HTTP {status} with an HTML page (an edge or proxy error)"
+            )
         else:
             message = f"provider {self.name!r} answered HTTP {status}"
         return UpstreamError(status, fault, message)

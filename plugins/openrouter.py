@@ -52,7 +52,6 @@ class OpenRouter(OpenAICompatible):
         via = f" (via {provider})" if isinstance(provider, str) else ""
         return dataclasses.replace(error, message=f"{error.message}{via}: {detail.strip()}")
 
-
     async def list_models(self, http: aiohttp.ClientSession) -> list[ModelInfo]:
         headers = self.auth_headers(self.settings.api_key)
         url: str | None = f"{self.base_url}/models"

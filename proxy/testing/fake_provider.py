@@ -134,7 +134,7 @@ class FakeProvider:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def models(self, request: web.Request) -> web.Response:
+    async def models(self, request: web.Request) -> web.StreamResponse:
         self.received.append(Received("GET", request.path, dict(request.headers), None))
         scripted = self.gets.get(request.path)
         if scripted is not None:

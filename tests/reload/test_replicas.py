@@ -116,9 +116,7 @@ async def test_provider_switch_and_reload_reach_the_other_replica(
     assert await within(2.0, b_reloaded) < 2.0
 
 
-async def test_synced_catalogue_is_shared(
-    replicas: tuple[Any, Any, list[Path]], fake: FakeProvider
-) -> None:
+async def test_synced_catalogue_is_shared(replicas: tuple[Any, Any, list[Path]], fake: FakeProvider) -> None:
     a, b, _ = replicas
     fake.gets["/v1/models"] = fixture("openai/models-list.json")
     resp = await a.post("/admin/providers/local/sync", headers=ADMIN)
