@@ -48,6 +48,7 @@ async def test_provider_keys_put_get_validate_delete(
     assert "sk-tenant-a-own" not in str(got) and got["kid"] == meta["kid"]
     result = await (await client.post(path + "/validate", headers=ADMIN)).json()
     assert result["valid"] is True
+
     # A key the provider refuses is not stored when validation is asked for.
     async def refuse(_: web.Request) -> web.Response:
         return web.json_response({"error": {"message": "invalid key"}}, status=401)
