@@ -68,7 +68,6 @@ class ServerConfig(_Section):
     # Reliability (README "Reliability"): overload cap, slow clients, graceful shutdown, retry budget.
     max_concurrency: Annotated[int, Field(ge=0)] = 1024  # data-plane requests per process; 0: no cap
     body_timeout: Duration = 30.0  # the whole request body must arrive within this
-    header_timeout: Duration = 10.0  # a connection must send its request headers within this
     write_timeout: Duration = 60.0  # a stream the client takes nothing from for this long is closed
     shutdown_delay: Duration = 0.0  # SIGTERM: readiness off this long before the listener closes
     drain_timeout: Duration = 30.0  # SIGTERM: how long in-flight requests get to finish

@@ -66,6 +66,20 @@ async def relay(
     tap, upstream = opened.tap, opened.response
     result = StreamResult(Outcome.COMPLETED, None, None, 0)
     client_ok = True
+    absorbed = False  # a cancellation already turned into a disconnect
+
+    def absorb_cancel() -> bool:
+        """A server that cancels handlers when the client disconnects (aiohttp's ``handler_cancellation``,
+        on in its test server and in apps that mount the gateway) must not cost the usage record: a
+        cancellation caused by the client's going away becomes a disconnect, once; any other propagates."""
+        nonlocal client_ok, absorbed
+        task = asyncio.current_task()
+        gone = request.transport is None or request.transport.is_closing()
+        if absorbed or not gone or task is None or task.cancelling() != 1:
+            return False
+        task.uncancel()
+        absorbed, client_ok = True, False
+        return True
 
     async def send(data: bytes) -> None:
         nonlocal client_ok
@@ -82,6 +96,9 @@ async def relay(
                 client_ok = False
                 if request.transport is not None:
                     request.transport.abort()
+            except asyncio.CancelledError:
+                if not absorb_cancel():
+                    raise
 
     try:
         try:
@@ -112,6 +129,10 @@ async def relay(
             except aiohttp.ClientError as exc:
                 result.error = f"the provider's stream broke ({type(exc).__name__})"
                 break
+            except asyncio.CancelledError:
+                if absorb_cancel():
+                    continue
+                raise
             if not chunk:
                 if tap.close() and not tap.reader.complete:
                     result.error = "the provider's stream stopped in the middle of an event"

@@ -160,7 +160,8 @@ async def test_a_503_storm_opens_the_breaker_and_a_recovers(
     b_only = [(await ask(client, "b-only"))[1] for _ in range(60)]
     sent += 60
     added = statistics.median(storm) - statistics.median(b_only)
-    print(f"median storm {statistics.median(storm) * 1000:.2f} ms, B-only {statistics.median(b_only) * 1000:.2f} ms")
+    medians = statistics.median(storm) * 1000, statistics.median(b_only) * 1000
+    print(f"median storm {medians[0]:.2f} ms, B-only {medians[1]:.2f} ms")
     assert added < 0.010, f"{added * 1000:.1f} ms added"
 
     fake.script("model-a")  # A recovers: the generated answer again

@@ -1,0 +1,126 @@
+"""Acceptance 3 (issue 6): clients that go away at random points in 200 streams.
+
+Every stream gets exactly one ledger record with outcome ``client_aborted``: with the drain policy the
+provider's usage (the gateway kept reading upstream), with the cancel policy an estimate flagged as such.
+No reservation is left open, and the gateway's tasks and sockets come back to where they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient
+from support import AUTH, KEY, base_config, state
+
+from proxy.ledger import RecordQuery
+from proxy.spine import scopes
+from proxy.testing.fake_provider import Behaviour, FakeProvider
+
+WORDS = 40
+USAGE = {"prompt_tokens": 11, "completion_tokens": WORDS, "total_tokens": 11 + WORDS}
+
+
+def drip() -> Behaviour:
+    chunks = [
+        b"data: "
+        + orjson.dumps(
+            {
+                "id": "d",
+                "object": "chat.completion.chunk",
+                "model": "drip",
+                "choices": [{"index": 0, "delta": {"content": f" w{i}"}, "finish_reason": None}],
+            }
+        )
+        + b"\n\n"
+        for i in range(WORDS)
+    ]
+    chunks.append(b'data: {"id":"d","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n')
+    chunks.append(b"data: " + orjson.dumps({"id": "d", "choices": [], "usage": USAGE}) + b"\n\n")
+    chunks.append(b"data: [DONE]\n\n")
+    return Behaviour(200, b"", "text/event-stream", {}, chunks, chunk_delay=0.005)
+
+
+BODY = {"model": "drip", "messages": [{"role": "user", "content": "count"}], "stream": True}
+
+
+async def one_stream(client: TestClient[Any, Any], cut_at: int | None) -> None:
+    resp = await client.post("/v1/chat/completions", json=BODY, headers=AUTH)
+    assert resp.status == 200
+    if cut_at is None:
+        await resp.read()
+    else:
+        got = 0
+        while got < cut_at:
+            piece = await resp.content.read(cut_at - got)
+            if not piece:
+                break
+            got += len(piece)
+        resp.close()  # the client goes away: the connection is closed mid-stream
+
+
+def fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def settle_until(check: Callable[[], Any], within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(("policy", "streams"), [("drain", 200), ("cancel", 60)])
+async def test_client_disconnects_are_metered_once(
+    make_gateway: Callable[..., Any], fake: FakeProvider, policy: str, streams: int
+) -> None:
+    cfg = base_config(fake.url, metering={"on_client_disconnect": policy, "drain_timeout": 5.0})
+    client = await make_gateway(cfg)
+    fake.script("drip", drip())
+    gw = state(client)
+    rng = random.Random(6)
+    concurrency = 40
+
+    async def run(cuts: list[int | None]) -> None:
+        sem = asyncio.Semaphore(concurrency)
+
+        async def guarded(cut: int | None) -> None:
+            async with sem:
+                await one_stream(client, cut)
+
+        await asyncio.gather(*(guarded(c) for c in cuts))
+
+    await run([None] * concurrency)  # warm-up: connection pools at their working size
+    warm = len((await gw.store.records(RecordQuery(key="test", limit=1000))).data)
+    await asyncio.sleep(0.3)
+    tasks, sockets = len(asyncio.all_tasks()), fds()
+
+    # the stream is ~3.3 KB; cut somewhere in its first half, while the provider is still sending
+    await run([rng.randint(1, 1600) for _ in range(streams)])
+
+    async def all_metered() -> bool:
+        page = await gw.store.records(RecordQuery(key="test", limit=1000))
+        return len(page.data) >= warm + streams
+
+    await settle_until(all_metered)
+    records = (await gw.store.records(RecordQuery(key="test", limit=1000))).data[warm:]
+    assert len(records) == streams and len({r.request_id for r in records}) == streams
+    assert {r.outcome.value for r in records} == {"client_aborted"}
+    if policy == "drain":
+        assert all(not r.estimated and r.completion_tokens == WORDS for r in records), "provider usage"
+    else:
+        assert all(r.estimated for r in records), "no provider usage: an estimate, flagged"
+    key = gw.snapshot.keys.lookup(KEY)
+    assert key is not None
+    for scope in scopes(gw.snapshot, key):
+        assert (await gw.store.spend(scope, records[-1].started_at)).reserved_micro_usd == 0
+
+    async def back_to_baseline() -> bool:
+        return len(asyncio.all_tasks()) <= tasks and fds() <= sockets + 2
+
+    await settle_until(back_to_baseline, 5.0)

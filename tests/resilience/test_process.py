@@ -1,0 +1,191 @@
+"""The gateway as a real process: acceptance 4 (a slow reader does not grow memory) and 5 (SIGTERM with 50
+streams in flight: all complete, all metered, exit 0)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from support import AUTH, base_config
+
+from proxy.ledger import RecordQuery
+from proxy.store.redis import RedisStore
+from proxy.testing.fake_provider import Behaviour, ThreadedFakeProvider
+from proxy.testing.gateway_process import GatewayProcess
+from proxy.testing.redis_server import RedisServer, start_redis
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[ThreadedFakeProvider]:
+    provider = ThreadedFakeProvider().start_in_thread()
+    yield provider
+    provider.stop_thread()
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+def sse(obj: object) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+def content(text: str) -> bytes:
+    return sse({"id": "x", "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]})
+
+
+def ending(completion_tokens: int) -> list[bytes]:
+    usage = {
+        "prompt_tokens": 5,
+        "completion_tokens": completion_tokens,
+        "total_tokens": 5 + completion_tokens,
+    }
+    return [
+        sse({"id": "x", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+        sse({"id": "x", "choices": [], "usage": usage}),
+        b"data: [DONE]\n\n",
+    ]
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_a_slow_reader_does_not_grow_the_gateway(fake: ThreadedFakeProvider) -> None:
+    piece = content("x" * 65_000)
+    fake.script("big", Behaviour(200, b"", "text/event-stream", {}, [piece] * 160 + ending(160)))  # ~10 MB
+    config = base_config(fake.url, metering={"on_client_disconnect": "cancel"})
+    config["server"]["write_timeout"] = 2.0
+    with GatewayProcess(config) as gw:
+        assert gw.proc is not None
+        pid = gw.proc.pid
+        body = orjson.dumps(
+            {"model": "small", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        )
+        for _ in range(3):  # warm-up: imports, pools, first allocations
+            req = urllib.request.Request(
+                f"{gw.url}/v1/chat/completions", body, {**AUTH, "Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                resp.read()
+        before = rss_kib(pid)
+
+        sock = socket.socket()
+        sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVBUF, 4096
+        )  # a tiny window: the reader is the bottleneck
+        sock.connect(("127.0.0.1", gw.port))
+        big = orjson.dumps({"model": "big", "messages": [{"role": "user", "content": "hi"}], "stream": True})
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: {AUTH['Authorization']}\r\nContent-Length: {len(big)}\r\n\r\n".encode()
+            + big
+        )
+        peak, received = before, 0
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:  # ~10 KB/s, against 10 MB the provider would send at once
+            received += len(sock.recv(1024))
+            peak = max(peak, rss_kib(pid))
+            time.sleep(0.1)
+        # then it stops reading: after server.write_timeout the gateway closes the stream and meters it
+        time.sleep(2.5)
+        peak = max(peak, rss_kib(pid))
+        sock.close()
+        print(
+            f"RSS before {before} KiB, peak {peak} KiB (+{peak - before} KiB); client read {received} bytes"
+        )
+        assert received > 0
+        assert peak - before < 5 * 1024, f"the gateway grew by {peak - before} KiB"
+
+
+def test_sigterm_finishes_50_streams_meters_them_and_exits_0(
+    fake: ThreadedFakeProvider, redis_server: RedisServer
+) -> None:
+    fake.script(
+        "slow",
+        Behaviour(200, b"", "text/event-stream", {}, [content("w")] * 20 + ending(20), chunk_delay=0.1),
+    )
+    prefix = f"egwtest-{uuid.uuid4().hex[:10]}"
+    config = base_config(
+        fake.url, store={"backend": "redis", "url": redis_server.url, "prefix": prefix, "timeout": 2.0}
+    )
+    config["server"].update({"drain_timeout": 10.0, "shutdown_delay": 0.5})
+    config["secrets"] = {"key_secret": "k" * 40}
+    gw = GatewayProcess(config).start()
+    assert gw.proc is not None
+    body = {"model": "slow", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    ready_during_drain: list[int] = []
+
+    async def stream(session: aiohttp.ClientSession, started: asyncio.Queue[None]) -> str:
+        async with session.post(f"{gw.url}/v1/chat/completions", json=body, headers=AUTH) as resp:
+            assert resp.status == 200, await resp.text()
+            first = await resp.content.readany()
+            await started.put(None)
+            return (first + await resp.read()).decode()
+
+    async def scenario() -> list[str]:
+        started: asyncio.Queue[None] = asyncio.Queue()
+        async with aiohttp.ClientSession() as session:
+            tasks = [asyncio.create_task(stream(session, started)) for _ in range(50)]
+            for _ in range(50):
+                await asyncio.wait_for(started.get(), 10)
+            assert gw.proc is not None
+            gw.proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.2)
+            ready_during_drain.append(await asyncio.to_thread(readyz, gw.url))
+            return await asyncio.gather(*tasks)
+
+    signalled = time.monotonic()
+    bodies = asyncio.run(scenario())
+    code = gw.proc.wait(15)
+    elapsed = time.monotonic() - signalled
+    print(f"50 streams finished and the process exited {code} {elapsed:.2f} s after SIGTERM")
+    try:
+        assert code == 0, gw.log()[-2000:]
+        assert ready_during_drain == [503], "readiness goes off first"
+        assert all(b.rstrip().endswith("data: [DONE]") for b in bodies), "every stream ran to its end"
+        assert elapsed < 10.0
+        records = asyncio.run(ledger(redis_server.url, prefix))
+        assert len(records) == 50 and {r["outcome"] for r in records} == {"completed"}
+        assert all(r["completion_tokens"] == 20 and not r["estimated"] for r in records)
+    finally:
+        gw.stop()
+
+
+def readyz(url: str) -> int:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+async def ledger(url: str, prefix: str) -> list[dict[str, Any]]:
+    store = RedisStore(url, timeout=2.0, prefix=prefix)
+    try:
+        page = await store.records(RecordQuery(key="test", limit=1000))
+        return [
+            {"outcome": r.outcome.value, "completion_tokens": r.completion_tokens, "estimated": r.estimated}
+            for r in page.data
+        ]
+    finally:
+        await store.close()
