@@ -48,10 +48,14 @@ def streamed(model: str, **kw: Any) -> Behaviour:
 
 
 def error_json(status: int, message: str, code: str | None = None, **kw: Any) -> Behaviour:
-    return Behaviour.json(status, {"error": {"message": message, "type": "upstream_error", "code": code}}, **kw)
+    return Behaviour.json(
+        status, {"error": {"message": message, "type": "upstream_error", "code": code}}, **kw
+    )
 
 
-async def chat(client: TestClient[Any, Any], model: str = "two-step", stream: bool = True) -> tuple[int, str, Any]:
+async def chat(
+    client: TestClient[Any, Any], model: str = "two-step", stream: bool = True
+) -> tuple[int, str, Any]:
     body = {"model": model, "messages": MESSAGES, "stream": stream}
     async with client.post("/v1/chat/completions", json=body, headers=AUTH) as resp:
         return resp.status, await resp.text(), resp.headers
@@ -66,14 +70,20 @@ BEFORE_FIRST_BYTE: dict[str, Behaviour] = {
     "no answer within first_byte": Behaviour(delay=1.0),
     "slow headers, then 200": streamed("first", delay=1.0),
     "reset before any event": streamed("first", fault="reset", reset_after=0),
-    "429 with Retry-After": error_json(429, "slow down", "rate_limit_exceeded", headers={"Retry-After": "30"}),
+    "429 with Retry-After": error_json(
+        429, "slow down", "rate_limit_exceeded", headers={"Retry-After": "30"}
+    ),
     "500": error_json(500, "internal error"),
     "503": error_json(503, "overloaded"),
     "529 (Anthropic overload)": error_json(529, "overloaded"),
     "HTML 502 from an edge": Behaviour(502, b"<html><body>502 Bad Gateway</body></html>", "text/html"),
     "one-api error with HTTP 200": error_json(200, "upstream channel failed", "server_error"),
     "error event before content": Behaviour(
-        200, b"", "text/event-stream", {}, [b'data: {"error":{"message":"overloaded","type":"server_error"}}\n\n']
+        200,
+        b"",
+        "text/event-stream",
+        {},
+        [b'data: {"error":{"message":"overloaded","type":"server_error"}}\n\n'],
     ),
 }
 
@@ -88,7 +98,9 @@ async def test_server_fault_before_the_first_byte_falls_back(
     assert status == 200, text
     assert events(text)[-1] == "[DONE]"
     assert headers["x-efflux-provider"] == "backup" and headers["x-efflux-attempts"] == "2"
-    assert (fake.count("first"), fake.count("second")) == (1, 1), "one attempt per target, never the same twice"
+    assert (fake.count("first"), fake.count("second")) == (1, 1), (
+        "one attempt per target, never the same twice"
+    )
 
 
 @pytest.mark.parametrize(
@@ -167,7 +179,9 @@ def blackhole() -> Iterator[int]:
     listener.close()
 
 
-async def test_connect_timeout_fires_and_falls_back(make_gateway: Make, fake: FakeProvider, blackhole: int) -> None:
+async def test_connect_timeout_fires_and_falls_back(
+    make_gateway: Make, fake: FakeProvider, blackhole: int
+) -> None:
     cfg = config(fake)
     cfg["providers"]["local"]["base_url"] = f"http://127.0.0.1:{blackhole}/v1"
     cfg["providers"]["local"]["timeouts"] = {**FAST, "connect": 0.3, "first_byte": 10.0}
@@ -205,7 +219,9 @@ async def test_retry_after_parks_the_target(make_gateway: Make, fake: FakeProvid
     assert (await chat(client))[0] == 200
     status, _, headers = await chat(client)
     assert status == 200 and headers["x-efflux-attempts"] == "1"
-    assert (fake.count("first"), fake.count("second")) == (1, 2), "the target that said Retry-After is skipped"
+    assert (fake.count("first"), fake.count("second")) == (1, 2), (
+        "the target that said Retry-After is skipped"
+    )
 
 
 async def test_a_target_listed_twice_is_tried_once(make_gateway: Make, fake: FakeProvider) -> None:
