@@ -11,6 +11,7 @@ create_app(settings)
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import re
@@ -56,8 +57,13 @@ LAYERS: list[tuple[str, Layer]] = [
 ]
 
 
+_ID_PREFIX = "req_" + secrets.token_hex(6)
+_ID_COUNTER = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return "req_" + secrets.token_hex(12)
+    """Unique without a system call per request: a random per-process prefix and a counter."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):012x}"
 
 
 @web.middleware
@@ -101,28 +107,36 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
             metrics.requests.labels(endpoint, ctx.model, ctx.provider or "", str(status)).inc()
             if ctx.provider:
                 metrics.latency.labels(ctx.model, ctx.provider).observe(elapsed)
-        access(
-            {
-                "msg": "request",
-                "request_id": ctx.request_id,
-                "client_request_id": client_id,
-                "method": request.method,
-                "path": request.path,
-                "status": status,
-                "key": ctx.key,
-                "tenant": ctx.tenant,
-                "model": ctx.model,
-                "provider": ctx.provider,
-                "upstream_model": ctx.upstream_model,
-                "outcome": ctx.outcome,
-                "prompt_tokens": ctx.prompt_tokens,
-                "completion_tokens": ctx.completion_tokens,
-                "cost_micro_usd": ctx.cost_micro_usd,
-                "latency_ms": round(elapsed * 1000, 1),
-                "ttfb_ms": None if ctx.ttfb is None else round(ctx.ttfb * 1000, 1),
-                "attempts": ctx.attempts,
-            }
-        )
+        gateway = request.app.get(GATEWAY)
+        if gateway is None or gateway.snapshot.settings.server.access_log:
+            _access_line(request, ctx, client_id, status, elapsed)
+
+
+def _access_line(
+    request: web.Request, ctx: RequestContext, client_id: str | None, status: int, elapsed: float
+) -> None:
+    access(
+        {
+            "msg": "request",
+            "request_id": ctx.request_id,
+            "client_request_id": client_id,
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "key": ctx.key,
+            "tenant": ctx.tenant,
+            "model": ctx.model,
+            "provider": ctx.provider,
+            "upstream_model": ctx.upstream_model,
+            "outcome": ctx.outcome,
+            "prompt_tokens": ctx.prompt_tokens,
+            "completion_tokens": ctx.completion_tokens,
+            "cost_micro_usd": ctx.cost_micro_usd,
+            "latency_ms": round(elapsed * 1000, 1),
+            "ttfb_ms": None if ctx.ttfb is None else round(ctx.ttfb * 1000, 1),
+            "attempts": ctx.attempts,
+        }
+    )
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:

@@ -6,7 +6,7 @@ Field names are pinned by PRODUCT.md section 11 (ops scripts read them). Money i
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import orjson
 
@@ -48,7 +48,7 @@ class UsageRecord:
         return self.prompt_tokens + self.completion_tokens
 
     def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self)  # orjson serialises dataclasses natively (and fast)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> UsageRecord:

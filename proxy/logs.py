@@ -1,7 +1,9 @@
-"""Logging: JSON lines on stderr, written by a background thread so the event loop never blocks on I/O.
+"""Logging: JSON lines on stderr, written by background threads so the event loop never blocks on I/O.
 
-``access(fields)`` emits the one access-log line per request. Nothing secret is ever passed in: the
-fields are names, ids, numbers and outcomes.
+``access(fields)`` emits the one access-log line per request. It bypasses the logging module (a
+LogRecord and a thread wake-up per request cost more than the rest of the gateway's own work): the event
+loop appends the fields to a deque, and a writer thread serialises and writes them in batches every
+``FLUSH_EVERY`` seconds. Nothing secret is ever passed in: the fields are names, ids, numbers, outcomes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import logging.handlers
 import os
 import queue
 import sys
+import threading
 import time
+from collections import deque
 
 import orjson
 
@@ -35,6 +39,8 @@ class JsonFormatter(logging.Formatter):
             out["msg"] = record.getMessage()
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            out["exc"] = record.exc_text
         return orjson.dumps(out, default=str).decode()
 
 
@@ -68,6 +74,57 @@ class _QueueHandler(logging.handlers.QueueHandler):
         return record
 
 
+FLUSH_EVERY = 0.05
+
+
+class AccessWriter:
+    """Batches access-log lines off the event loop: ``deque.append`` is thread-safe and cheap."""
+
+    def __init__(self, fd: int = 2) -> None:
+        self.fd = fd
+        self.pending: deque[tuple[float, dict[str, object]]] = deque()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="efflux-access-log", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def write(self, fields: dict[str, object]) -> None:
+        self.pending.append((time.time(), fields))
+
+    def _run(self) -> None:
+        while not self._stop.wait(FLUSH_EVERY):
+            self.flush()
+        self.flush()
+
+    def flush(self) -> None:
+        lines: list[bytes] = []
+        pending = self.pending
+        while pending:
+            at, fields = pending.popleft()
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+            head = {"ts": stamp, "level": "info", "logger": "efflux.access"}
+            lines.append(orjson.dumps({**head, **fields}, default=str))
+        if lines:
+            data = b"\n".join(lines) + b"\n"
+            try:
+                while data:
+                    data = data[os.write(self.fd, data) :]
+            except OSError:
+                pass  # stderr closed: nothing sensible left to do with a log line
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(2)
+
+
+_writer: AccessWriter | None = None
+
+
 def access(fields: dict[str, object]) -> None:
-    if ACCESS.isEnabledFor(logging.INFO):
-        ACCESS.info("", extra={"fields": fields})
+    global _writer
+    if not ACCESS.isEnabledFor(logging.INFO):
+        return
+    if _writer is None:
+        _writer = AccessWriter()
+    _writer.write(fields)
