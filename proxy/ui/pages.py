@@ -6,6 +6,7 @@ no inline code, no framing, no plugins), so even a value that escaped our DOM bu
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
 from collections.abc import Awaitable, Callable
@@ -25,7 +26,23 @@ CSP = (
 )
 # A custom header: a cross-site form cannot send it, and a cross-site fetch with it is preflighted (refused).
 LOGIN_HEADER = "X-Efflux-UI"
-ASSETS = web.AppKey("ui_assets", dict[str, Asset])
+class Assets:
+    """The dashboard's files, loaded on the first /ui request in a worker thread: plotly.js is ~5 MB
+    (gzipped once more at load), which a gateway that never serves the dashboard should not carry."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, Asset] | None = None
+        self._lock = asyncio.Lock()
+
+    async def files(self) -> dict[str, Asset]:
+        if self._files is None:
+            async with self._lock:
+                if self._files is None:
+                    self._files = await asyncio.get_running_loop().run_in_executor(None, load_assets)
+        return self._files
+
+
+ASSETS = web.AppKey("ui_assets", Assets)
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./-]+$")
 
 
@@ -63,7 +80,8 @@ def _serve(request: web.Request, asset: Asset, cache: str) -> web.Response:
 
 async def static(request: web.Request) -> web.Response:
     path = request.match_info["path"]
-    asset = request.app[ASSETS].get(path) if _SAFE_PATH.match(path) and ".." not in path else None
+    files = await request.app[ASSETS].files()
+    asset = files.get(path) if _SAFE_PATH.match(path) and ".." not in path else None
     if asset is None:
         raise web.HTTPNotFound()
     # plotly.js is large and versioned with the package: cache it; our own files revalidate (ETag).
@@ -76,11 +94,11 @@ async def to_index(request: web.Request) -> web.Response:
 
 
 async def index(request: web.Request) -> web.Response:
-    return _serve(request, request.app[ASSETS]["index.html"], "no-store")
+    return _serve(request, (await request.app[ASSETS].files())["index.html"], "no-store")
 
 
 async def login_page(request: web.Request) -> web.Response:
-    return _serve(request, request.app[ASSETS]["login.html"], "no-store")
+    return _serve(request, (await request.app[ASSETS].files())["login.html"], "no-store")
 
 
 def _set_cookie(request: web.Request, response: web.Response, value: str, max_age: int) -> None:
@@ -141,7 +159,7 @@ async def session_info(request: web.Request) -> web.Response:
 
 def create_ui_app(admin_token: str | None) -> web.Application:
     app = web.Application(middlewares=[headers])
-    app[ASSETS] = load_assets()
+    app[ASSETS] = Assets()
     app.router.add_get("", to_index)
     app.router.add_get("/", index)
     app.router.add_get("/login", login_page)
