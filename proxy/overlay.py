@@ -39,6 +39,9 @@ def validate_route(name: str, body: object, providers: Mapping[str, object]) -> 
     """A route as the YAML would take it; ConfigError names the field (``targets[1].provider: ...``)."""
     if not name or name != name.strip():
         raise ConfigError("model: a route needs a non-empty model name without surrounding spaces")
+    if any(c in name for c in "*?["):
+        # the overlay is looked up by exact name only (resolution order): a pattern would never match
+        raise ConfigError("model: overlay routes are exact model names; put wildcard routes in the YAML")
     if not isinstance(body, dict):
         raise ConfigError('<body>: a route is an object {"targets": [...]}')
     try:

@@ -28,9 +28,9 @@ from aiohttp import web
 
 from proxy import catalogue
 from proxy.config import Settings
-from proxy.errors import GatewayError
+from proxy.errors import GatewayError, InvalidRequest
 from proxy.gateway import GATEWAY, Gateway
-from proxy.plugin import CatalogueError
+from proxy.plugin import CatalogueError, Provider
 from proxy.snapshot import Snapshot
 from proxy.store.base import StoreUnavailable
 
@@ -70,6 +70,8 @@ async def sync_provider(gw: Gateway, name: str) -> Report:
     config = snapshot.settings.providers[name]
     timeout = config.sync.timeout if config.sync else 30.0
     grace = config.sync.grace if config.sync else 86400.0
+    if type(provider).list_models is Provider.list_models:
+        raise InvalidRequest(f"Provider '{name}' (plugin {config.plugin!r}) has no model catalogue to sync.")
     # The store lock keeps other replicas out; its owner is this gateway, so the lock is re-entrant here
     # and ``_running`` keeps this gateway's own concurrent syncs of one provider apart.
     lock, owner, mine = f"sync:{name}", f"{_PROCESS}:{id(gw)}", (id(gw), name)

@@ -201,3 +201,32 @@ async def test_restart_only_settings_are_reported(
     status, body = await reload(client)
     assert status == 200 and body["restart_required"] == ["server.port"]
     assert orjson.dumps(body)
+
+
+async def test_aggregators_switch_off_and_back_by_reload(
+    fake: FakeProvider, config_file: Path, start_gateway: Any
+) -> None:
+    def config(aggregators: bool) -> dict[str, Any]:
+        data = file_config(fake.url)
+        data["providers"]["agg"] = {"plugin": "openrouter", "base_url": fake.url, "api_key": "sk-or"}
+        data["models"]["via-agg"] = {"targets": [{"provider": "agg", "model": "m1"}]}
+        data["features"] = {"aggregators": aggregators}
+        return data
+
+    write(config_file, config(True))
+    client = await start_gateway(config_file)
+    assert (
+        await client.post("/v1/chat/completions", headers=AUTH, json={**BODY, "model": "via-agg"})
+    ).status == 200
+    write(config_file, config(False))
+    assert (await reload(client))[0] == 200
+    resp = await client.post("/v1/chat/completions", headers=AUTH, json={**BODY, "model": "via-agg"})
+    assert resp.status == 404 and "disabled" in (await resp.json())["error"]["message"]
+    assert (
+        await client.post("/v1/chat/completions", headers=AUTH, json=BODY)
+    ).status == 200  # direct still serves
+    write(config_file, config(True))
+    assert (await reload(client))[0] == 200
+    assert (
+        await client.post("/v1/chat/completions", headers=AUTH, json={**BODY, "model": "via-agg"})
+    ).status == 200
