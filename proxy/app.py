@@ -104,9 +104,9 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         elapsed = time.monotonic() - ctx.started
         if ctx.model is not None:
             endpoint = request.path.removeprefix("/v1/")
-            metrics.requests.labels(endpoint, ctx.model, ctx.provider or "", str(status)).inc()
+            metrics.request(endpoint, ctx.model, ctx.provider or "", status).inc()
             if ctx.provider:
-                metrics.latency.labels(ctx.model, ctx.provider).observe(elapsed)
+                metrics.route(ctx.model, ctx.provider).latency.observe(elapsed)
         gateway = request.app.get(GATEWAY)
         if gateway is None or gateway.snapshot.settings.server.access_log:
             _access_line(request, ctx, client_id, status, elapsed)

@@ -51,16 +51,17 @@ class ClientBody:
 async def read_body(request: web.Request, endpoint: Endpoint, limit: int, within: float = 0.0) -> ClientBody:
     if request.content_length is not None and request.content_length > limit:
         raise RequestTooLarge(f"Request body is {request.content_length} bytes; the limit is {limit} bytes.")
-    raw = bytearray()
-    try:
-        # A client trickling its body would hold a connection and a concurrency slot for ever.
-        async with asyncio.timeout(within or None):
-            async for chunk in request.content.iter_chunked(65536):
-                raw += chunk
-                if len(raw) > limit:
-                    raise RequestTooLarge(f"Request body is larger than the limit of {limit} bytes.")
-    except TimeoutError:
-        raise BodyTimeout(f"The request body did not arrive within {within:g} seconds.") from None
+    raw: bytes | bytearray
+    if request.content.is_eof():
+        # The usual case: the whole (small) body came with the headers. Nothing to wait for or bound.
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # chunked bodies have no Content-Length to check first
+            raise RequestTooLarge(f"Request body is larger than the limit of {limit} bytes.") from None
+        if len(raw) > limit:
+            raise RequestTooLarge(f"Request body is larger than the limit of {limit} bytes.")
+    else:
+        raw = await _read_slowly(request, limit, within)
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -104,6 +105,20 @@ async def read_body(request: web.Request, endpoint: Endpoint, limit: int, within
     elif endpoint is Endpoint.EMBEDDINGS and "input" not in obj:
         raise InvalidRequest("'input' is required.", param="input")
     return ClientBody(obj, len(raw), model, stream, include_usage, max_tokens, n)
+
+
+async def _read_slowly(request: web.Request, limit: int, within: float) -> bytearray:
+    raw = bytearray()
+    try:
+        # A client trickling its body would hold a connection and a concurrency slot for ever.
+        async with asyncio.timeout(within or None):
+            async for chunk in request.content.iter_chunked(65536):
+                raw += chunk
+                if len(raw) > limit:
+                    raise RequestTooLarge(f"Request body is larger than the limit of {limit} bytes.")
+    except TimeoutError:
+        raise BodyTimeout(f"The request body did not arrive within {within:g} seconds.") from None
+    return raw
 
 
 def _optional(obj: JSONObject, name: str, kind: type[T], default: T) -> T:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import multiprocessing
 import os
 import secrets
@@ -122,6 +123,12 @@ def run(
     except ImportError:
         pass
     app = create_app(settings, config_path=config_path)  # the file is re-read on reload
+    # Everything built so far (modules, schemas, the snapshot) lives as long as the process: take it out of
+    # the garbage collector's sight, and collect the young generation less often (the data plane allocates
+    # short-lived objects by the thousand per second; they die by reference counting, not by the GC).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(7000, 20, 20)
     # SIGTERM: readiness off, stop accepting, finish in-flight streams, flush, exit 0 (proxy.shutdown).
     asyncio.run(serve_until_signalled(app, host, port, settings.server, reuse_port=reuse_port))
 

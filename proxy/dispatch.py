@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import email.utils
+import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -222,12 +223,11 @@ async def _try(
         request = provider.build_request(call)
     except CallRejected as rejected:
         return _judge(choice, rejected.error, attempts)
-    timeout = aiohttp.ClientTimeout(
-        total=timeouts.total or None, connect=timeouts.connect or None, sock_read=timeouts.idle or None
-    )
-    deadline = time.monotonic() + (timeouts.first_byte or timeouts.total or 3600.0)
+    timeout = _client_timeout(timeouts)
+    # Deadlines are on the loop's clock: asyncio.timeout_at takes them as they are.
+    deadline = asyncio.get_running_loop().time() + (timeouts.first_byte or timeouts.total or 3600.0)
     try:
-        async with asyncio.timeout_at(_loop_time(deadline)):
+        async with asyncio.timeout_at(deadline):
             response = await http.post(
                 request.url, data=request.body, headers=request.headers, timeout=timeout
             )
@@ -293,7 +293,7 @@ async def _open_stream(
 ) -> OpenStream | Refused:
     tap = StreamTap(provider.open_stream(call))
     held: list[bytes] = []
-    async with asyncio.timeout_at(_loop_time(deadline)):
+    async with asyncio.timeout_at(deadline):
         while not tap.events:
             chunk = await response.content.readany()
             if not chunk:
@@ -322,15 +322,20 @@ def _with_retry_after(error: UpstreamError, header: str | None) -> UpstreamError
 
 
 async def _read_capped(response: aiohttp.ClientResponse, deadline: float) -> bytes:
-    async with asyncio.timeout_at(_loop_time(deadline)):
+    async with asyncio.timeout_at(deadline):
         return await response.content.read(MAX_ERROR_BODY)
 
 
 async def _read_all(response: aiohttp.ClientResponse, deadline: float) -> bytes:
-    async with asyncio.timeout_at(_loop_time(deadline)):
+    if response.content.is_eof():  # the whole body came with the headers (small replies): nothing to wait for
+        return await response.read()
+    async with asyncio.timeout_at(deadline):
         return await response.read()
 
 
-def _loop_time(deadline: float) -> float:
-    """Convert a time.monotonic() deadline to the event loop's clock."""
-    return asyncio.get_running_loop().time() + (deadline - time.monotonic())
+@functools.lru_cache(maxsize=256)
+def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    """One ClientTimeout per timeouts setting (they are immutable), not one per request."""
+    return aiohttp.ClientTimeout(
+        total=timeouts.total or None, connect=timeouts.connect or None, sock_read=timeouts.idle or None
+    )

@@ -7,6 +7,7 @@ then compared with ``hmac.compare_digest``. Missing, malformed, unknown and revo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -31,9 +32,13 @@ class VirtualKey:
     period: Period
 
     def scope(self, alert_at: tuple[float, ...]) -> Scope:
-        return Scope(
-            "key", self.name, self.tenant, self.rpm, self.tpm, self.budget_micro_usd, self.period, alert_at
-        )
+        return _scope(self, alert_at)
+
+
+@functools.lru_cache(maxsize=65536)
+def _scope(key: VirtualKey, alert_at: tuple[float, ...]) -> Scope:
+    """Keys and scopes are immutable: build each key's scope once, not on every request."""
+    return Scope("key", key.name, key.tenant, key.rpm, key.tpm, key.budget_micro_usd, key.period, alert_at)
 
 
 def usd_to_micro(usd: float) -> int:

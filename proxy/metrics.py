@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
+@dataclass(frozen=True, slots=True)
+class RouteMetrics:
+    """The labelled children one (model, provider) pair updates on every request, looked up once."""
+
+    prompt: Any
+    completion: Any
+    cached: Any
+    cost: Any
+    latency: Any
+    ttfb: Any
+
+
 class Metrics:
     def __init__(self) -> None:
+        # ``labels()`` hashes and validates its arguments on every call; the data plane calls it several
+        # times per request, so the children are kept here (bounded by the routing table's size).
+        self._routes: dict[tuple[str, str], RouteMetrics] = {}
+        self._requests: dict[tuple[str, str, str, int], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -66,6 +85,26 @@ class Metrics:
             registry=r,
         )
         self.reloads = Counter("efflux_config_reloads", "Config reloads", ["result"], registry=r)
+
+    def route(self, model: str, provider: str) -> RouteMetrics:
+        found = self._routes.get((model, provider))
+        if found is None:
+            found = self._routes[(model, provider)] = RouteMetrics(
+                self.tokens.labels(model, provider, "prompt"),
+                self.tokens.labels(model, provider, "completion"),
+                self.tokens.labels(model, provider, "cached"),
+                self.cost.labels(model, provider),
+                self.latency.labels(model, provider),
+                self.ttfb.labels(model, provider),
+            )
+        return found
+
+    def request(self, endpoint: str, model: str, provider: str, status: int) -> Any:
+        key = (endpoint, model, provider, status)
+        found = self._requests.get(key)
+        if found is None:
+            found = self._requests[key] = self.requests.labels(endpoint, model, provider, str(status))
+        return found
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

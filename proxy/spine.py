@@ -182,14 +182,14 @@ async def _meter(
     ctx.prompt_tokens, ctx.completion_tokens = record.prompt_tokens, record.completion_tokens
     ctx.cost_micro_usd, ctx.ttfb = record.cost_micro_usd, charge.ttfb
     crossings = await settle(gw.store, record, plan, reserved)
-    m = gw.metrics
-    m.tokens.labels(record.model, record.provider, "prompt").inc(record.prompt_tokens)
-    m.tokens.labels(record.model, record.provider, "completion").inc(record.completion_tokens)
+    m = gw.metrics.route(record.model, record.provider)
+    m.prompt.inc(record.prompt_tokens)
+    m.completion.inc(record.completion_tokens)
     if record.cached_tokens:
-        m.tokens.labels(record.model, record.provider, "cached").inc(record.cached_tokens)
-    m.cost.labels(record.model, record.provider).inc(record.cost_micro_usd)
+        m.cached.inc(record.cached_tokens)
+    m.cost.inc(record.cost_micro_usd)
     if charge.ttfb is not None:
-        m.ttfb.labels(record.model, record.provider).observe(charge.ttfb)
+        m.ttfb.observe(charge.ttfb)
     if crossings:
         gw.metrics.alerts.labels("budget").inc(len(crossings))
         gw.alerts.budget(crossings)

@@ -54,6 +54,8 @@ class _Reservation:
 
 
 class MemoryStore:
+    in_process = True  # its verbs never await: nothing can interrupt them half way (proxy.metering.settle)
+
     def __init__(self, max_records: int = 100_000) -> None:
         self._windows: dict[str, _Window] = {}
         self._spent: dict[tuple[str, str], int] = {}

@@ -26,6 +26,8 @@ CSP = (
 )
 # A custom header: a cross-site form cannot send it, and a cross-site fetch with it is preflighted (refused).
 LOGIN_HEADER = "X-Efflux-UI"
+
+
 class Assets:
     """The dashboard's files, loaded on the first /ui request in a worker thread: plotly.js is ~5 MB
     (gzipped once more at load), which a gateway that never serves the dashboard should not carry."""
