@@ -39,7 +39,10 @@ def build(app: web.Application, prefix: str = "/admin") -> dict[str, Any]:
             continue
         info = route.resource.get_info() if route.resource is not None else {}
         raw = info.get("path") or info.get("formatter") or ""
-        path = prefix + _PARAM.sub(lambda m: "{" + m.group(1) + "}", raw)
+        # Mounted with add_subapp, resources already carry the sub-app's prefix; alone, they do not.
+        if not raw.startswith(prefix + "/"):
+            raw = prefix + raw
+        path = _PARAM.sub(lambda m: "{" + m.group(1) + "}", raw)
         params: list[dict[str, Any]] = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in _PARAM.findall(raw)

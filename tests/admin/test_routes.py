@@ -67,8 +67,6 @@ async def test_admin_api_describes_the_new_endpoints(make_gateway: Any) -> None:
         ("/admin/models", "get"),
         ("/admin/reload", "post"),
     ]:
-        # matched by suffix: the document's prefix handling is openapi.py's concern (it doubled "/admin")
-        described = [ops for name, ops in paths.items() if name.endswith(path.removeprefix("/admin"))]
-        assert described and method in described[0], (path, method)
+        assert method in paths.get(path, {}), (path, method)
     resp = await client.post("/admin/reload", headers=ADMIN)  # built from settings, not a file
     assert resp.status == 400 and "without a config file" in (await resp.json())["error"]["message"]
