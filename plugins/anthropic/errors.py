@@ -16,7 +16,9 @@ class RequestRejected(CallRejected):
 
     def __init__(self, param: str, message: str) -> None:
         super().__init__(
-            UpstreamError(status=400, fault=Fault.CLIENT, message=message, type="invalid_request_error", param=param)
+            UpstreamError(
+                status=400, fault=Fault.CLIENT, message=message, type="invalid_request_error", param=param
+            )
         )
 
 

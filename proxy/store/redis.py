@@ -62,6 +62,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from proxy.ledger import RecordPage, RecordQuery
@@ -78,6 +79,7 @@ from proxy.store.base import (
     Verdict,
 )
 from proxy.store.memory import WINDOW
+from proxy.store.pipeline import PipelinedConnection
 from proxy.store.redis_ledger import read_ledger
 
 T = TypeVar("T")
@@ -150,6 +152,11 @@ class RedisStore:
         self._settle_script = self._client.register_script((_HERE / "settle.lua").read_text())
         self._docs_script = self._client.register_script((_HERE / "docs.lua").read_text())
         self._lock_script = self._client.register_script((_HERE / "lock.lua").read_text())
+        # The per-request scripts go over one pipelined connection when Redis is a single plain node
+        # (proxy.store.pipeline); Cluster and TLS stay on redis-py.
+        self._pipe = (
+            PipelinedConnection(url, timeout) if not cluster and PipelinedConnection.supports(url) else None
+        )
         self._tenants_seen: dict[str, float] = {}
 
     @property
@@ -186,7 +193,7 @@ class RedisStore:
             budget_ms = "" if ends is None else _ms(ends - now + PERIOD_MARGIN)
             args += [scope.kind, scope.ident, _opt(scope.rpm), _opt(scope.tpm)]
             args += [_opt(scope.budget_micro_usd), period, budget_ms]
-        reply = await self._run(self._admit_script(keys, args))
+        reply = await self._run(self._eval(self._admit_script, keys, args))
         return _decision(reply, admission)
 
     async def settle(self, settlement: Settlement) -> list[Crossing]:
@@ -278,6 +285,8 @@ class RedisStore:
         await self._run(self._client.ping())
 
     async def close(self) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
         try:
             await self._client.aclose()
         except (RedisError, OSError) as exc:
@@ -308,7 +317,12 @@ class RedisStore:
         if seen is None or time.monotonic() - seen > TENANT_REFRESH:
             await self._client.sadd(f"{self._prefix}:tenants", tenant)
             self._tenants_seen[tenant] = time.monotonic()
-        return await self._settle_script(keys, args)
+        return await self._eval(self._settle_script, keys, args)
+
+    async def _eval(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        if self._pipe is not None:
+            return await self._pipe.evalsha(script.script, script.sha, keys, args)
+        return await script(keys, args)
 
     def _settle_call(self, settlement: Settlement) -> tuple[list[str], list[str | bytes]]:
         """Keys and arguments of the settlement script (tests replay them to lose a reply on purpose)."""
