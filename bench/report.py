@@ -12,6 +12,7 @@ TARGETS = ("direct", "passthrough", "gateway")
 THROUGHPUT_TARGET_PCT = 60.0
 RSS_TARGET_MB = 80.0
 TTFB_TARGET_MS = 2.0
+REDIS_TARGET_PCT = 80.0
 
 Summary = dict[str, Any]
 
@@ -99,7 +100,22 @@ def verdicts(results: dict[str, Summary], rss: dict[str, Summary], drip: dict[st
             "met": added_direct < TTFB_TARGET_MS,
         },
         "no_buffering": drip,
+        **_redis_verdict(results),
     }
+
+
+def _redis_verdict(results: dict[str, Summary]) -> Summary:
+    """Issue 3: the gateway on Redis keeps at least 80% of its throughput on the memory store."""
+    if "gateway-redis" not in results:
+        return {}
+    memory, redis = (pooled_rps(results[t]["throughput"]) for t in ("gateway", "gateway-redis"))
+    per_round = [
+        round(r["rps"] / m["rps"] * 100, 1) if m["rps"] else math.nan
+        for r, m in zip(results["gateway-redis"]["throughput"], results["gateway"]["throughput"], strict=True)
+    ]
+    pct = round(redis / memory * 100, 1) if memory else math.nan
+    target = {"value": pct, "per_round": per_round, "target": f">= {REDIS_TARGET_PCT:.0f}"}
+    return {"redis_pct_of_memory": {**target, "met": pct >= REDIS_TARGET_PCT}}
 
 
 def drip_verdict(res: Summary, drip_ms: float, events: int) -> dict[str, Any]:
@@ -151,12 +167,13 @@ def table(results: dict[str, Summary], rss: dict[str, Summary]) -> str:
         ("  reads per stream p50", "drip", "reads_per_stream_p50", 0),
     ]
     width = 40
-    lines = [f"{'':<{width}}" + "".join(f"{t:>14}" for t in TARGETS)]
+    present = [t for t in (*TARGETS, "gateway-redis") if t in results]
+    lines = [f"{'':<{width}}" + "".join(f"{t:>14}" for t in present)]
     for label, phase, field, digits in rows:
         if "%d" in label:
             label = label % _phase(results["gateway"], phase)["concurrency"]
         cells = []
-        for t in TARGETS:
+        for t in present:
             summary = _phase(results[t], phase)
             value = summary.get(field)
             if phase == "throughput":
@@ -164,7 +181,7 @@ def table(results: dict[str, Summary], rss: dict[str, Summary]) -> str:
             cells.append(f"{_f(value, digits):>14}")
         lines.append(f"{label:<{width}}" + "".join(cells))
     for label, field in (("RSS after startup MB", "startup_mb"), ("RSS after load MB", "after_load_mb")):
-        lines.append(f"{label:<{width}}" + "".join(f"{_f(rss[t].get(field), 1):>14}" for t in TARGETS))
+        lines.append(f"{label:<{width}}" + "".join(f"{_f(rss[t].get(field), 1):>14}" for t in present))
     return "\n".join(lines)
 
 
@@ -202,5 +219,17 @@ def verdict_lines(v: Summary) -> str:
             f"{_f(d['reads_per_stream_p50'], 0)} reads "
             f"{_f(d['gap_p50_ms'], 1)} ms apart (p50); first byte {_f(d['ttfb_p50_ms'], 2)} ms, "
             f"last byte {_f(d['ttlb_p50_ms'], 1)} ms",
+            *_redis_line(v, mark),
         ]
     )
+
+
+def _redis_line(v: Summary, mark: Any) -> list[str]:
+    if "redis_pct_of_memory" not in v:
+        return []
+    r = v["redis_pct_of_memory"]
+    rounds = ", ".join(_f(x, 1) for x in r["per_round"])
+    return [
+        f"[{mark(r['met'])}] gateway non-stream throughput on Redis = {_f(r['value'], 1)}% of the same "
+        f"gateway on the memory store (target {r['target']}%; per round: {rounds})"
+    ]

@@ -165,7 +165,7 @@ async def phase(
 async def measure(
     args: argparse.Namespace, targets: list[Target], start_profiler: Callable[[], Child | None]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    for t, path in zip(targets, ("/healthz", "/healthz", "/readyz"), strict=True):
+    for t, path in zip(targets, ("/healthz", "/healthz", "/readyz", "/readyz"), strict=False):
         await wait_ready(t, path)
     await asyncio.sleep(0.5)  # let startup garbage settle before the idle reading
     rss: dict[str, Any] = {t.name: {"startup_mb": round(rss_mb(t.server.pid), 1)} for t in targets}
@@ -218,30 +218,37 @@ def start_servers(
     profile: Path | None,
 ) -> list[Target]:
     """Start upstream, pass-through and gateway; each is added to ``children`` as soon as it exists."""
-    up_port, pass_port, gw_port = (free_port() for _ in range(3))
+    up_port, pass_port, gw_port, redis_gw_port = (free_port() for _ in range(4))
     up_args = ("--port", str(up_port), "--chunks", str(args.chunks), "--drip-ms", str(args.drip_ms))
     pass_args = ("--port", str(pass_port), "--upstream", f"http://{HOST}:{up_port}")
     config = tmp / "gateway.yaml"
-    store = (
-        {"backend": "redis", "url": args.redis_url, "journal": str(tmp / "journal")}
-        if args.redis_url
-        else None
-    )
+    redis_store = {"backend": "redis", "url": args.redis_url, "journal": str(tmp / "journal")}
+    store = redis_store if args.store == "redis" else None
     config.write_text(yaml.safe_dump(gateway_config(up_port, not args.no_access_log, store), sort_keys=False))
     gw_args = ("serve", "--config", str(config), "--port", str(gw_port))
     quiet = {"EFFLUX_LOG_LEVEL": "WARNING"} if args.no_access_log else None
-    for name, argv, cpu, env in (
+    servers = [
         ("upstream", python_module("bench.upstream", *up_args), load_cpu, None),
         ("passthrough", python_module("bench.passthrough", *pass_args), server_cpu, None),
         ("gateway", python_module("proxy", *gw_args, profile_to=profile), server_cpu, quiet),
-    ):
-        children.append(spawn(name, argv, cpu, tmp, ROOT, env))
-    upstream, passthrough, gateway = children[-3:]
-    return [
-        Target("direct", up_port, None, upstream),
-        Target("passthrough", pass_port, None, passthrough),
-        Target("gateway", gw_port, KEY, gateway),
     ]
+    if args.store == "both":  # the same gateway on Redis, measured in the same interleaved rounds
+        redis_config = tmp / "gateway-redis.yaml"
+        redis_yaml = gateway_config(up_port, not args.no_access_log, redis_store)
+        redis_config.write_text(yaml.safe_dump(redis_yaml, sort_keys=False))
+        redis_args = ("serve", "--config", str(redis_config), "--port", str(redis_gw_port))
+        servers.append(("gateway-redis", python_module("proxy", *redis_args), server_cpu, quiet))
+    for name, argv, cpu, env in servers:
+        children.append(spawn(name, argv, cpu, tmp, ROOT, env))
+    started = children[-len(servers) :]
+    targets = [
+        Target("direct", up_port, None, started[0]),
+        Target("passthrough", pass_port, None, started[1]),
+        Target("gateway", gw_port, KEY, started[2]),
+    ]
+    if args.store == "both":
+        targets.append(Target("gateway-redis", redis_gw_port, KEY, started[3]))
+    return targets
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -268,9 +275,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--store",
-        choices=("memory", "redis"),
+        choices=("memory", "redis", "both"),
         default="memory",
-        help="the gateway's store; redis: a private redis-server (proxy.testing.redis_server), load CPU",
+        help="the gateway's store; redis: a private redis-server (proxy.testing.redis_server) on the load "
+        "CPU; both: a second gateway on Redis beside the memory one, compared in the same rounds",
     )
     p.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     return p.parse_args(argv)
@@ -314,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     redis = None
     args.redis_url = None
     try:
-        if args.store == "redis":
+        if args.store in ("redis", "both"):
             from proxy.testing.redis_server import start_redis
 
             redis = start_redis()
@@ -324,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         cprofile_to = profile if args.profile and spy is None else None
         targets = start_servers(args, tmp, children, server_cpu, load_cpu, cprofile_to)
         results, rss = uvloop.run(measure(args, targets, start_profiler))
-        targets[-1].server.stop(timeout=30)  # the gateway first: cProfile writes its file on a clean exit
+        targets[2].server.stop(timeout=30)  # the gateway first: cProfile writes its file on a clean exit
     except KeyboardInterrupt:
         print("\ninterrupted; stopping the servers", file=sys.stderr)
         return 130

@@ -272,6 +272,9 @@ class JournaledStore:
     Every verb but ``settle`` (and ``admit``, timed) is the wrapped store's; ``run`` is the replay task.
     """
 
+    # Settlements run in their own task (below), so a cancelled caller never cuts one (proxy.metering.settle).
+    settle_is_shielded = True
+
     def __init__(self, store: Store, journal: Journal, *, budget: float = 0.1) -> None:
         self.store = store
         self.journal = journal

@@ -172,8 +172,8 @@ async def settle(store: Store, record: UsageRecord, plan: Plan, reserved: bool =
         settlement = Settlement(record, plan.scopes, plan.tokens, plan.cost_micro_usd)
     else:
         settlement = Settlement(record, plan.scopes, 0, 0, reserved=False)
-    if getattr(store, "in_process", False):
-        # Nothing in an in-process settlement awaits, so cancellation cannot cut it: no shield task needed.
+    if getattr(store, "settle_is_shielded", False):
+        # The store already makes its settlement immune to the caller's cancellation: no second task.
         return await store.settle(settlement)
     return await asyncio.shield(store.settle(settlement))
 

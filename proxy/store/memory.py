@@ -54,7 +54,8 @@ class _Reservation:
 
 
 class MemoryStore:
-    in_process = True  # its verbs never await: nothing can interrupt them half way (proxy.metering.settle)
+    # Its verbs never await, so cancelling a caller cannot cut a settlement half way (proxy.metering.settle).
+    settle_is_shielded = True
 
     def __init__(self, max_records: int = 100_000) -> None:
         self._windows: dict[str, _Window] = {}
