@@ -47,7 +47,8 @@ NonNegative = Annotated[float, Field(ge=0)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    # No inf/NaN anywhere: a money or duration field that is not a finite number is a mistake.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
 
 
 class RetryBudgetConfig(_Section):
@@ -189,7 +190,7 @@ class LimitsConfig(_Section):
 
 
 class BudgetConfig(_Section):
-    usd: NonNegative
+    usd: Annotated[float, Field(ge=0, le=1e12)]  # bounded: micro-USD must stay an exact integer
     period: Period = Period.MONTHLY
 
 

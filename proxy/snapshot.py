@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from proxy.config import ConfigError, Settings
+from proxy.config import ConfigError, Settings, TenantConfig
 from proxy.keys import KeyRing, build_keyring, process_secret, usd_to_micro
 from proxy.plugin import Provider, ProviderSettings, ProviderType
 from proxy.pricing import Price, PriceTable, load_price_table
@@ -104,19 +104,7 @@ def build_snapshot(settings: Settings, *, key_secret: bytes | None = None, versi
     if problems or prices is None:
         raise ConfigError("\n".join(problems))
     secret = key_secret or (settings.secrets.key_secret or "").encode() or process_secret()
-    tenant_scopes = {
-        name: Scope(
-            "tenant",
-            name,
-            name,
-            tenant.limits.rpm,
-            tenant.limits.tpm,
-            usd_to_micro(tenant.budget.usd) if tenant.budget else None,
-            tenant.budget.period if tenant.budget else Period.MONTHLY,
-            tuple(tenant.alerts.at),
-        )
-        for name, tenant in settings.tenants.items()
-    }
+    tenant_scopes = {name: tenant_scope(name, tenant) for name, tenant in settings.tenants.items()}
     return Snapshot(
         settings=settings,
         providers=providers,
@@ -125,4 +113,18 @@ def build_snapshot(settings: Settings, *, key_secret: bytes | None = None, versi
         keys=build_keyring(settings, secret),
         tenant_scopes=tenant_scopes,
         version=version,
+    )
+
+
+def tenant_scope(name: str, tenant: TenantConfig) -> Scope:
+    """A tenant's limits and budget as a metering scope (YAML tenants here, API tenants in tenancy)."""
+    return Scope(
+        "tenant",
+        name,
+        name,
+        tenant.limits.rpm,
+        tenant.limits.tpm,
+        usd_to_micro(tenant.budget.usd) if tenant.budget else None,
+        tenant.budget.period if tenant.budget else Period.MONTHLY,
+        tuple(tenant.alerts.at),
     )

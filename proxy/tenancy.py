@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from proxy.config import AlertsConfig, BudgetConfig, LimitsConfig, TenantConfig
 from proxy.keys import VirtualKey, usd_to_micro
 from proxy.live import Layer
-from proxy.snapshot import Snapshot
-from proxy.store.base import Period, Scope, Store
+from proxy.snapshot import Snapshot, tenant_scope
+from proxy.store.base import Period, Store
 from proxy.vault import Sealed, Vault, VaultError
 
 log = logging.getLogger("efflux.tenancy")
@@ -116,19 +116,6 @@ def effective_tenant(snapshot: Snapshot, name: str, doc: TenantDoc | None) -> Te
         budget=doc.budget if doc.budget is not None else base.budget,
         limits=doc.limits if doc.limits is not None else base.limits,
         alerts=doc.alerts if doc.alerts is not None else base.alerts,
-    )
-
-
-def tenant_scope(name: str, tenant: TenantConfig) -> Scope:
-    return Scope(
-        "tenant",
-        name,
-        name,
-        tenant.limits.rpm,
-        tenant.limits.tpm,
-        usd_to_micro(tenant.budget.usd) if tenant.budget else None,
-        tenant.budget.period if tenant.budget else Period.MONTHLY,
-        tuple(tenant.alerts.at),
     )
 
 

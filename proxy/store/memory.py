@@ -7,6 +7,7 @@ store is for one process and development; production ledgers live in Redis.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -179,7 +180,10 @@ class MemoryStore:
         after = int(query.cursor) if query.cursor and query.cursor.isdigit() else 0
         out: list[UsageRecord] = []
         last = 0
-        for seq, record in self._ledger:
+        # Sequence numbers are consecutive, so the cursor's position is arithmetic: a page never rescans
+        # the ledger from its start (islice skips in C).
+        skip = max(0, after - self._ledger[0][0] + 1) if self._ledger else 0
+        for seq, record in itertools.islice(self._ledger, skip, None):
             if seq <= after or not query.matches(record):
                 continue
             if len(out) == query.limit:

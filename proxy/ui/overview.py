@@ -17,7 +17,7 @@ from collections import defaultdict
 
 from aiohttp import web
 
-from proxy.admin.analytics import MAX_RECORDS, report, summarize
+from proxy.admin.analytics import read_records, report, summarize
 from proxy.admin.common import json_response, number
 from proxy.gateway import GATEWAY, Gateway
 from proxy.ledger import RecordQuery, UsageRecord
@@ -41,29 +41,6 @@ async def caller(request: web.Request) -> tuple[Session, dict[str, str]]:
     if key is None:  # revoked since login
         raise web.HTTPUnauthorized(text='{"error": "key revoked"}', content_type="application/json")
     return session, {"tenant": key.tenant, "key": key.name}
-
-
-async def read_ledger(gw: Gateway, query: RecordQuery) -> tuple[list[UsageRecord], bool]:
-    """The same records, and the same truncation, as ``analytics.read_records`` in fewer pages."""
-    out: list[UsageRecord] = []
-    cursor: str | None = None
-    while True:
-        page = await gw.store.records(
-            RecordQuery(
-                key=query.key,
-                tenant=query.tenant,
-                since=query.since,
-                until=query.until,
-                limit=PAGE,
-                cursor=cursor,
-            )
-        )
-        out += page.data
-        cursor = page.next_cursor
-        if cursor is None:
-            return out, False
-        if len(out) >= MAX_RECORDS:
-            return out, True
 
 
 def bucket_size(since: float | None, until: float | None, records: list[UsageRecord]) -> int:
@@ -102,7 +79,7 @@ async def overview(request: web.Request) -> web.Response:
     since, until = number(request.query, "since"), number(request.query, "until")
     query = RecordQuery(key=filters.get("key"), tenant=filters.get("tenant"), since=since, until=until)
     started = time.perf_counter()
-    records, truncated = await read_ledger(gw, query)
+    records, truncated = await read_records(gw, query, page_size=PAGE)
     by_provider = report(records, "provider")
     body = {
         "since": since,
