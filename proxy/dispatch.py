@@ -17,6 +17,7 @@ have started working on it, so it is never sent the same request again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import email.utils
 import functools
@@ -224,10 +225,19 @@ async def _try(
     except CallRejected as rejected:
         return _judge(choice, rejected.error, attempts)
     timeout = _client_timeout(timeouts)
+    first_byte = timeouts.first_byte or timeouts.total or 3600.0
     # Deadlines are on the loop's clock: asyncio.timeout_at takes them as they are.
-    deadline = asyncio.get_running_loop().time() + (timeouts.first_byte or timeouts.total or 3600.0)
+    deadline = asyncio.get_running_loop().time() + first_byte
+    # Waiting for the headers, aiohttp's read timeout (``idle``) already fires after ``idle`` seconds of
+    # silence: a first-byte timer of its own is only needed when it is the shorter (one timer less per
+    # request with the defaults, where the two are equal).
+    headers_within = (
+        asyncio.timeout_at(deadline)
+        if not timeouts.idle or first_byte < timeouts.idle
+        else contextlib.nullcontext()
+    )
     try:
-        async with asyncio.timeout_at(deadline):
+        async with headers_within:
             response = await http.post(
                 request.url, data=request.body, headers=request.headers, timeout=timeout
             )

@@ -63,7 +63,9 @@ def encode(settlement: Settlement) -> bytes:
         orjson.dumps(
             {
                 "record": orjson.Fragment(settlement.record.to_json()),
-                "scopes": [asdict(scope) for scope in settlement.scopes],
+                "scopes": [
+                    {k: v for k, v in asdict(scope).items() if k != "ident"} for scope in settlement.scopes
+                ],
                 "reserved_tokens": settlement.reserved_tokens,
                 "reserved_micro_usd": settlement.reserved_micro_usd,
                 "reserved": settlement.reserved,
@@ -261,6 +263,12 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _scope_fields(scope: Scope) -> dict[str, object]:
+    fields = asdict(scope)
+    del fields["ident"]  # derived: rebuilt by Scope itself
+    return fields
 
 
 class JournaledStore:

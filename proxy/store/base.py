@@ -15,7 +15,7 @@ from __future__ import annotations
 import calendar
 import enum
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from proxy.ledger import RecordPage, RecordQuery, UsageRecord
@@ -78,10 +78,11 @@ class Scope:
     budget_micro_usd: int | None = None
     period: Period = Period.MONTHLY
     alert_at: tuple[float, ...] = (0.5, 0.8, 1.0)
+    # "kind:name", computed once: the stores use it as a dict key several times per request.
+    ident: str = field(init=False, repr=False, compare=False, hash=False)
 
-    @property
-    def ident(self) -> str:
-        return f"{self.kind}:{self.name}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ident", f"{self.kind}:{self.name}")
 
 
 @dataclass(frozen=True, slots=True)
