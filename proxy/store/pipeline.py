@@ -32,6 +32,13 @@ class _Protocol(asyncio.Protocol):
         self.waiters: deque[asyncio.Future[Any]] = deque()
         self.transport: asyncio.WriteTransport | None = None
         self.lost: Exception | None = None
+        self.outgoing: list[bytes] = []
+
+    def flush(self) -> None:
+        data, self.outgoing = b"".join(self.outgoing), []
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+        # else: connection_lost has failed (or will fail) every waiter of these commands
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses; both have write() and close().
@@ -104,10 +111,13 @@ class PipelinedConnection:
         protocol = self._protocol
         if protocol is None or protocol.lost is not None or protocol.transport is None:
             protocol = await self._connect()
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         protocol.waiters.append(future)
-        assert protocol.transport is not None
-        protocol.transport.write(hiredis.pack_command(command))
+        # Commands issued in the same loop iteration leave in one write (one system call, not one each).
+        protocol.outgoing.append(hiredis.pack_command(command))
+        if len(protocol.outgoing) == 1:
+            loop.call_soon(protocol.flush)
         return await future
 
     async def _connect(self) -> _Protocol:

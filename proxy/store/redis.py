@@ -53,6 +53,7 @@ Every Redis error and timeout surfaces as :class:`StoreUnavailable`, each verb b
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
@@ -95,8 +96,10 @@ RECLAIM_IDLE = 60.0  # longer than a delivery with all its retries (proxy.alerts
 _HERE = Path(__file__).parent
 
 
+@functools.lru_cache(maxsize=65536)
 def _escape(part: str) -> str:
-    """Keep user-chosen names from forging a hash tag or another key's name."""
+    """Keep user-chosen names from forging a hash tag or another key's name (cached: the same tenants
+    and keys come back on every request)."""
     return part.replace("%", "%25").replace("{", "%7B").replace("}", "%7D").replace(":", "%3A")
 
 
@@ -133,6 +136,7 @@ class RedisStore:
         if "{" in prefix or "}" in prefix:
             raise ValueError("the store prefix must not contain braces (they would move the hash tag)")
         self._timeout = timeout
+        self._cluster = cluster
         self._prefix = prefix
         self._max_records = max_records
         self._reservation_ttl = reservation_ttl
@@ -302,7 +306,7 @@ class RedisStore:
         """
         try:
             async with asyncio.timeout(bound or self._timeout):
-                if isinstance(self._client, RedisCluster):
+                if self._cluster:
                     # Discover the cluster before the command: commands racing a first (or, after an
                     # error, a renewed) discovery get their connections closed under them (redis-py 8.1).
                     await self._client.initialize()
