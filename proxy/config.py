@@ -42,7 +42,8 @@ def parse_duration(value: object) -> object:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
-PositiveInt = Annotated[int, Field(gt=0)]
+# Bounded by 2**53: counts must survive JSON (orjson refuses larger ints, JavaScript rounds them).
+PositiveInt = Annotated[int, Field(gt=0, le=2**53)]
 NonNegative = Annotated[float, Field(ge=0)]
 
 
@@ -67,7 +68,9 @@ class ServerConfig(_Section):
     admin_token: str | None = None
     access_log: bool = True
     # Reliability (README "Reliability"): overload cap, slow clients, graceful shutdown, retry budget.
-    max_concurrency: Annotated[int, Field(ge=0)] = 1024  # data-plane requests per process; 0: no cap
+    max_concurrency: Annotated[int, Field(ge=0, le=2**53)] = (
+        1024  # data-plane requests per process; 0: no cap
+    )
     body_timeout: Duration = 30.0  # the whole request body must arrive within this
     write_timeout: Duration = 60.0  # a stream the client takes nothing from for this long is closed
     shutdown_delay: Duration = 0.0  # SIGTERM: readiness off this long before the listener closes
@@ -146,7 +149,7 @@ class ProviderConfig(_Section):
 class TargetConfig(_Section):
     provider: str
     model: str | None = None
-    priority: int | None = None
+    priority: Annotated[int, Field(ge=-(2**31), le=2**31)] | None = None
     weight: Annotated[float, Field(gt=0)] = 1.0
 
 

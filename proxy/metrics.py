@@ -1,61 +1,118 @@
-"""Prometheus metrics, one registry per app (so several gateways can live in one process, as in tests)."""
+"""Prometheus metrics, one registry per app (so several gateways can live in one process, as in tests).
+
+The data plane's own series (requests, tokens, cost, latency, time to first byte, in flight) are updated
+several times per request. prometheus_client's children take a lock and validate on every update; on one
+event loop neither is needed, so those series are plain numbers here, turned into metric families only
+when /metrics is scraped (:class:`_DataPlane`). Everything else uses prometheus_client as it is.
+"""
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
+class Count:
+    """A counter (or gauge) value, updated from the event loop only: no lock."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+    def dec(self, amount: float = 1.0) -> None:
+        self.value -= amount
+
+
+class Distribution:
+    """A histogram: a count per bucket (made cumulative when scraped) and the sum."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_LATENCY_BUCKETS) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(_LATENCY_BUCKETS, value)] += 1
+        self.sum += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        out, total = [], 0
+        for bound, count in zip((*_LATENCY_BUCKETS, "+Inf"), self.counts, strict=True):
+            total += count
+            out.append((str(bound), float(total)))
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class RouteMetrics:
-    """The labelled children one (model, provider) pair updates on every request, looked up once."""
+    """The series one (model, provider) pair updates on every request, looked up once."""
 
-    prompt: Any
-    completion: Any
-    cached: Any
-    cost: Any
-    latency: Any
-    ttfb: Any
+    prompt: Count
+    completion: Count
+    cached: Count
+    cost: Count
+    latency: Distribution
+    ttfb: Distribution
+
+
+class _DataPlane(Collector):
+    def __init__(self) -> None:
+        self.routes: dict[tuple[str, str], RouteMetrics] = {}
+        self.requests: dict[tuple[str, str, str, int], Count] = {}
+        self.in_flight = Count()
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "efflux_requests", "Requests answered", labels=["endpoint", "model", "provider", "status"]
+        )
+        for (endpoint, model, provider, status), count in list(self.requests.items()):
+            requests.add_metric([endpoint, model, provider, str(status)], count.value)
+        tokens = CounterMetricFamily("efflux_tokens", "Tokens metered", labels=["model", "provider", "kind"])
+        cost = CounterMetricFamily(
+            "efflux_cost_micro_usd", "Cost metered (micro-USD)", labels=["model", "provider"]
+        )
+        latency = HistogramMetricFamily(
+            "efflux_request_duration_seconds", "Request latency", labels=["model", "provider"]
+        )
+        ttfb = HistogramMetricFamily(
+            "efflux_time_to_first_byte_seconds",
+            "Time to the first byte sent to the client",
+            labels=["model", "provider"],
+        )
+        for (model, provider), m in list(self.routes.items()):
+            tokens.add_metric([model, provider, "prompt"], m.prompt.value)
+            tokens.add_metric([model, provider, "completion"], m.completion.value)
+            tokens.add_metric([model, provider, "cached"], m.cached.value)
+            cost.add_metric([model, provider], m.cost.value)
+            latency.add_metric([model, provider], m.latency.cumulative(), m.latency.sum)
+            ttfb.add_metric([model, provider], m.ttfb.cumulative(), m.ttfb.sum)
+        yield from (requests, tokens, cost, latency, ttfb)
+        yield GaugeMetricFamily("efflux_requests_in_flight", "Requests being served", self.in_flight.value)
 
 
 class Metrics:
     def __init__(self) -> None:
-        # ``labels()`` hashes and validates its arguments on every call; the data plane calls it several
-        # times per request, so the children are kept here (bounded by the routing table's size).
-        self._routes: dict[tuple[str, str], RouteMetrics] = {}
-        self._requests: dict[tuple[str, str, str, int], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
-            "efflux_requests", "Requests answered", ["endpoint", "model", "provider", "status"], registry=r
-        )
-        self.tokens = Counter("efflux_tokens", "Tokens metered", ["model", "provider", "kind"], registry=r)
-        self.cost = Counter(
-            "efflux_cost_micro_usd", "Cost metered (micro-USD)", ["model", "provider"], registry=r
-        )
-        self.latency = Histogram(
-            "efflux_request_duration_seconds",
-            "Request latency",
-            ["model", "provider"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.ttfb = Histogram(
-            "efflux_time_to_first_byte_seconds",
-            "Time to the first byte sent to the client",
-            ["model", "provider"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
+        self._data = _DataPlane()
+        r.register(self._data)
+        self.in_flight = self._data.in_flight
         self.upstream_errors = Counter(
             "efflux_upstream_errors", "Failed upstream attempts", ["provider", "kind"], registry=r
         )
         self.store_errors = Counter("efflux_store_errors", "Store calls that failed", ["op"], registry=r)
-        self.in_flight = Gauge("efflux_requests_in_flight", "Requests being served", registry=r)
         self.alerts = Counter("efflux_alerts", "Alerts raised", ["type"], registry=r)
         # Reliability (proxy.breaker, proxy.retry, proxy.overload)
         self.breaker_state = Gauge(
@@ -87,23 +144,18 @@ class Metrics:
         self.reloads = Counter("efflux_config_reloads", "Config reloads", ["result"], registry=r)
 
     def route(self, model: str, provider: str) -> RouteMetrics:
-        found = self._routes.get((model, provider))
+        found = self._data.routes.get((model, provider))
         if found is None:
-            found = self._routes[(model, provider)] = RouteMetrics(
-                self.tokens.labels(model, provider, "prompt"),
-                self.tokens.labels(model, provider, "completion"),
-                self.tokens.labels(model, provider, "cached"),
-                self.cost.labels(model, provider),
-                self.latency.labels(model, provider),
-                self.ttfb.labels(model, provider),
+            found = self._data.routes[(model, provider)] = RouteMetrics(
+                Count(), Count(), Count(), Count(), Distribution(), Distribution()
             )
         return found
 
-    def request(self, endpoint: str, model: str, provider: str, status: int) -> Any:
+    def request(self, endpoint: str, model: str, provider: str, status: int) -> Count:
         key = (endpoint, model, provider, status)
-        found = self._requests.get(key)
+        found = self._data.requests.get(key)
         if found is None:
-            found = self._requests[key] = self.requests.labels(endpoint, model, provider, str(status))
+            found = self._data.requests[key] = Count()
         return found
 
     def render(self) -> bytes:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Literal
+from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from proxy.admin.common import gateway, json_response, number, operation
 from proxy.body import read_body
@@ -104,7 +104,7 @@ class EstimateRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str
     messages: list[dict[str, object]]
-    max_tokens: int | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=2**31)] | None = None  # bounded: costs stay JSON integers
 
 
 class TargetEstimate(BaseModel):
