@@ -16,6 +16,7 @@ Plugins import only this module and :mod:`proxy.sse` from ``proxy``.
 
 from __future__ import annotations
 
+import abc
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -148,7 +149,7 @@ class CatalogueError(Exception):
     HTML page, a truncated or malformed body). A sync that gets it keeps the last good catalogue."""
 
 
-class StreamReader:
+class StreamReader(abc.ABC):
     """Per-stream state: sees every upstream SSE event in order and says what the client receives.
 
     ``on_event`` returns ``event.raw`` to relay the event unchanged, other bytes for a translated event, or
@@ -165,11 +166,11 @@ class StreamReader:
         self.complete = False
         self.finished = False
 
-    def on_event(self, event: SSEEvent) -> bytes | None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def on_event(self, event: SSEEvent) -> bytes | None: ...
 
 
-class Provider:
+class Provider(abc.ABC):
     """The base of every plugin. Subclasses declare their differences as class attributes and override
     only the verbs whose behaviour differs."""
 
@@ -186,25 +187,26 @@ class Provider:
         self.name = settings.name
         self.base_url = (settings.base_url or self.default_base_url).rstrip("/")
 
-    def build_request(self, call: Call) -> UpstreamRequest:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def build_request(self, call: Call) -> UpstreamRequest: ...
 
-    def read_reply(self, call: Call, body: bytes) -> Reply | UpstreamError:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def read_reply(self, call: Call, body: bytes) -> Reply | UpstreamError: ...
 
-    def open_stream(self, call: Call) -> StreamReader:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def open_stream(self, call: Call) -> StreamReader: ...
 
-    def map_error(self, status: int, content_type: str, body: bytes) -> UpstreamError:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def map_error(self, status: int, content_type: str, body: bytes) -> UpstreamError: ...
 
+    @abc.abstractmethod
     async def list_models(self, http: aiohttp.ClientSession) -> list[ModelInfo]:
         """The provider's whole catalogue, prices in USD per 1M tokens. Raises :class:`CatalogueError`
         (or an aiohttp/timeout error) rather than return a partial list: a missing model means removed."""
-        raise NotImplementedError
+        ...
 
-    async def validate_key(self, http: aiohttp.ClientSession, api_key: str) -> bool:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def validate_key(self, http: aiohttp.ClientSession, api_key: str) -> bool: ...
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         # An empty configured value (``APP-Code: ${AIHUBMIX_APP_CODE:-}``) means "do not send".

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import re
 from functools import cache
 from importlib.metadata import entry_points
@@ -58,8 +59,8 @@ def load_plugin(spec: str) -> type[Provider]:
         raise PluginNotFound(
             f"unknown plugin {spec!r}{_suggest(spec)} (built-ins: {', '.join(builtin_names())})"
         )
-    # The base class itself has no verbs (every one raises NotImplementedError): not a plugin.
-    if not (isinstance(found, type) and issubclass(found, Provider)) or found is Provider:
+    # An abstract class (the base itself, or a plugin missing a verb) cannot serve: refused here, at load.
+    if not (isinstance(found, type) and issubclass(found, Provider)) or inspect.isabstract(found):
         raise PluginNotFound(f"{spec!r} is not a provider plugin (a subclass of proxy.plugin.Provider)")
     return found
 
