@@ -129,11 +129,18 @@ class Reloader:
             return None
         return st.st_mtime_ns, st.st_size
 
+    async def start(self) -> None:
+        """Note the published version at startup, before serving: it is in the file just read. (Taken at
+        the first poll instead, a reload published in between would be mistaken for the start state and
+        missed by this replica.)"""
+        with contextlib.suppress(StoreUnavailable):
+            self._seen_version = await self.gw.store.doc_version(KIND)
+
     async def check(self, watch_file: bool) -> None:
         """One poll: the published config version, then (when watching) the file itself."""
         version = await self.gw.store.doc_version(KIND)
         if self._seen_version is None:
-            self._seen_version = version  # at start: what is published now is already in our file
+            self._seen_version = version  # the store was down at start: take what is published now
         elif version != self._seen_version:
             self._seen_version = version
             raw = await self.gw.store.get_doc(KIND, DOC)
@@ -197,6 +204,7 @@ def background(
             yield
             return
         reloader = app[RELOADER] = Reloader(app[GATEWAY], config_path)
+        await reloader.start()
         loop = asyncio.get_running_loop()
         task = loop.create_task(reloader.run(), name="efflux-reload")
         # Signal handlers belong to the main thread's loop; a gateway in a test thread has none.
