@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from proxy.config import KeyConfig, Settings
+from proxy.config import BudgetConfig, KeyConfig, LimitsConfig, Settings
 from proxy.store.base import Period, Scope
 
 KEY_PREFIX = "egw-"
@@ -98,16 +98,25 @@ class KeyRing:
         return [key for _, key in self._by_digest.values()]
 
 
-def key_from_config(config: KeyConfig) -> VirtualKey:
+def make_key(
+    id: str, name: str, tenant: str, models: Iterable[str], limits: LimitsConfig, budget: BudgetConfig | None
+) -> VirtualKey:
+    """A virtual key from its settings, whether they come from YAML or from the admin API."""
     return VirtualKey(
-        id=f"yaml:{config.name}",
-        name=config.name,
-        tenant=config.tenant,
-        models=tuple(config.models),
-        rpm=config.limits.rpm,
-        tpm=config.limits.tpm,
-        budget_micro_usd=usd_to_micro(config.budget.usd) if config.budget else None,
-        period=config.budget.period if config.budget else Period.MONTHLY,
+        id=id,
+        name=name,
+        tenant=tenant,
+        models=tuple(models),
+        rpm=limits.rpm,
+        tpm=limits.tpm,
+        budget_micro_usd=usd_to_micro(budget.usd) if budget else None,
+        period=budget.period if budget else Period.MONTHLY,
+    )
+
+
+def key_from_config(config: KeyConfig) -> VirtualKey:
+    return make_key(
+        f"yaml:{config.name}", config.name, config.tenant, config.models, config.limits, config.budget
     )
 
 

@@ -27,10 +27,10 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from proxy.config import AlertsConfig, BudgetConfig, LimitsConfig, TenantConfig
-from proxy.keys import VirtualKey, usd_to_micro
+from proxy.keys import VirtualKey, make_key
 from proxy.live import Layer
 from proxy.snapshot import Snapshot, tenant_scope
-from proxy.store.base import Period, Store
+from proxy.store.base import Store
 from proxy.vault import Sealed, Vault, VaultError
 
 log = logging.getLogger("efflux.tenancy")
@@ -59,16 +59,7 @@ class KeyDoc(_Doc):
     created_at: float = 0.0
 
     def virtual_key(self) -> VirtualKey:
-        return VirtualKey(
-            id=self.id,
-            name=self.name,
-            tenant=self.tenant,
-            models=tuple(self.models),
-            rpm=self.limits.rpm,
-            tpm=self.limits.tpm,
-            budget_micro_usd=usd_to_micro(self.budget.usd) if self.budget else None,
-            period=self.budget.period if self.budget else Period.MONTHLY,
-        )
+        return make_key(self.id, self.name, self.tenant, self.models, self.limits, self.budget)
 
 
 class TenantDoc(_Doc):
