@@ -41,6 +41,7 @@ from proxy.snapshot import Snapshot, build_snapshot
 from proxy.spine import serve
 from proxy.store.base import Store, StoreUnavailable
 from proxy.tenancy import LAYERS as TENANCY_LAYERS
+from proxy.upstream import UpstreamClient
 from proxy.vault import check_secrets
 
 log = logging.getLogger("efflux")
@@ -228,7 +229,8 @@ def create_app(
         the_store = store or open_store(settings)
         webhooks = {name: t.alerts.webhook for name, t in settings.tenants.items() if t.alerts.webhook}
         alerter = Alerter(http, webhooks)
-        gateway = app[GATEWAY] = Gateway(snapshot, the_store, http, app[METRICS], alerter)
+        upstream = UpstreamClient()
+        gateway = app[GATEWAY] = Gateway(snapshot, the_store, http, upstream, app[METRICS], alerter)
         gateway.live = live = Live(gateway, snapshot)
         for kind, layer in LAYERS:
             live.add_layer(kind, layer)
@@ -248,6 +250,7 @@ def create_app(
             gateway.accepting = False
             await alerter.close()
             await the_store.close()
+            await upstream.close()
             await http.close()
 
     app.cleanup_ctx.append(resources)

@@ -17,21 +17,18 @@ have started working on it, so it is never sent the same request again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import email.utils
-import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-
-import aiohttp
 
 from proxy.config import BreakerConfig, ProviderConfig, Timeouts
 from proxy.guard import Guard
 from proxy.plugin import Call, CallRejected, Fault, Provider, Reply, UpstreamError
 from proxy.routing import Choice, Route
 from proxy.tap import StreamTap
+from proxy.upstream import ConnectFailed, UpstreamClient, UpstreamIOError, UpstreamResponse
 
 MAX_ERROR_BODY = 1 << 20  # an error page larger than this is cut: it only feeds a message
 
@@ -63,7 +60,7 @@ class OpenStream:
 
     choice: Choice
     provider: Provider
-    response: aiohttp.ClientResponse
+    response: UpstreamResponse
     tap: StreamTap
     held: bytes  # what the client gets first, once the relay has sent the headers
     attempts: list[Attempt]
@@ -109,7 +106,7 @@ _DEFAULT_BREAKER = BreakerConfig()
 
 
 async def dispatch(
-    http: aiohttp.ClientSession,
+    upstream: UpstreamClient,
     targets: list[tuple[Choice, Provider, Timeouts]],
     make_call: Callable[[Choice], Call],
     on_attempt: Callable[[Attempt], None] | None = None,
@@ -144,7 +141,7 @@ async def dispatch(
                 failed.skipped.append(f"{choice.provider}/{choice.model}: not tried, retry budget spent")
                 break
         tried.add(choice)
-        outcome = await _attempt(http, choice, provider, timeouts, make_call, failed, guard, breaker)
+        outcome = await _attempt(upstream, choice, provider, timeouts, make_call, failed, guard, breaker)
         if outcome is not None:
             return outcome
         if on_attempt is not None:
@@ -153,7 +150,7 @@ async def dispatch(
 
 
 async def _attempt(
-    http: aiohttp.ClientSession,
+    upstream: UpstreamClient,
     choice: Choice,
     provider: Provider,
     timeouts: Timeouts,
@@ -165,7 +162,7 @@ async def _attempt(
     """One target: the outcome to return, or None after a server fault (recorded in ``failed``)."""
     if guard is None:
         try:
-            return await _try(http, choice, provider, timeouts, make_call(choice), failed.attempts)
+            return await _try(upstream, choice, provider, timeouts, make_call(choice), failed.attempts)
         except _Fault as fault:
             _record(failed, fault)
             return None
@@ -174,7 +171,7 @@ async def _attempt(
     reported = False
     outcome: Outcome | None = None
     try:
-        outcome = await _try(http, choice, provider, timeouts, make_call(choice), failed.attempts)
+        outcome = await _try(upstream, choice, provider, timeouts, make_call(choice), failed.attempts)
     except _Fault as fault:
         _record(failed, fault)
         guard.breakers.failure(choice, breaker)
@@ -213,7 +210,7 @@ def _record(failed: Failed, fault: _Fault) -> None:
 
 
 async def _try(
-    http: aiohttp.ClientSession,
+    upstream: UpstreamClient,
     choice: Choice,
     provider: Provider,
     timeouts: Timeouts,
@@ -224,47 +221,44 @@ async def _try(
         request = provider.build_request(call)
     except CallRejected as rejected:
         return _judge(choice, rejected.error, attempts)
-    timeout = _client_timeout(timeouts)
     first_byte = timeouts.first_byte or timeouts.total or 3600.0
-    # Deadlines are on the loop's clock: asyncio.timeout_at takes them as they are.
+    # Deadlines are on the loop's clock; this one bounds the wait for the headers, then (non-stream) the
+    # body, or (stream) the first event.
     deadline = asyncio.get_running_loop().time() + first_byte
-    # Waiting for the headers, aiohttp's read timeout (``idle``) already fires after ``idle`` seconds of
-    # silence: a first-byte timer of its own is only needed when it is the shorter (one timer less per
-    # request with the defaults, where the two are equal).
-    headers_within = (
-        asyncio.timeout_at(deadline)
-        if not timeouts.idle or first_byte < timeouts.idle
-        else contextlib.nullcontext()
-    )
     try:
-        async with headers_within:
-            response = await http.post(
-                request.url, data=request.body, headers=request.headers, timeout=timeout
-            )
+        response = await upstream.post(
+            request.url,
+            request.body,
+            request.headers,
+            connect=timeouts.connect or None,
+            idle=timeouts.idle or None,
+            total=timeouts.total or None,
+            headers_by=deadline,
+        )
     except TimeoutError:
         raise _Fault(
             Attempt(choice.provider, choice.model, "timeout before the answer", timeout=True)
         ) from None
-    except aiohttp.ClientConnectorError:
+    except ConnectFailed:
         raise _Fault(Attempt(choice.provider, choice.model, "connect error")) from None
-    except aiohttp.ClientError as exc:
-        raise _Fault(
-            Attempt(choice.provider, choice.model, f"connection failed ({type(exc).__name__})")
-        ) from None
+    except UpstreamIOError as exc:
+        raise _Fault(Attempt(choice.provider, choice.model, f"connection failed ({exc})")) from None
+    except ValueError as exc:  # the URL or a header cannot be sent (a configuration error)
+        raise _Fault(Attempt(choice.provider, choice.model, f"cannot send ({exc})")) from None
 
     handed_over = False
     try:
-        content_type = response.headers.get("Content-Type", "").lower()
+        content_type = response.headers.get("content-type", "").lower()
         if response.status >= 400:
-            body = await _read_capped(response, deadline)
+            body = await response.read(MAX_ERROR_BODY, by=deadline)
             error = provider.map_error(response.status, content_type, body)
-            error = _with_retry_after(error, response.headers.get("Retry-After"))
+            error = _with_retry_after(error, response.headers.get("retry-after"))
             return _judge(choice, error, attempts)
         if call.stream and "text/event-stream" in content_type:
             opened = await _open_stream(choice, provider, call, response, deadline, attempts)
             handed_over = isinstance(opened, OpenStream)  # the relay owns the response now
             return opened
-        body = await _read_all(response, deadline)
+        body = await response.read(by=deadline)
         result = provider.read_reply(call, body)
         if isinstance(result, UpstreamError):
             return _judge(choice, result, attempts)
@@ -277,10 +271,8 @@ async def _try(
         raise _Fault(
             Attempt(choice.provider, choice.model, "timeout before the answer", timeout=True)
         ) from None
-    except aiohttp.ClientError as exc:
-        raise _Fault(
-            Attempt(choice.provider, choice.model, f"connection lost ({type(exc).__name__})")
-        ) from None
+    except UpstreamIOError as exc:
+        raise _Fault(Attempt(choice.provider, choice.model, f"connection lost ({exc})")) from None
     finally:
         if not handed_over:
             response.release()  # back to the pool when fully read; closed otherwise
@@ -297,23 +289,22 @@ async def _open_stream(
     choice: Choice,
     provider: Provider,
     call: Call,
-    response: aiohttp.ClientResponse,
+    response: UpstreamResponse,
     deadline: float,
     attempts: list[Attempt],
 ) -> OpenStream | Refused:
     tap = StreamTap(provider.open_stream(call))
     held: list[bytes] = []
-    async with asyncio.timeout_at(deadline):
-        while not tap.events:
-            chunk = await response.content.readany()
-            if not chunk:
-                tap.close()
-                raise _Fault(Attempt(choice.provider, choice.model, "the stream ended before any event"))
-            held.append(tap.feed(chunk))
-            if tap.error is not None and not tap.events:
-                # An error before any content still falls back: nothing has reached the client. After
-                # content, the relay delivers what came and then the error, the same however reads fall.
-                return _judge(choice, tap.error, attempts)
+    while not tap.events:
+        chunk = await response.readany(by=deadline)
+        if not chunk:
+            tap.close()
+            raise _Fault(Attempt(choice.provider, choice.model, "the stream ended before any event"))
+        held.append(tap.feed(chunk))
+        if tap.error is not None and not tap.events:
+            # An error before any content still falls back: nothing has reached the client. After
+            # content, the relay delivers what came and then the error, the same however reads fall.
+            return _judge(choice, tap.error, attempts)
     ok = Attempt(choice.provider, choice.model, "ok")
     return OpenStream(choice, provider, response, tap, b"".join(held), [*attempts, ok])
 
@@ -329,23 +320,3 @@ def _with_retry_after(error: UpstreamError, header: str | None) -> UpstreamError
         except (TypeError, ValueError):
             return error
     return dataclasses.replace(error, retry_after=max(0.0, seconds))
-
-
-async def _read_capped(response: aiohttp.ClientResponse, deadline: float) -> bytes:
-    async with asyncio.timeout_at(deadline):
-        return await response.content.read(MAX_ERROR_BODY)
-
-
-async def _read_all(response: aiohttp.ClientResponse, deadline: float) -> bytes:
-    if response.content.is_eof():  # the whole body came with the headers (small replies): nothing to wait for
-        return await response.read()
-    async with asyncio.timeout_at(deadline):
-        return await response.read()
-
-
-@functools.lru_cache(maxsize=256)
-def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
-    """One ClientTimeout per timeouts setting (they are immutable), not one per request."""
-    return aiohttp.ClientTimeout(
-        total=timeouts.total or None, connect=timeouts.connect or None, sock_read=timeouts.idle or None
-    )

@@ -19,13 +19,15 @@ from proxy.snapshot import Snapshot
 if TYPE_CHECKING:
     from proxy.live import Live
 from proxy.store.base import Store
+from proxy.upstream import UpstreamClient
 
 
 @dataclass(slots=True)
 class Gateway:
     snapshot: Snapshot  # swapped whole on reload; a request reads it once
     store: Store
-    http: aiohttp.ClientSession
+    http: aiohttp.ClientSession  # off the hot path: model sync, key checks, webhooks
+    upstream: UpstreamClient  # provider calls (proxy.upstream)
     metrics: Metrics
     alerts: Alerter
     started_at: float = field(default_factory=time.time)

@@ -24,13 +24,13 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-import aiohttp
 import orjson
 from aiohttp import web
 
 from proxy.dispatch import OpenStream
 from proxy.ledger import Outcome
 from proxy.plugin import Usage
+from proxy.upstream import UpstreamIOError
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -108,26 +108,23 @@ async def relay(
         await send(opened.held)
         if client_ok:
             result.ttfb = time.monotonic() - started
-        deadline: float | None = None
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None  # on the loop's clock
         while not tap.finished and tap.error is None:
             if not client_ok:
                 if not drain:
                     break
                 if deadline is None:
-                    deadline = time.monotonic() + drain_timeout
+                    deadline = loop.time() + drain_timeout
             try:
-                if deadline is None:
-                    chunk = await upstream.content.readany()
-                else:
-                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                        chunk = await upstream.content.readany()
+                chunk = await upstream.readany(by=deadline)
             except TimeoutError:
-                if deadline is not None and time.monotonic() >= deadline:
+                if deadline is not None and loop.time() >= deadline:
                     break  # the drain ran out: the usage is estimated; not the provider's fault
                 result.error = "the provider stalled (idle timeout)"
                 break
-            except aiohttp.ClientError as exc:
-                result.error = f"the provider's stream broke ({type(exc).__name__})"
+            except UpstreamIOError as exc:
+                result.error = f"the provider's stream broke ({exc})"
                 break
             except asyncio.CancelledError:
                 if absorb_cancel():

@@ -90,7 +90,7 @@ async def _answer(
         return Call(endpoint, body.obj, choice.model, body.stream, body.include_usage, api_key)
 
     outcome = await dispatch(
-        gw.http,
+        gw.upstream,
         [(choice, provider, timeouts) for choice, provider, timeouts, _ in candidates],
         make_call,
         on_attempt=lambda a: gw.metrics.upstream_errors.labels(

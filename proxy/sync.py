@@ -239,11 +239,12 @@ async def _sync_all(settings: Settings, snapshot: Snapshot, names: list[str]) ->
     from proxy.alerts import Alerter
     from proxy.app import open_store
     from proxy.metrics import Metrics
+    from proxy.upstream import UpstreamClient
 
     failed = 0
     async with aiohttp.ClientSession() as http:
         store = open_store(settings)
-        gw = Gateway(snapshot, store, http, Metrics(), Alerter(None, {}))
+        gw = Gateway(snapshot, store, http, UpstreamClient(), Metrics(), Alerter(None, {}))
         try:
             for i, name in enumerate(names):
                 _progress(i, len(names), f"{name}: fetching")

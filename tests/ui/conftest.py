@@ -41,8 +41,10 @@ def catalogue() -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    """Per module, not per session: Playwright's sync API keeps an event loop running in this thread
+    until it stops, and the async tests of later modules could not start theirs."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
