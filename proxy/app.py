@@ -265,7 +265,8 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    app.add_subapp("/admin", create_admin_app(settings.server.admin_token))
-    app.add_subapp("/me", create_me_app())
-    ui.mount(app, settings.server.admin_token)  # the dashboard under /ui (proxy/ui)
+    admin, me = create_admin_app(settings.server.admin_token), create_me_app()
+    ui.mount(app, settings.server.admin_token, admin=admin, me=me)  # the dashboard under /ui (proxy/ui)
+    app.add_subapp("/admin", admin)
+    app.add_subapp("/me", me)
     return app

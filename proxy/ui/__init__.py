@@ -20,7 +20,12 @@ from proxy.ui.guard import bridge
 from proxy.ui.pages import create_ui_app
 
 
-def mount(app: web.Application, admin_token: str | None) -> None:
-    """Serve the dashboard under ``/ui`` and let its sessions reach ``/admin`` and ``/me``."""
-    app.middlewares.append(bridge(admin_token))
+def mount(
+    app: web.Application, admin_token: str | None, *, admin: web.Application, me: web.Application
+) -> None:
+    """Serve the dashboard under ``/ui`` and let its sessions reach ``/admin`` and ``/me``: the bridge
+    runs first in those two sub-apps (only there, so the data plane never pays for it)."""
+    ui_bridge = bridge(admin_token)
+    admin.middlewares.insert(0, ui_bridge)
+    me.middlewares.insert(0, ui_bridge)
     app.add_subapp("/ui", create_ui_app(admin_token))

@@ -6,11 +6,11 @@ sites cannot send it) and ``X-CSRF-Token`` (the session's token, which only a sa
 from ``/ui/api/session``), and its ``Origin``, when the browser sends one, must be this server's. All
 three are required on every call, reads included, so nothing depends on a method being "safe".
 
-The bridge is a middleware on the root app (added by :func:`proxy.ui.mount`): a request to ``/admin/...``
-with an admin session, or to ``/me...`` with a tenant session, that passes those checks gets the
-``Authorization`` header the API expects (the configured admin token, or the session's virtual key) and
-goes on to the API's own auth unchanged. A request that already has an ``Authorization`` header, or no
-session cookie, is never touched, so API clients see no difference.
+The bridge is the first middleware of the admin and /me sub-apps (added by :func:`proxy.ui.mount`): a
+request to ``/admin/...`` with an admin session, or to ``/me...`` with a tenant session, that passes
+those checks gets the ``Authorization`` header the API expects (the configured admin token, or the
+session's virtual key) and goes on to the API's own auth unchanged. A request that already has an
+``Authorization`` header, or no session cookie, is never touched, so API clients see no difference.
 """
 
 from __future__ import annotations
