@@ -70,6 +70,8 @@ class SSEParser:
             if buf.startswith(_BOM):
                 self._raw += _BOM
                 del buf[:3]
+        if b"\r" not in buf and not (self._raw or self._data or self._comments) and self._event is None:
+            self._plain_events(buf, out)
         pos = 0
         for match in _LINE_END.finditer(buf):
             end = match.end()
@@ -84,6 +86,22 @@ class SSEParser:
         if pos:
             del buf[:pos]
         return out
+
+    def _plain_events(self, buf: bytearray, out: list[SSEEvent]) -> None:
+        """The common case, quickly: whole ``data: ...`` events (one line each, LF-terminated) at the
+        start of ``buf``, taken off it. The general loop does the rest with the same result."""
+        pos = 0
+        while True:
+            end = buf.find(b"\n\n", pos)
+            if end < 0 or not buf.startswith(b"data:", pos) or buf.find(b"\n", pos, end) >= 0:
+                break
+            value = buf[pos + 5 : end]
+            if value[:1] == b" ":
+                del value[:1]
+            out.append(SSEEvent(bytes(buf[pos : end + 2]), bytes(value), None, self._id))
+            pos = end + 2
+        if pos:
+            del buf[:pos]
 
     def close(self) -> bool:
         """End of input. Returns True when the stream stopped inside an event (it is discarded)."""

@@ -495,11 +495,12 @@ class UpstreamResponse:
     def _feed_chunked(self, data: bytes) -> None:
         buf = self._buf + data if self._buf else data
         pos, end = 0, len(buf)
+        pieces: list[bytes] = []  # this read's chunk data, handed on at once
         while pos < end and self._state == _CHUNKED:
             step = self._chunk_state
             if step == 1:  # chunk data
                 take = min(self._left, end - pos)
-                self._body(buf[pos : pos + take])
+                pieces.append(buf[pos : pos + take])
                 pos += take
                 self._left -= take
                 if self._left == 0:
@@ -523,7 +524,7 @@ class UpstreamResponse:
                 pos = eol + 2
                 if step == 3:
                     if not line:
-                        self._finish()
+                        self._state = _DONE  # _finish() below, once this read's data is handed on
                     continue
                 size = line.split(b";", 1)[0].strip()
                 if not size or not _HEX.issuperset(size) or len(size) > 16:
@@ -532,8 +533,12 @@ class UpstreamResponse:
                 self._left = int(size, 16)
                 self._chunk_state = 1 if self._left else 3
         self._buf = buf[pos:] if pos < end else b""
-        if self._state == _DONE and self._buf:
-            self._keep_alive = False
+        if pieces:
+            self._body(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+        if self._state == _DONE:
+            if self._buf:  # bytes after the answer: the connection is out of step
+                self._keep_alive = False
+            self._finish()
 
     def _body(self, data: bytes) -> None:
         if self._decoder is not None:
