@@ -145,7 +145,8 @@ async def relay(
             except (ConnectionError, RuntimeError):
                 client_ok = False
     finally:
-        upstream.release()
+        # After [DONE] only the body's last chunk may be missing: the connection waits for it and is reused.
+        upstream.release(rest_expected=tap.finished)
         opened.done(tap.error is None and result.error is None)
     result.usage, result.events = tap.usage, tap.events
     if not client_ok:

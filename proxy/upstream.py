@@ -39,6 +39,7 @@ KEEPALIVE = 15.0  # seconds an idle connection is kept (servers commonly close t
 MAX_IDLE_PER_ORIGIN = 256
 MAX_HEAD = 64 * 1024  # bytes of status line and headers
 HIGH_WATER = 256 * 1024  # unread body bytes before the socket is paused
+LINGER = 1.0  # seconds a finished stream's connection waits for the rest of its framing (see release)
 USER_AGENT = "efflux-gateway"
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
@@ -303,6 +304,9 @@ class UpstreamResponse:
         self._decoder: zlib._Decompress | None = None
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._discarding = False  # released before the end: what still comes is dropped
+        self._lingering: _Connection | None = None
+        self._linger_timer: asyncio.TimerHandle | None = None
 
     # -- reading (the caller's side) --
 
@@ -335,16 +339,47 @@ class UpstreamResponse:
         data = parts[0] if len(parts) == 1 else b"".join(parts)
         return data if limit is None else data[:limit]
 
-    def release(self) -> None:
-        """Done with this answer: its connection goes back to the pool if the body was read to its end
-        and the server keeps it open, and is closed otherwise. Idempotent."""
+    def release(self, rest_expected: bool = False) -> None:
+        """Done with this answer: its connection goes back to the pool if the whole body has arrived and
+        the server keeps it open, and is closed otherwise. Idempotent.
+
+        ``rest_expected``: the caller has seen the end of the content (a stream's ``[DONE]``) but not
+        necessarily of the body's framing (the last chunk often comes in a later packet). The connection
+        then waits up to ``LINGER`` seconds for it, discarding any bytes before it, and goes back to the
+        pool when it comes: the next call skips a new TCP and TLS handshake. Never use it to abandon an
+        answer still being produced: closing is what tells a provider to stop generating."""
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        self._chunks.clear()
+        self._buffered = 0
+        if self._paused:
+            self._paused = False
+            conn.transport.resume_reading()
+        if self._state == _DONE:
+            reusable = self._keep_alive and self._error is None and not conn.closed
+        elif rest_expected and self._state in (_LENGTH, _CHUNKED) and self._error is None and not conn.closed:
+            self._discarding = True
+            self._lingering = conn
+            self._linger_timer = self._loop.call_later(LINGER, self._end_linger, False)
+            return
+        else:
+            reusable = False
         conn.response = None
-        if self._state == _DONE and self._keep_alive and not conn.closed and not self._chunks:
-            if self._paused:
-                conn.transport.resume_reading()
+        if reusable:
+            self._client._put_back(self._origin, conn, self._loop.time())
+        else:
+            conn.close()
+
+    def _end_linger(self, reuse: bool) -> None:
+        conn, self._lingering = self._lingering, None
+        if conn is None:
+            return
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
+        conn.response = None
+        if reuse and self._keep_alive and not conn.closed:
             self._client._put_back(self._origin, conn, self._loop.time())
         else:
             conn.close()
@@ -541,6 +576,8 @@ class UpstreamResponse:
             self._finish()
 
     def _body(self, data: bytes) -> None:
+        if self._discarding:
+            return
         if self._decoder is not None:
             try:
                 data = self._decoder.decompress(data)
@@ -564,6 +601,8 @@ class UpstreamResponse:
                 self._chunks.append(rest)
         self._state = _DONE
         self._wake()
+        if self._lingering is not None:
+            self._end_linger(True)
 
     def _eof(self, exc: Exception | None) -> None:
         if self._state == _UNTIL_CLOSE:
@@ -576,6 +615,7 @@ class UpstreamResponse:
                 self._error = ExchangeBroken(f"the provider closed the connection mid-answer{why}")
         self._keep_alive = False
         self._wake()
+        self._end_linger(False)
 
     def _fail(self, error: ExchangeBroken) -> None:
         self._error = error
@@ -584,6 +624,7 @@ class UpstreamResponse:
             self._conn.response = None
             self._conn.transport.close()
         self._wake()
+        self._end_linger(False)
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:

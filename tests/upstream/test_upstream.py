@@ -119,15 +119,15 @@ async def test_keep_alive_reuses_one_connection(client: UpstreamClient) -> None:
     await server.stop()
 
 
-async def test_unread_body_closes_the_connection(client: UpstreamClient) -> None:
+async def test_a_body_not_all_there_closes_the_connection(client: UpstreamClient) -> None:
     async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
         await read_request(r)
-        w.write(answer(b"x" * 10))
+        w.write(answer(b"x" * 10)[:-3])
         await asyncio.sleep(1)
 
     server = await serve(script)
     response = await client.post(server.url, b"{}", {})
-    response.release()  # nothing read: the connection cannot be reused
+    response.release()  # the body has not all arrived: the connection cannot be reused
     assert client.idle_connections() == 0
     await server.stop()
 
@@ -455,3 +455,60 @@ async def test_tls_checks_the_certificate_and_the_name(tmp_path: Path) -> None:
     await default.close()
     server.close()
     await server.wait_closed()
+
+
+@pytest.mark.parametrize("terminator_comes", [True, False])
+async def test_a_finished_stream_waits_for_its_last_chunk(
+    client: UpstreamClient, monkeypatch: pytest.MonkeyPatch, terminator_comes: bool
+) -> None:
+    """After [DONE] the relay releases at once; the chunked terminator arrives a moment later and the
+    connection is reused, or it never does and the connection is closed after LINGER."""
+    monkeypatch.setattr("proxy.upstream.LINGER", 0.2)
+    release_now = asyncio.Event()
+
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        await read_request(r)
+        full = chunked(b"data: x\n\n", b"data: [DONE]\n\n")
+        w.write(full[: -len(b"0\r\n\r\n")])
+        await w.drain()
+        await release_now.wait()
+        if terminator_comes:
+            await asyncio.sleep(0.02)
+            w.write(b"0\r\n\r\n")
+            await w.drain()
+        await asyncio.sleep(1)
+
+    server = await serve(script)
+    response = await client.post(server.url, b"{}", {})
+    seen = b""
+    while b"[DONE]" not in seen:
+        seen += await response.readany()
+    response.release(rest_expected=True)
+    release_now.set()
+    assert client.idle_connections() == 0  # not before the terminator
+    await asyncio.sleep(0.1)
+    assert client.idle_connections() == (1 if terminator_comes else 0)
+    await asyncio.sleep(0.25)
+    assert client.idle_connections() == (1 if terminator_comes else 0)
+    if not terminator_comes:
+        assert response._lingering is None
+    await server.stop()
+
+
+async def test_an_abandoned_answer_is_closed_not_drained(client: UpstreamClient) -> None:
+    """A client gone mid-stream: closing the connection is what stops the provider generating."""
+    closed = asyncio.Event()
+
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        await read_request(r)
+        w.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        await w.drain()
+        if not await r.read(1):  # EOF: the gateway closed the connection
+            closed.set()
+
+    server = await serve(script)
+    response = await client.post(server.url, b"{}", {})
+    await response.readany()
+    response.release()
+    await asyncio.wait_for(closed.wait(), 2)
+    await server.stop()
