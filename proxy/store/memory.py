@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from proxy.ledger import RecordPage, RecordQuery, UsageRecord
@@ -65,7 +65,9 @@ class MemoryStore:
         self._reservations: dict[str, _Reservation] = {}
         # Settled request ids (insertion-ordered, bounded like the ledger) -> the admission's decision, so
         # an admission replayed after settlement still answers the first decision and reserves nothing.
-        self._settled: dict[str, Decision | None] = {}
+        # An OrderedDict: dropping a plain dict's oldest entry (``next(iter(d))``) scans every entry
+        # deleted before it, which made each settlement cost tens of microseconds once the bound was hit.
+        self._settled: OrderedDict[str, Decision | None] = OrderedDict()
         self._alerted: set[tuple[str, str, float]] = set()
         self._ledger: deque[tuple[int, UsageRecord]] = deque(maxlen=max_records)
         self._seq = 0
@@ -136,7 +138,7 @@ class MemoryStore:
         reservation = self._reservations.pop(record.request_id, None)
         self._settled[record.request_id] = reservation.decision if reservation else None
         if len(self._settled) > self._max_records:
-            del self._settled[next(iter(self._settled))]
+            self._settled.popitem(last=False)
         actual_tokens = record.total_tokens
         crossings: list[Crossing] = []
         for scope in settlement.scopes:
