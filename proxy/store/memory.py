@@ -25,6 +25,7 @@ from proxy.store.base import (
 )
 
 WINDOW = 60.0  # seconds: RPM and TPM are sliding one-minute windows
+_NO_HEADROOM = Headroom()
 
 
 @dataclass(slots=True)
@@ -77,90 +78,92 @@ class MemoryStore:
         self._locks: dict[str, tuple[str, float]] = {}
 
     async def admit(self, admission: Admission) -> Decision:
-        earlier = self._reservations.get(admission.request_id)
+        request_id = admission.request_id
+        earlier = self._reservations.get(request_id)
         if earlier is not None:
             return earlier.decision
-        replayed = self._settled.get(admission.request_id)
+        replayed = self._settled.get(request_id)
         if replayed is not None:
             return replayed
         now = admission.now
-        headroom = Headroom()
+        tokens = admission.tokens
+        cost = admission.cost_micro_usd
+        headroom = _NO_HEADROOM
         periods: dict[str, str] = {}
+        # (window, budget slot or None) per scope, kept for the reservation step below.
+        held: list[tuple[_Window, tuple[str, str] | None]] = []
         for scope in admission.scopes:
             window = self._window(scope)
             window.expire(now)
-            if scope.rpm is not None and len(window.requests) >= scope.rpm:
+            rpm, tpm = scope.rpm, scope.tpm
+            if rpm is not None and len(window.requests) >= rpm:
                 retry = window.requests[0] + WINDOW - now
                 return Decision(Verdict.RATE_LIMITED, scope, "rpm", max(retry, 0.001))
-            if scope.tpm is not None and window.token_sum + admission.tokens > scope.tpm:
+            if tpm is not None and window.token_sum + tokens > tpm:
                 retry = window.tokens[0][0] + WINDOW - now if window.tokens else WINDOW
                 return Decision(Verdict.RATE_LIMITED, scope, "tpm", max(retry, 0.001))
             period, ends = scope.period.window(now)
             periods[scope.ident] = period
+            slot = None
             if scope.budget_micro_usd is not None:
                 slot = (scope.ident, period)
                 committed = self._spent.get(slot, 0) + self._reserved.get(slot, 0)
-                if committed + admission.cost_micro_usd > scope.budget_micro_usd:
+                if committed + cost > scope.budget_micro_usd:
                     until_end = None if ends is None else ends - now
                     return Decision(Verdict.BUDGET_EXCEEDED, scope, "budget", until_end)
-            if (
-                scope.kind == "key"
-                and (scope.rpm is not None or scope.tpm is not None)
-                and not headroom.limit_requests
-            ):
+            if (rpm is not None or tpm is not None) and not headroom.limit_requests and scope.kind == "key":
                 headroom = Headroom(
-                    scope.rpm,
-                    None if scope.rpm is None else scope.rpm - len(window.requests) - 1,
-                    scope.tpm,
-                    None if scope.tpm is None else int(scope.tpm - window.token_sum - admission.tokens),
+                    rpm,
+                    None if rpm is None else rpm - len(window.requests) - 1,
+                    tpm,
+                    None if tpm is None else int(tpm - window.token_sum - tokens),
                 )
+            held.append((window, slot))
         # Every scope has room: reserve in all of them (nothing above awaited, so this is atomic).
-        for scope in admission.scopes:
-            window = self._window(scope)
+        reserved = self._reserved
+        for window, slot in held:
             window.requests.append(now)
-            entry = [now, float(admission.tokens)]
+            entry = [now, float(tokens)]
             window.tokens.append(entry)
-            window.token_sum += admission.tokens
-            window.by_request[admission.request_id] = entry
-            if scope.budget_micro_usd is not None:
-                slot = (scope.ident, periods[scope.ident])
-                self._reserved[slot] = self._reserved.get(slot, 0) + admission.cost_micro_usd
+            window.token_sum += tokens
+            window.by_request[request_id] = entry
+            if slot is not None:
+                reserved[slot] = reserved.get(slot, 0) + cost
         decision = Decision(Verdict.ADMITTED, headroom=headroom)
-        self._reservations[admission.request_id] = _Reservation(
-            periods, admission.tokens, admission.cost_micro_usd, decision
-        )
+        self._reservations[request_id] = _Reservation(periods, tokens, cost, decision)
         return decision
 
     async def settle(self, settlement: Settlement) -> list[Crossing]:
         record = settlement.record
-        if record.request_id in self._settled:
+        request_id = record.request_id
+        settled = self._settled
+        if request_id in settled:
             return []
-        reservation = self._reservations.pop(record.request_id, None)
-        self._settled[record.request_id] = reservation.decision if reservation else None
-        if len(self._settled) > self._max_records:
-            self._settled.popitem(last=False)
-        actual_tokens = record.total_tokens
+        reservation = self._reservations.pop(request_id, None)
+        settled[request_id] = reservation.decision if reservation else None
+        if len(settled) > self._max_records:
+            settled.popitem(last=False)
+        actual_tokens = record.prompt_tokens + record.completion_tokens
         crossings: list[Crossing] = []
         for scope in settlement.scopes:
             window = self._windows.get(scope.ident)
-            entry = window.by_request.pop(record.request_id, None) if window else None
+            entry = window.by_request.pop(request_id, None) if window else None
             if window is not None and entry is not None:
                 window.token_sum += actual_tokens - entry[1]
                 entry[1] = float(actual_tokens)
             if scope.budget_micro_usd is None:
                 continue
-            period = (
-                reservation.periods[scope.ident]
-                if reservation and scope.ident in reservation.periods
-                else scope.period.window(record.started_at)[0]
-            )
+            period = reservation.periods.get(scope.ident) if reservation is not None else None
+            if period is None:
+                period = scope.period.window(record.started_at)[0]
             slot = (scope.ident, period)
             if reservation is not None:
                 self._reserved[slot] = max(0, self._reserved.get(slot, 0) - reservation.cost)
             before = self._spent.get(slot, 0)
             after = before + record.cost_micro_usd
             self._spent[slot] = after
-            crossings += self._crossed(scope, period, before, after)
+            if after > before:
+                crossings += self._crossed(scope, period, before, after)
         self._seq += 1
         self._ledger.append((self._seq, record))
         return crossings
@@ -172,10 +175,11 @@ class MemoryStore:
         out = []
         for threshold in scope.alert_at:
             mark = threshold * budget
-            tag = (scope.ident, period, threshold)
-            if before < mark <= after and tag not in self._alerted:
-                self._alerted.add(tag)
-                out.append(Crossing(scope, period, threshold, after, budget))
+            if before < mark <= after:
+                tag = (scope.ident, period, threshold)
+                if tag not in self._alerted:
+                    self._alerted.add(tag)
+                    out.append(Crossing(scope, period, threshold, after, budget))
         return out
 
     async def records(self, query: RecordQuery) -> RecordPage:
