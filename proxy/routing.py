@@ -40,7 +40,8 @@ class Choice:
     model: str
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though never changed: one per request (see proxy.ledger.UsageRecord).
+@dataclass(slots=True)
 class Resolution:
     model: str  # what the client asked for
     route: Route
