@@ -48,6 +48,14 @@ class _Window:
 
 
 @dataclass(slots=True)
+class _Account:
+    """One scope's budget in one period: what settlements charged, and what admissions hold."""
+
+    spent: int = 0
+    reserved: int = 0
+
+
+@dataclass(slots=True)
 class _Reservation:
     periods: dict[str, str]  # scope ident -> budget period id
     tokens: int
@@ -61,8 +69,7 @@ class MemoryStore:
 
     def __init__(self, max_records: int = 100_000) -> None:
         self._windows: dict[str, _Window] = {}
-        self._spent: dict[tuple[str, str], int] = {}
-        self._reserved: dict[tuple[str, str], int] = {}
+        self._accounts: dict[tuple[str, str], _Account] = {}  # (scope ident, period id) -> budget account
         self._reservations: dict[str, _Reservation] = {}
         # Settled request ids (insertion-ordered, bounded like the ledger) -> the admission's decision, so
         # an admission replayed after settlement still answers the first decision and reserves nothing.
@@ -90,45 +97,48 @@ class MemoryStore:
         cost = admission.cost_micro_usd
         headroom = _NO_HEADROOM
         periods: dict[str, str] = {}
-        # (window, budget slot or None) per scope, kept for the reservation step below.
-        held: list[tuple[_Window, tuple[str, str] | None]] = []
+        # (window or None, budget account or None) per scope, kept for the reservation step below.
+        held: list[tuple[_Window | None, _Account | None]] = []
         for scope in admission.scopes:
-            window = self._window(scope)
-            window.expire(now)
             rpm, tpm = scope.rpm, scope.tpm
-            if rpm is not None and len(window.requests) >= rpm:
-                retry = window.requests[0] + WINDOW - now
-                return Decision(Verdict.RATE_LIMITED, scope, "rpm", max(retry, 0.001))
-            if tpm is not None and window.token_sum + tokens > tpm:
-                retry = window.tokens[0][0] + WINDOW - now if window.tokens else WINDOW
-                return Decision(Verdict.RATE_LIMITED, scope, "tpm", max(retry, 0.001))
+            window = None
+            if rpm is not None or tpm is not None:
+                # Only a scope with a request or token limit keeps a window (as the Redis store does):
+                # nothing reads the window of a scope without one.
+                window = self._window(scope)
+                window.expire(now)
+                if rpm is not None and len(window.requests) >= rpm:
+                    retry = window.requests[0] + WINDOW - now
+                    return Decision(Verdict.RATE_LIMITED, scope, "rpm", max(retry, 0.001))
+                if tpm is not None and window.token_sum + tokens > tpm:
+                    retry = window.tokens[0][0] + WINDOW - now if window.tokens else WINDOW
+                    return Decision(Verdict.RATE_LIMITED, scope, "tpm", max(retry, 0.001))
+                if scope.kind == "key" and not headroom.limit_requests:
+                    headroom = Headroom(
+                        rpm,
+                        None if rpm is None else rpm - len(window.requests) - 1,
+                        tpm,
+                        None if tpm is None else int(tpm - window.token_sum - tokens),
+                    )
             period, ends = scope.period.window(now)
             periods[scope.ident] = period
-            slot = None
+            account = None
             if scope.budget_micro_usd is not None:
-                slot = (scope.ident, period)
-                committed = self._spent.get(slot, 0) + self._reserved.get(slot, 0)
-                if committed + cost > scope.budget_micro_usd:
+                account = self._account(scope.ident, period)
+                if account.spent + account.reserved + cost > scope.budget_micro_usd:
                     until_end = None if ends is None else ends - now
                     return Decision(Verdict.BUDGET_EXCEEDED, scope, "budget", until_end)
-            if (rpm is not None or tpm is not None) and not headroom.limit_requests and scope.kind == "key":
-                headroom = Headroom(
-                    rpm,
-                    None if rpm is None else rpm - len(window.requests) - 1,
-                    tpm,
-                    None if tpm is None else int(tpm - window.token_sum - tokens),
-                )
-            held.append((window, slot))
+            held.append((window, account))
         # Every scope has room: reserve in all of them (nothing above awaited, so this is atomic).
-        reserved = self._reserved
-        for window, slot in held:
-            window.requests.append(now)
-            entry = [now, float(tokens)]
-            window.tokens.append(entry)
-            window.token_sum += tokens
-            window.by_request[request_id] = entry
-            if slot is not None:
-                reserved[slot] = reserved.get(slot, 0) + cost
+        for window, account in held:
+            if window is not None:
+                window.requests.append(now)
+                entry = [now, float(tokens)]
+                window.tokens.append(entry)
+                window.token_sum += tokens
+                window.by_request[request_id] = entry
+            if account is not None:
+                account.reserved += cost
         decision = Decision(Verdict.ADMITTED, headroom=headroom)
         self._reservations[request_id] = _Reservation(periods, tokens, cost, decision)
         return decision
@@ -156,12 +166,11 @@ class MemoryStore:
             period = reservation.periods.get(scope.ident) if reservation is not None else None
             if period is None:
                 period = scope.period.window(record.started_at)[0]
-            slot = (scope.ident, period)
+            account = self._account(scope.ident, period)
             if reservation is not None:
-                self._reserved[slot] = max(0, self._reserved.get(slot, 0) - reservation.cost)
-            before = self._spent.get(slot, 0)
-            after = before + record.cost_micro_usd
-            self._spent[slot] = after
+                account.reserved = max(0, account.reserved - reservation.cost)
+            before = account.spent
+            after = account.spent = before + record.cost_micro_usd
             if after > before:
                 crossings += self._crossed(scope, period, before, after)
         self._seq += 1
@@ -200,8 +209,8 @@ class MemoryStore:
 
     async def spend(self, scope: Scope, now: float) -> Spend:
         period = scope.period.window(now)[0]
-        slot = (scope.ident, period)
-        return Spend(self._spent.get(slot, 0), self._reserved.get(slot, 0), period)
+        account = self._accounts.get((scope.ident, period)) or _Account()
+        return Spend(account.spent, account.reserved, period)
 
     async def get_doc(self, kind: str, id: str) -> bytes | None:
         return self._docs.get(kind, {}).get(id)
@@ -236,6 +245,12 @@ class MemoryStore:
 
     async def close(self) -> None:
         return None
+
+    def _account(self, ident: str, period: str) -> _Account:
+        account = self._accounts.get((ident, period))
+        if account is None:
+            account = self._accounts[(ident, period)] = _Account()
+        return account
 
     def _window(self, scope: Scope) -> _Window:
         window = self._windows.get(scope.ident)
