@@ -37,7 +37,8 @@ class BodyTimeout(GatewayError):
     code = "request_timeout"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though never changed: one per request (see proxy.ledger.UsageRecord).
+@dataclass(slots=True)
 class ClientBody:
     obj: JSONObject
     size: int

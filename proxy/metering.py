@@ -38,7 +38,8 @@ ESTIMATE_BYTES_PER_TOKEN = 4
 MAX_PROMPT_ESTIMATE = 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though never changed: one per request (see proxy.ledger.UsageRecord).
+@dataclass(slots=True)
 class Plan:
     scopes: tuple[Scope, ...]
     prompt_tokens: int

@@ -9,7 +9,7 @@ the prefix (``openrouter/openai/gpt-4o`` -> ``openai/gpt-4o``).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -40,7 +40,8 @@ class Choice:
     model: str
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though never changed: one per request (see proxy.ledger.UsageRecord).
+@dataclass(slots=True)
 class Resolution:
     model: str  # what the client asked for
     route: Route
@@ -84,8 +85,12 @@ class RoutingTable:
         route = self.find(model, *extras)
         if route is None:
             return None
-        ordered = order_targets(route.targets, rng)
-        choices = tuple(Choice(t.provider, upstream_model(route, t, model)) for t in ordered)
+        if len(route.targets) == 1:  # the usual case: nothing to order (and no random draw)
+            target = route.targets[0]
+            choices: tuple[Choice, ...] = (Choice(target.provider, upstream_model(route, target, model)),)
+        else:
+            ordered = order_targets(route.targets, rng)
+            choices = tuple(Choice(t.provider, upstream_model(route, t, model)) for t in ordered)
         return Resolution(model, route, choices)
 
 
@@ -108,7 +113,9 @@ def order_targets(targets: Iterable[Target], rng: random.Random | None = None) -
 _RNG = random.Random()
 
 
-def model_allowed(patterns: Iterable[str], model: str) -> bool:
+def model_allowed(patterns: Collection[str], model: str) -> bool:
+    if "*" in patterns:  # the usual case, without a pattern match
+        return True
     return any(fnmatchcase(model, p) for p in patterns)
 
 

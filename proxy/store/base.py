@@ -85,7 +85,8 @@ class Scope:
         object.__setattr__(self, "ident", f"{self.kind}:{self.name}")
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though never changed: one per request (see proxy.ledger.UsageRecord).
+@dataclass(slots=True)
 class Admission:
     request_id: str
     scopes: tuple[Scope, ...]
@@ -110,7 +111,8 @@ class Headroom:
     remaining_tokens: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though never changed: one per request (see proxy.ledger.UsageRecord).
+@dataclass(slots=True)
 class Decision:
     verdict: Verdict
     refused_by: Scope | None = None
@@ -126,7 +128,8 @@ class Decision:
         return self.verdict is Verdict.ADMITTED
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though never changed: one per request (see proxy.ledger.UsageRecord).
+@dataclass(slots=True)
 class Settlement:
     record: UsageRecord
     scopes: tuple[Scope, ...]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from proxy.ledger import RecordPage, RecordQuery, UsageRecord
@@ -25,6 +25,7 @@ from proxy.store.base import (
 )
 
 WINDOW = 60.0  # seconds: RPM and TPM are sliding one-minute windows
+_NO_HEADROOM = Headroom()
 
 
 @dataclass(slots=True)
@@ -47,6 +48,14 @@ class _Window:
 
 
 @dataclass(slots=True)
+class _Account:
+    """One scope's budget in one period: what settlements charged, and what admissions hold."""
+
+    spent: int = 0
+    reserved: int = 0
+
+
+@dataclass(slots=True)
 class _Reservation:
     periods: dict[str, str]  # scope ident -> budget period id
     tokens: int
@@ -60,12 +69,13 @@ class MemoryStore:
 
     def __init__(self, max_records: int = 100_000) -> None:
         self._windows: dict[str, _Window] = {}
-        self._spent: dict[tuple[str, str], int] = {}
-        self._reserved: dict[tuple[str, str], int] = {}
+        self._accounts: dict[tuple[str, str], _Account] = {}  # (scope ident, period id) -> budget account
         self._reservations: dict[str, _Reservation] = {}
         # Settled request ids (insertion-ordered, bounded like the ledger) -> the admission's decision, so
         # an admission replayed after settlement still answers the first decision and reserves nothing.
-        self._settled: dict[str, Decision | None] = {}
+        # An OrderedDict: dropping a plain dict's oldest entry (``next(iter(d))``) scans every entry
+        # deleted before it, which made each settlement cost tens of microseconds once the bound was hit.
+        self._settled: OrderedDict[str, Decision | None] = OrderedDict()
         self._alerted: set[tuple[str, str, float]] = set()
         self._ledger: deque[tuple[int, UsageRecord]] = deque(maxlen=max_records)
         self._seq = 0
@@ -75,90 +85,94 @@ class MemoryStore:
         self._locks: dict[str, tuple[str, float]] = {}
 
     async def admit(self, admission: Admission) -> Decision:
-        earlier = self._reservations.get(admission.request_id)
+        request_id = admission.request_id
+        earlier = self._reservations.get(request_id)
         if earlier is not None:
             return earlier.decision
-        replayed = self._settled.get(admission.request_id)
+        replayed = self._settled.get(request_id)
         if replayed is not None:
             return replayed
         now = admission.now
-        headroom = Headroom()
+        tokens = admission.tokens
+        cost = admission.cost_micro_usd
+        headroom = _NO_HEADROOM
         periods: dict[str, str] = {}
+        # (window or None, budget account or None) per scope, kept for the reservation step below.
+        held: list[tuple[_Window | None, _Account | None]] = []
         for scope in admission.scopes:
-            window = self._window(scope)
-            window.expire(now)
-            if scope.rpm is not None and len(window.requests) >= scope.rpm:
-                retry = window.requests[0] + WINDOW - now
-                return Decision(Verdict.RATE_LIMITED, scope, "rpm", max(retry, 0.001))
-            if scope.tpm is not None and window.token_sum + admission.tokens > scope.tpm:
-                retry = window.tokens[0][0] + WINDOW - now if window.tokens else WINDOW
-                return Decision(Verdict.RATE_LIMITED, scope, "tpm", max(retry, 0.001))
+            rpm, tpm = scope.rpm, scope.tpm
+            window = None
+            if rpm is not None or tpm is not None:
+                # Only a scope with a request or token limit keeps a window (as the Redis store does):
+                # nothing reads the window of a scope without one.
+                window = self._window(scope)
+                window.expire(now)
+                if rpm is not None and len(window.requests) >= rpm:
+                    retry = window.requests[0] + WINDOW - now
+                    return Decision(Verdict.RATE_LIMITED, scope, "rpm", max(retry, 0.001))
+                if tpm is not None and window.token_sum + tokens > tpm:
+                    retry = window.tokens[0][0] + WINDOW - now if window.tokens else WINDOW
+                    return Decision(Verdict.RATE_LIMITED, scope, "tpm", max(retry, 0.001))
+                if scope.kind == "key" and not headroom.limit_requests:
+                    headroom = Headroom(
+                        rpm,
+                        None if rpm is None else rpm - len(window.requests) - 1,
+                        tpm,
+                        None if tpm is None else int(tpm - window.token_sum - tokens),
+                    )
             period, ends = scope.period.window(now)
             periods[scope.ident] = period
+            account = None
             if scope.budget_micro_usd is not None:
-                slot = (scope.ident, period)
-                committed = self._spent.get(slot, 0) + self._reserved.get(slot, 0)
-                if committed + admission.cost_micro_usd > scope.budget_micro_usd:
+                account = self._account(scope.ident, period)
+                if account.spent + account.reserved + cost > scope.budget_micro_usd:
                     until_end = None if ends is None else ends - now
                     return Decision(Verdict.BUDGET_EXCEEDED, scope, "budget", until_end)
-            if (
-                scope.kind == "key"
-                and (scope.rpm is not None or scope.tpm is not None)
-                and not headroom.limit_requests
-            ):
-                headroom = Headroom(
-                    scope.rpm,
-                    None if scope.rpm is None else scope.rpm - len(window.requests) - 1,
-                    scope.tpm,
-                    None if scope.tpm is None else int(scope.tpm - window.token_sum - admission.tokens),
-                )
+            held.append((window, account))
         # Every scope has room: reserve in all of them (nothing above awaited, so this is atomic).
-        for scope in admission.scopes:
-            window = self._window(scope)
-            window.requests.append(now)
-            entry = [now, float(admission.tokens)]
-            window.tokens.append(entry)
-            window.token_sum += admission.tokens
-            window.by_request[admission.request_id] = entry
-            if scope.budget_micro_usd is not None:
-                slot = (scope.ident, periods[scope.ident])
-                self._reserved[slot] = self._reserved.get(slot, 0) + admission.cost_micro_usd
+        for window, account in held:
+            if window is not None:
+                window.requests.append(now)
+                entry = [now, float(tokens)]
+                window.tokens.append(entry)
+                window.token_sum += tokens
+                window.by_request[request_id] = entry
+            if account is not None:
+                account.reserved += cost
         decision = Decision(Verdict.ADMITTED, headroom=headroom)
-        self._reservations[admission.request_id] = _Reservation(
-            periods, admission.tokens, admission.cost_micro_usd, decision
-        )
+        self._reservations[request_id] = _Reservation(periods, tokens, cost, decision)
         return decision
 
     async def settle(self, settlement: Settlement) -> list[Crossing]:
         record = settlement.record
-        if record.request_id in self._settled:
+        request_id = record.request_id
+        settled = self._settled
+        if request_id in settled:
             return []
-        reservation = self._reservations.pop(record.request_id, None)
-        self._settled[record.request_id] = reservation.decision if reservation else None
-        if len(self._settled) > self._max_records:
-            del self._settled[next(iter(self._settled))]
-        actual_tokens = record.total_tokens
+        reservation = self._reservations.pop(request_id, None)
+        settled[request_id] = reservation.decision if reservation else None
+        if len(settled) > self._max_records:
+            settled.popitem(last=False)
+        actual_tokens = record.prompt_tokens + record.completion_tokens
         crossings: list[Crossing] = []
         for scope in settlement.scopes:
             window = self._windows.get(scope.ident)
-            entry = window.by_request.pop(record.request_id, None) if window else None
+            entry = window.by_request.pop(request_id, None) if window else None
             if window is not None and entry is not None:
                 window.token_sum += actual_tokens - entry[1]
                 entry[1] = float(actual_tokens)
             if scope.budget_micro_usd is None:
                 continue
-            period = (
-                reservation.periods[scope.ident]
-                if reservation and scope.ident in reservation.periods
-                else scope.period.window(record.started_at)[0]
-            )
-            slot = (scope.ident, period)
+            period = reservation.periods.get(scope.ident) if reservation is not None else None
+            if period is None:
+                period = scope.period.window(record.started_at)[0]
+            account = self._account(scope.ident, period)
             if reservation is not None:
-                self._reserved[slot] = max(0, self._reserved.get(slot, 0) - reservation.cost)
-            before = self._spent.get(slot, 0)
-            after = before + record.cost_micro_usd
-            self._spent[slot] = after
-            crossings += self._crossed(scope, period, before, after)
+                account.reserved = max(0, account.reserved - reservation.cost)
+            before = account.spent
+            after = account.spent = before + record.cost_micro_usd
+            if after > before:
+                crossings += self._crossed(scope, period, before, after)
         self._seq += 1
         self._ledger.append((self._seq, record))
         return crossings
@@ -170,10 +184,11 @@ class MemoryStore:
         out = []
         for threshold in scope.alert_at:
             mark = threshold * budget
-            tag = (scope.ident, period, threshold)
-            if before < mark <= after and tag not in self._alerted:
-                self._alerted.add(tag)
-                out.append(Crossing(scope, period, threshold, after, budget))
+            if before < mark <= after:
+                tag = (scope.ident, period, threshold)
+                if tag not in self._alerted:
+                    self._alerted.add(tag)
+                    out.append(Crossing(scope, period, threshold, after, budget))
         return out
 
     async def records(self, query: RecordQuery) -> RecordPage:
@@ -194,8 +209,8 @@ class MemoryStore:
 
     async def spend(self, scope: Scope, now: float) -> Spend:
         period = scope.period.window(now)[0]
-        slot = (scope.ident, period)
-        return Spend(self._spent.get(slot, 0), self._reserved.get(slot, 0), period)
+        account = self._accounts.get((scope.ident, period)) or _Account()
+        return Spend(account.spent, account.reserved, period)
 
     async def get_doc(self, kind: str, id: str) -> bytes | None:
         return self._docs.get(kind, {}).get(id)
@@ -230,6 +245,12 @@ class MemoryStore:
 
     async def close(self) -> None:
         return None
+
+    def _account(self, ident: str, period: str) -> _Account:
+        account = self._accounts.get((ident, period))
+        if account is None:
+            account = self._accounts[(ident, period)] = _Account()
+        return account
 
     def _window(self, scope: Scope) -> _Window:
         window = self._windows.get(scope.ident)
