@@ -249,7 +249,7 @@ class OpenAICompatible(Provider):
         headers = self.auth_headers(call.api_key)
         headers["Content-Type"] = "application/json"
         headers["Accept"] = "text/event-stream" if call.stream else "application/json"
-        return UpstreamRequest(f"{self.base_url}/{call.endpoint.value}", headers, orjson.dumps(body))
+        return UpstreamRequest(f"{self.base_url}/{call.endpoint}", headers, orjson.dumps(body))
 
     def read_reply(self, call: Call, body: bytes) -> Reply | UpstreamError:
         try:

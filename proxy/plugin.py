@@ -47,7 +47,7 @@ class Fault(enum.StrEnum):
     SERVER = "server"  # the provider's fault: the next target may succeed
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per request, and a frozen __init__ costs several times more
 class Usage:
     """Token counts in OpenAI's meaning: ``prompt_tokens`` includes cached and cache-write tokens."""
 

@@ -12,6 +12,7 @@ import random
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import NamedTuple
 
 from proxy.config import RouteConfig
 
@@ -32,9 +33,9 @@ class Route:
     config: RouteConfig | None = None  # strategy and timeout overrides (None: the defaults)
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
-    """One concrete upstream to try: a target with its upstream model name worked out."""
+class Choice(NamedTuple):
+    """One concrete upstream to try: a target with its upstream model name worked out. A named tuple:
+    dispatch, breakers and balancer key dicts by it several times per request, and a tuple hashes in C."""
 
     provider: str
     model: str

@@ -167,7 +167,7 @@ async def _meter(
         key=key.name,
         tenant=key.tenant,
         model=body.model,
-        endpoint=endpoint.value,
+        endpoint=str(endpoint),  # StrEnum: its value, without the enum property lookup
         body=body,
         charge=charge,
         started_at=ctx.started_at,
@@ -177,7 +177,7 @@ async def _meter(
     ctx.provider, ctx.upstream_model, ctx.outcome = (
         record.provider,
         record.upstream_model,
-        record.outcome.value,
+        str(record.outcome),
     )
     ctx.prompt_tokens, ctx.completion_tokens = record.prompt_tokens, record.completion_tokens
     ctx.cost_micro_usd, ctx.ttfb = record.cost_micro_usd, charge.ttfb
