@@ -2,7 +2,8 @@
 
 Why not aiohttp's client here: measured on the benchmark, its request path (URL parsing, header merging,
 cookie jar, payload objects, traces, timer contexts) cost about 90 µs of CPU per call, more than all of the
-gateway's own work. This client does what a provider call needs and nothing else, in about a third of that.
+gateway's own work. This client does what a provider call needs and nothing else, in about 20 µs (A/B: the
+gateway's CPU per request fell from 0.267 to 0.196 ms when it replaced aiohttp's).
 aiohttp's ``ClientSession`` still serves everything off the hot path (model sync, key checks, webhooks).
 
 What it does:
