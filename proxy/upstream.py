@@ -94,7 +94,9 @@ class UpstreamClient:
 
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
-        self._ssl = ssl_context
+        # Made now, at startup: loading the system's CA store reads files, which the loop must not wait on
+        # in the middle of serving.
+        self._ssl = ssl_context or ssl.create_default_context()
         self._closed = False
 
     async def post(
@@ -176,11 +178,7 @@ class UpstreamClient:
     async def _connect(self, where: Target, within: float | None, deadline: float | None) -> _Connection:
         loop = asyncio.get_running_loop()
         limit = _earliest(loop.time() + within if within else None, deadline)
-        context: ssl.SSLContext | None = None
-        if where.tls:
-            if self._ssl is None:
-                self._ssl = ssl.create_default_context()
-            context = self._ssl
+        context = self._ssl if where.tls else None
         try:
             async with asyncio.timeout_at(limit):
                 _, conn = await loop.create_connection(
