@@ -5,7 +5,8 @@ create_app(settings)
   routes      /v1/chat/completions /v1/completions /v1/embeddings -> spine.serve
               /v1/models, /v1/models/{id}                           -> catalog
               /healthz /readyz /metrics                             -> here
-  resources   the store, the upstream HTTP session, the alerter (one cleanup_ctx)
+  resources   the store, the provider client (proxy.upstream), an aiohttp session for off-path calls, the
+              alerter (one cleanup_ctx)
 """
 
 from __future__ import annotations
