@@ -90,6 +90,12 @@ class Received:
     path: str
     headers: dict[str, str]
     body: object
+    peer: str = ""  # the caller's address and port: one per connection, so tests can see reuse
+
+
+def _peer(request: web.Request) -> str:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return f"{peer[0]}:{peer[1]}" if peer else ""
 
 
 class FakeProvider:
@@ -135,7 +141,7 @@ class FakeProvider:
             await self._runner.cleanup()
 
     async def models(self, request: web.Request) -> web.StreamResponse:
-        self.received.append(Received("GET", request.path, dict(request.headers), None))
+        self.received.append(Received("GET", request.path, dict(request.headers), None, _peer(request)))
         scripted = self.gets.get(request.path)
         if scripted is not None:
             return await self.play(request, scripted)
@@ -153,7 +159,7 @@ class FakeProvider:
             body: object = orjson.loads(raw)
         except orjson.JSONDecodeError:
             body = None
-        self.received.append(Received("POST", request.path, dict(request.headers), body))
+        self.received.append(Received("POST", request.path, dict(request.headers), body, _peer(request)))
         queue = self.scripts.get(_model(body) or "")
         if queue:
             behaviour = queue.pop(0) if len(queue) > 1 else queue[0]
