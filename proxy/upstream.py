@@ -126,9 +126,10 @@ class UpstreamClient:
                 conn = await self._connect(where, connect, deadline)
             response = UpstreamResponse(self, conn, where.origin, loop, idle, deadline)
             conn.start(response)
-            conn.transport.write(head + body if len(body) < 65536 else head)
-            if len(body) >= 65536:
-                conn.transport.write(body)
+            if len(body) < 65536:
+                conn.transport.write(head + body)  # the usual small body: one send
+            else:
+                conn.transport.writelines((head, body))  # a large one is not copied
             try:
                 await response._wait_head(headers_by)
             except _ClosedBeforeAnswer:
@@ -168,10 +169,12 @@ class UpstreamClient:
             return
         conn.idle_since = now
         conns.append(conn)
-        if conns[0].idle_since < now - KEEPALIVE:  # the oldest first: drop the expired ones
-            keep = [c for c in conns if now - c.idle_since < KEEPALIVE and not c.closed]
+        if conns[0].idle_since < now - KEEPALIVE:  # the oldest is first: drop the expired ones
+            keep: list[_Connection] = []
             for c in conns:
-                if c not in keep:
+                if now - c.idle_since < KEEPALIVE and not c.closed:
+                    keep.append(c)
+                else:
                     c.close()
             conns[:] = keep
 

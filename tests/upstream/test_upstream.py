@@ -512,3 +512,26 @@ async def test_an_abandoned_answer_is_closed_not_drained(client: UpstreamClient)
     response.release()
     await asyncio.wait_for(closed.wait(), 2)
     await server.stop()
+
+
+async def test_large_bodies_and_idle_expiry(client: UpstreamClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    server: RawServer
+
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        while True:
+            request = await read_request(r, server)
+            w.write(answer(str(len(request.partition(b"\r\n\r\n")[2])).encode()))
+            await w.drain()
+
+    server = await serve(script)
+    big = b"x" * 300_000  # past the one-send size: head and body go out without a copy
+    response = await client.post(server.url, big, {})
+    assert await response.read() == b"300000"
+    response.release()
+    monkeypatch.setattr("proxy.upstream.KEEPALIVE", 0.05)
+    await asyncio.sleep(0.1)
+    response = await client.post(server.url, b"{}", {})  # the idle connection expired: a new one
+    assert await response.read() == b"2"
+    response.release()
+    assert server.connections == 2
+    await server.stop()
