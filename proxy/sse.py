@@ -19,7 +19,7 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per upstream event, and a frozen __init__ costs several times more
 class SSEEvent:
     """One blank-line-terminated block of the stream.
 

@@ -535,7 +535,7 @@ class UpstreamResponse:
         pieces: list[bytes] = []  # this read's chunk data, handed on at once
         while pos < end and self._state == _CHUNKED:
             step = self._chunk_state
-            if step == 1:  # chunk data
+            if step == 1:  # inside a chunk's data, begun in an earlier read
                 take = min(self._left, end - pos)
                 pieces.append(buf[pos : pos + take])
                 pos += take
@@ -563,12 +563,19 @@ class UpstreamResponse:
                     if not line:
                         self._state = _DONE  # _finish() below, once this read's data is handed on
                     continue
-                size = line.split(b";", 1)[0].strip()
-                if not size or not _HEX.issuperset(size) or len(size) > 16:
+                size_text = line.split(b";", 1)[0].strip()
+                if not size_text or not _HEX.issuperset(size_text) or len(size_text) > 16:
                     self._fail(ExchangeBroken("the provider's chunked body is malformed"))
                     return
-                self._left = int(size, 16)
-                self._chunk_state = 1 if self._left else 3
+                size = int(size_text, 16)
+                if not size:
+                    self._chunk_state = 3
+                elif pos + size + 2 <= end and buf[pos + size : pos + size + 2] == b"\r\n":
+                    pieces.append(buf[pos : pos + size])  # the usual case: the whole chunk is here
+                    pos += size + 2
+                else:
+                    self._left = size
+                    self._chunk_state = 1
         self._buf = buf[pos:] if pos < end else b""
         if pieces:
             self._body(pieces[0] if len(pieces) == 1 else b"".join(pieces))
