@@ -121,7 +121,11 @@ async def relay(
             except TimeoutError:
                 if deadline is not None and loop.time() >= deadline:
                     break  # the drain ran out: the usage is estimated; not the provider's fault
-                result.error = "the provider stalled (idle timeout)"
+                result.error = (
+                    "the stream outlasted the provider's total timeout"
+                    if upstream.past_deadline
+                    else "the provider stalled (idle timeout)"
+                )
                 break
             except UpstreamIOError as exc:
                 result.error = f"the provider's stream broke ({exc})"

@@ -313,6 +313,11 @@ class UpstreamResponse:
     # -- reading (the caller's side) --
 
     @property
+    def past_deadline(self) -> bool:
+        """The exchange's overall deadline (the ``total`` timeout) has passed."""
+        return self._deadline is not None and self._loop.time() >= self._deadline
+
+    @property
     def complete(self) -> bool:
         """The whole body has arrived (it may still be waiting to be read)."""
         return self._state == _DONE
