@@ -8,7 +8,7 @@ aiohttp's ``ClientSession`` still serves everything off the hot path (model sync
 
 What it does:
 - ``POST`` with a ``Content-Length`` body; answers framed by ``Content-Length``, ``chunked`` or the
-  connection's close; ``gzip`` / ``deflate`` bodies decoded (none is asked for); 1xx answers skipped.
+  connection's close; ``gzip`` / ``deflate`` asked for and decoded as they arrive; 1xx answers skipped.
 - A pool of idle connections per origin (scheme, host, port), most recently used first, each dropped after
   ``KEEPALIVE`` seconds idle. A reused connection that the server had closed just before our request
   (no byte of an answer, then EOF: the keep-alive race) is retried once on a new connection.
@@ -42,6 +42,9 @@ MAX_HEAD = 64 * 1024  # bytes of status line and headers
 HIGH_WATER = 256 * 1024  # unread body bytes before the socket is paused
 LINGER = 1.0  # seconds a finished stream's connection waits for the rest of its framing (see release)
 USER_AGENT = "efflux-gateway"
+# What this client decodes. Asked for (as aiohttp's client did): large JSON answers, embedding batches
+# above all, shrink several times on the wire; servers leave small answers and event streams alone.
+ACCEPT_ENCODING = "gzip, deflate"
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
@@ -206,7 +209,9 @@ def _earliest(a: float | None, b: float | None) -> float | None:
     return a if a < b else b
 
 
-_RESERVED = frozenset({"host", "content-length", "transfer-encoding", "connection", "user-agent"})
+_RESERVED = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "user-agent", "accept-encoding"}
+)
 
 
 def _request_head(where: Target, headers: Mapping[str, str], length: int) -> bytes:
@@ -217,12 +222,12 @@ def _request_head(where: Target, headers: Mapping[str, str], length: int) -> byt
             # A provider key or configured header with a line break would split the request.
             raise ValueError(f"header {name!r} has a character not allowed in HTTP headers")
         lower = name.lower()
-        if lower in _RESERVED:  # framing is ours; a configured User-Agent replaces the default
+        if lower in _RESERVED:  # framing and encodings are ours; a configured User-Agent replaces ours
             if lower == "user-agent":
                 agent = value
             continue
         lines.append(f"{name}: {value}\r\n")
-    lines.append(f"User-Agent: {agent}\r\n\r\n")
+    lines.append(f"User-Agent: {agent}\r\nAccept-Encoding: {ACCEPT_ENCODING}\r\n\r\n")
     return "".join(lines).encode("latin-1")
 
 

@@ -7,6 +7,7 @@ import asyncio
 import datetime
 import gzip
 import ssl
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -349,12 +350,14 @@ async def test_framing_headers_are_the_clients_own(client: UpstreamClient) -> No
 
     server = await serve(script)
     headers = {"Content-Length": "999", "Host": "evil.example", "User-Agent": "app/1", "X-Title": "t"}
+    headers["Accept-Encoding"] = "br"  # not one this client decodes: its own header is sent instead
     response = await client.post(server.url, b"{}", headers)
     await response.read()
     response.release()
     sent = server.requests[0].lower()
     assert sent.count(b"content-length:") == 1 and b"content-length: 2\r\n" in sent
     assert b"evil.example" not in sent and b"user-agent: app/1\r\n" in sent and b"x-title: t\r\n" in sent
+    assert sent.count(b"accept-encoding:") == 1 and b"accept-encoding: gzip, deflate\r\n" in sent
     await server.stop()
 
 
@@ -534,4 +537,35 @@ async def test_large_bodies_and_idle_expiry(client: UpstreamClient, monkeypatch:
     assert await response.read() == b"2"
     response.release()
     assert server.connections == 2
+    await server.stop()
+
+
+async def test_a_compressed_stream_is_decoded_as_it_arrives(client: UpstreamClient) -> None:
+    """A server (or a CDN in front of it) that gzips an event stream with a flush per event: each
+    event is readable as soon as it arrives, not at the end."""
+    second = asyncio.Event()
+
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        await read_request(r)
+        w.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        packer = zlib.compressobj(wbits=31)
+        for event in (b"data: one\n\n", b"data: two\n\n"):
+            piece = packer.compress(event) + packer.flush(zlib.Z_SYNC_FLUSH)
+            w.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            await w.drain()
+            await second.wait()
+        tail = packer.flush()
+        w.write(f"{len(tail):x}\r\n".encode() + tail + b"\r\n0\r\n\r\n")
+        await w.drain()
+
+    server = await serve(script)
+    response = await client.post(server.url, b"{}", {})
+    assert await response.readany() == b"data: one\n\n"
+    second.set()
+    assert await response.read() == b"data: two\n\n"
+    response.release()
+    assert client.idle_connections() == 1
     await server.stop()
