@@ -231,6 +231,7 @@ def create_app(
         webhooks = {name: t.alerts.webhook for name, t in settings.tenants.items() if t.alerts.webhook}
         alerter = Alerter(http, webhooks)
         upstream = UpstreamClient()
+        app[METRICS].watch_upstream(upstream)
         gateway = app[GATEWAY] = Gateway(snapshot, the_store, http, upstream, app[METRICS], alerter)
         gateway.live = live = Live(gateway, snapshot)
         for kind, layer in LAYERS:

@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from proxy.upstream import UpstreamClient
+
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -72,6 +74,7 @@ class _DataPlane(Collector):
         self.routes: dict[tuple[str, str], RouteMetrics] = {}
         self.requests: dict[tuple[str, str, str, int], Count] = {}
         self.in_flight = Count()
+        self.upstream: UpstreamClient | None = None  # the provider client, read at scrape time
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -100,6 +103,20 @@ class _DataPlane(Collector):
             ttfb.add_metric([model, provider], m.ttfb.cumulative(), m.ttfb.sum)
         yield from (requests, tokens, cost, latency, ttfb)
         yield GaugeMetricFamily("efflux_requests_in_flight", "Requests being served", self.in_flight.value)
+        if self.upstream is not None:
+            # Connection churn: keep-alive that works opens few; a provider closing every connection
+            # shows here as a count growing with the requests (each one a new TCP and TLS handshake).
+            opened = CounterMetricFamily(
+                "efflux_upstream_connections_opened", "Connections opened to providers", labels=["origin"]
+            )
+            for origin, n in list(self.upstream.opened.items()):
+                opened.add_metric([origin], n)
+            idle = GaugeMetricFamily(
+                "efflux_upstream_connections_idle", "Idle pooled connections to providers", labels=["origin"]
+            )
+            for origin, n in self.upstream.idle_by_origin().items():
+                idle.add_metric([origin], n)
+            yield from (opened, idle)
 
 
 class Metrics:
@@ -157,6 +174,9 @@ class Metrics:
         if found is None:
             found = self._data.requests[key] = Count()
         return found
+
+    def watch_upstream(self, client: UpstreamClient) -> None:
+        self._data.upstream = client
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -101,6 +101,7 @@ class UpstreamClient:
         # in the middle of serving.
         self._ssl = ssl_context or ssl.create_default_context()
         self._closed = False
+        self.opened: dict[str, int] = {}  # origin URL -> connections opened (for /metrics: churn)
 
     async def post(
         self,
@@ -156,6 +157,9 @@ class UpstreamClient:
     def idle_connections(self) -> int:
         return sum(len(c) for c in self._idle.values())
 
+    def idle_by_origin(self) -> dict[str, int]:
+        return {_origin_url(origin): len(conns) for origin, conns in self._idle.items()}
+
     def _reuse(self, origin: tuple[str, str, int], now: float) -> _Connection | None:
         conns = self._idle.get(origin)
         while conns:
@@ -198,7 +202,14 @@ class UpstreamClient:
             raise
         except (OSError, ssl.SSLError) as exc:
             raise ConnectFailed(f"cannot connect to {where.host}:{where.port} ({exc})") from None
+        origin = _origin_url(where.origin)
+        self.opened[origin] = self.opened.get(origin, 0) + 1
         return conn
+
+
+def _origin_url(origin: tuple[str, str, int]) -> str:
+    scheme, host, port = origin
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:

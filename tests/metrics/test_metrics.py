@@ -32,6 +32,18 @@ async def test_requests_tokens_cost_and_latency_are_counted(gateway: Any) -> Non
     assert sample(text, "efflux_request_duration_seconds_count", **labels) == 3
     assert sample(text, "efflux_request_duration_seconds_bucket", le="+Inf", **labels) == 3
     assert sample(text, "efflux_requests_in_flight") == 1  # the scrape itself
+    # three calls, one provider connection (kept alive), idle in the pool now
+    origin = sample_labels(text, "efflux_upstream_connections_opened_total")["origin"]
+    assert origin.startswith("http://127.0.0.1:")
+    assert sample(text, "efflux_upstream_connections_opened_total", origin=origin) == 1
+    assert sample(text, "efflux_upstream_connections_idle", origin=origin) == 1
+
+
+def sample_labels(text: str, name: str) -> dict[str, str]:
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            return dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+    raise AssertionError(f"no sample {name}")
 
 
 def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
