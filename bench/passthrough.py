@@ -55,7 +55,7 @@ def main() -> None:
     app.router.add_get("/healthz", healthz)
     import uvloop
 
-    uvloop.install()  # the same loop policy as the gateway (proxy.cli.run)
+    uvloop.install()  # the same loop policy as the gateway (proxy.cli.main.run)
     web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
 
 

@@ -23,7 +23,7 @@ from proxy.plugin import (
     UpstreamRequest,
     Usage,
 )
-from proxy.sse import SSEEvent
+from proxy.upstream.sse import SSEEvent
 
 # Statuses that are the caller's doing: another target would answer the same. 402 is OpenRouter's
 # "insufficient credits" (openrouter/error-402-insufficient-credits.json), returned at once.

@@ -3,10 +3,10 @@
 create_app(settings)
   middleware  edge: request id, error envelope, access log line, request metrics
   routes      /v1/chat/completions /v1/completions /v1/embeddings -> spine.serve
-              /v1/models, /v1/models/{id}                           -> catalog
+              /v1/models, /v1/models/{id}                           -> proxy.dataplane.models
               /healthz /readyz /metrics                             -> here
-  resources   the store, the provider client (proxy.upstream), an aiohttp session for off-path calls, the
-              alerter (one cleanup_ctx)
+  resources   the store, the provider client (proxy.upstream.client), an aiohttp session for off-path
+              calls, the alerter (one cleanup_ctx)
 """
 
 from __future__ import annotations
@@ -24,26 +24,30 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from proxy import catalog, catalogue, guard, overlay, reload, sync, ui
+from proxy import ui
 from proxy.admin import create_admin_app
-from proxy.alerts import Alerter
 from proxy.config import Settings
+from proxy.dataplane import models
+from proxy.dataplane.spine import serve
+from proxy.edge.overload import limit_concurrency
 from proxy.errors import GatewayError, MethodNotAllowed, NotFound
 from proxy.gateway import CONTEXT, GATEWAY, METRICS, Gateway, RequestContext
-from proxy.journal import Journal, JournaledStore
-from proxy.live import Layer, Live
-from proxy.logs import access
-from proxy.metering import start_background
-from proxy.metrics import Metrics
-from proxy.overload import limit_concurrency
+from proxy.me.app import create_me_app
+from proxy.metering.alerts import Alerter
+from proxy.metering.meter import start_background
+from proxy.observe.logs import access
+from proxy.observe.metrics import Metrics
 from proxy.plugin import Endpoint
-from proxy.selfservice import create_me_app
-from proxy.snapshot import Snapshot, build_snapshot
-from proxy.spine import serve
+from proxy.routing import guard
+from proxy.services import reload, sync
+from proxy.state import catalogues, overlay
+from proxy.state.live import Layer, Live
+from proxy.state.snapshot import Snapshot, build_snapshot
 from proxy.store.base import Store, StoreUnavailable
-from proxy.tenancy import LAYERS as TENANCY_LAYERS
-from proxy.upstream import UpstreamClient
-from proxy.vault import check_secrets
+from proxy.store.journal import Journal, JournaledStore
+from proxy.tenancy.documents import LAYERS as TENANCY_LAYERS
+from proxy.tenancy.vault import check_secrets
+from proxy.upstream.client import UpstreamClient
 
 log = logging.getLogger("efflux")
 
@@ -55,7 +59,7 @@ LAYERS: list[tuple[str, Layer]] = [
     *TENANCY_LAYERS,
     (overlay.PROVIDERS, overlay.providers_layer),  # before routes and catalogues: they see run-time providers
     (overlay.ROUTES, overlay.routes_layer),
-    (catalogue.KIND, catalogue.catalogue_layer),  # after the overlay: a bare synced name yields to it
+    (catalogues.KIND, catalogues.catalogue_layer),  # after the overlay: a bare synced name yields to it
 ]
 
 
@@ -262,8 +266,8 @@ def create_app(
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/embeddings", embeddings)
-    app.router.add_get("/v1/models", catalog.list_models)
-    app.router.add_get("/v1/models/{model:.+}", catalog.get_model)
+    app.router.add_get("/v1/models", models.list_models)
+    app.router.add_get("/v1/models/{model:.+}", models.get_model)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -53,8 +53,9 @@ class _Section(BaseModel):
 
 
 class RetryBudgetConfig(_Section):
-    """Bounds fallback attempts in a failure storm (proxy/retry.py): each client request earns ``ratio`` of
-    a retry, each retry spends one, and ``min_per_second`` keeps a trickle going at low traffic."""
+    """Bounds fallback attempts in a failure storm (proxy/routing/retry.py): each client request earns
+    ``ratio`` of a retry, each retry spends one, and ``min_per_second`` keeps a trickle going at low
+    traffic."""
 
     ratio: NonNegative = 0.2
     min_per_second: NonNegative = 1.0
@@ -87,7 +88,7 @@ class StoreConfig(_Section):
     on_outage: Literal["fail_closed", "fail_open"] = "fail_closed"
     prefix: str = "egw"
     # Settlements Redis could not take go to <journal>-<pid>-<random>.jsonl (relative to the working
-    # directory: the config's folder may be read-only), replayed once Redis is back (proxy/journal.py).
+    # directory: the config's folder may be read-only), replayed once Redis is back (proxy/store/journal.py).
     journal: str = "efflux-journal"
 
     @model_validator(mode="after")
@@ -132,7 +133,7 @@ class ProviderConfig(_Section):
     base_url: str | None = None
     headers: dict[str, str] = {}
     enabled: bool = True
-    # Tenants' own keys (BYOK, proxy.vault): "optional" uses a tenant's key when it has one, else the
+    # Tenants' own keys (BYOK, proxy.tenancy.vault): "optional" uses a tenant's key when it has one, else the
     # shared api_key; "required" serves only tenants with their own key; "never" ignores tenant keys.
     byok: Literal["optional", "required", "never"] = "optional"
     timeouts: Timeouts = Timeouts()

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import web
 
-from proxy.alerts import Alerter
-from proxy.metrics import Metrics
-from proxy.snapshot import Snapshot
+from proxy.metering.alerts import Alerter
+from proxy.observe.metrics import Metrics
+from proxy.state.snapshot import Snapshot
 
 if TYPE_CHECKING:
-    from proxy.live import Live
+    from proxy.state.live import Live
 from proxy.store.base import Store
-from proxy.upstream import UpstreamClient
+from proxy.upstream.client import UpstreamClient
 
 
 @dataclass(slots=True)
@@ -27,7 +27,7 @@ class Gateway:
     snapshot: Snapshot  # swapped whole on reload; a request reads it once
     store: Store
     http: aiohttp.ClientSession  # off the hot path: model sync, key checks, webhooks
-    upstream: UpstreamClient  # provider calls (proxy.upstream)
+    upstream: UpstreamClient  # provider calls (proxy.upstream.client)
     metrics: Metrics
     alerts: Alerter
     started_at: float = field(default_factory=time.time)

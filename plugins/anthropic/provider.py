@@ -30,7 +30,7 @@ from proxy.plugin import (
     UpstreamError,
     UpstreamRequest,
 )
-from proxy.sse import SSEEvent
+from proxy.upstream.sse import SSEEvent
 
 API_VERSION = "2023-06-01"
 _DONE = b"data: [DONE]\n\n"

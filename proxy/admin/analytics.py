@@ -19,13 +19,13 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from proxy.admin.common import gateway, json_response, number, operation
-from proxy.body import read_body
+from proxy.dataplane.body import read_body
 from proxy.errors import InvalidRequest, NotFound
 from proxy.gateway import Gateway
-from proxy.ledger import Outcome, RecordQuery, UsageRecord
-from proxy.metering import ESTIMATE_BYTES_PER_TOKEN, make_plan
+from proxy.metering.meter import ESTIMATE_BYTES_PER_TOKEN, make_plan
+from proxy.metering.pricing import cost_micro_usd, worst_case_micro_usd
 from proxy.plugin import Endpoint, Usage
-from proxy.pricing import cost_micro_usd, worst_case_micro_usd
+from proxy.store.records import Outcome, RecordQuery, UsageRecord
 
 MAX_RECORDS = 200_000
 PAGE = 5000  # internal pages: fewer store round trips than the public API's 1000

@@ -1,5 +1,5 @@
 """Circuit breakers: ``GET /admin/breakers``, each upstream target's breaker as this replica sees it
-(states taken from other replicas arrive within about half a second, see :mod:`proxy.breaker`)."""
+(states taken from other replicas arrive within about half a second, see :mod:`proxy.routing.breaker`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from proxy.admin.common import json_response, operation
-from proxy.guard import GUARD
+from proxy.routing.guard import GUARD
 
 
 class BreakerModel(BaseModel):

@@ -1,9 +1,9 @@
 """Virtual keys at run time: ``POST|GET /admin/keys``, ``GET|PATCH|DELETE /admin/keys/{id}``.
 
 A created key's secret is in the ``POST`` answer and nowhere else: the store keeps its HMAC digest
-(``proxy.tenancy.KeyDoc``). YAML keys are listed beside API keys (``source: "yaml"``) but are changed in
-the config file, not here. Each write refreshes this replica's snapshot before answering; the others
-follow within ``Live.interval`` (revocation everywhere within 1 s).
+(``proxy.tenancy.documents.KeyDoc``). YAML keys are listed beside API keys (``source: "yaml"``) but are
+changed in the config file, not here. Each write refreshes this replica's snapshot before answering; the
+others follow within ``Live.interval`` (revocation everywhere within 1 s).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from proxy.admin.common import gateway, json_response, limit, operation
 from proxy.config import BudgetConfig, LimitsConfig
 from proxy.errors import InvalidRequest, NotFound
 from proxy.gateway import Gateway
-from proxy.keys import new_key_secret
-from proxy.snapshot import Snapshot
+from proxy.state.snapshot import Snapshot
 from proxy.store.base import Store
-from proxy.tenancy import KEYS, NAME, KeyDoc, parse
+from proxy.tenancy.documents import KEYS, NAME, KeyDoc, parse
+from proxy.tenancy.keys import new_key_secret
 
 M = TypeVar("M", bound=BaseModel)
 Name = Annotated[str, Field(pattern=NAME.pattern)]

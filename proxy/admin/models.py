@@ -1,4 +1,4 @@
-"""``GET /admin/models?provider=&q=&feature=``: the synced catalogues, searchable (PRODUCT section 9).
+"""``GET /admin/models?provider=&q=&feature=``: the synced catalogues, searchable.
 
 Each entry is one provider's model as routed (``<provider>/<model>``), with the price in force (YAML's
 when pinned, else the synced one), its features and whether it is on its way out.
@@ -11,9 +11,9 @@ import time
 from aiohttp import web
 from pydantic import BaseModel
 
-from proxy import catalogue
 from proxy.admin.common import gateway, json_response, limit, operation
 from proxy.errors import InvalidRequest
+from proxy.state import catalogues
 
 
 class ModelEntry(BaseModel):
@@ -56,11 +56,11 @@ async def search(request: web.Request) -> web.Response:
         start = int(query.get("cursor") or 0)
     except ValueError:
         raise InvalidRequest("'cursor' is not a cursor this endpoint gave.", param="cursor") from None
-    docs = await gw.store.list_docs(catalogue.KIND)
+    docs = await gw.store.list_docs(catalogues.KIND)
     if provider:
         docs = {provider: docs[provider]} if provider in docs else {}
     matches: list[dict[str, object]] = []
-    for name, model, entry in catalogue.live_entries(docs, time.time()):
+    for name, model, entry in catalogues.live_entries(docs, time.time()):
         features = entry.get("features")
         listed = [f for f in features if isinstance(f, str)] if isinstance(features, list) else []
         if (text and text not in model.lower()) or (feature and feature not in listed):

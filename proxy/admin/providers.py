@@ -1,9 +1,10 @@
 """Providers: ``GET /admin/providers``, ``GET|PATCH|DELETE /admin/providers/{name}``,
-``POST /admin/providers/{name}/sync`` (PRODUCT sections 7, 9, 11).
+``POST /admin/providers/{name}/sync``.
 
 A PATCH lays fields over the YAML provider (``{"enabled": false}`` is the rollback switch) or adds a
-provider (``plugin`` given); it is a shared document (:mod:`proxy.overlay`), so every replica follows within
-a second and a reload keeps it. DELETE drops the run-time fields: the YAML provider serves as written.
+provider (``plugin`` given); it is a shared document (:mod:`proxy.state.overlay`), so every replica
+follows within a second and a reload keeps it. DELETE drops the run-time fields: the YAML provider serves
+as written.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel
 
-from proxy import catalogue
 from proxy.admin.common import gateway, json_body, json_response, number, operation
 from proxy.config import BreakerConfig, ConfigError, SyncConfig, Timeouts
 from proxy.errors import InvalidRequest, NotFound
 from proxy.gateway import Gateway
-from proxy.ledger import RecordQuery
-from proxy.overlay import PROVIDERS, merged_provider
-from proxy.sync import status, sync_provider
+from proxy.services.sync import status, sync_provider
+from proxy.state import catalogues
+from proxy.state.overlay import PROVIDERS, merged_provider
+from proxy.store.records import RecordQuery
 
 _USAGE_FIELDS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost_micro_usd")
 _USAGE_PAGES = 50  # at most 50 x 1000 ledger records are summed per listing
@@ -72,7 +73,7 @@ async def describe(gw: Gateway, name: str) -> dict[str, object]:
     base = gw.live.base.settings if gw.live is not None else snapshot.settings
     override = await gw.store.get_doc(PROVIDERS, name)
     source = ("yaml+override" if override else "yaml") if name in base.providers else "runtime"
-    models = sum(1 for _ in catalogue.live_entries({name: await _catalogue(gw, name)}, time.time()))
+    models = sum(1 for _ in catalogues.live_entries({name: await _catalogue(gw, name)}, time.time()))
     if not models:  # no catalogue: the routes that name it
         models = sum(1 for r in snapshot.routing.exact.values() if any(t.provider == name for t in r.targets))
     return {
@@ -90,7 +91,7 @@ async def describe(gw: Gateway, name: str) -> dict[str, object]:
 
 
 async def _catalogue(gw: Gateway, name: str) -> bytes:
-    return await gw.store.get_doc(catalogue.KIND, name) or b"{}"
+    return await gw.store.get_doc(catalogues.KIND, name) or b"{}"
 
 
 async def usage_by_provider(gw: Gateway, since: float) -> dict[str, dict[str, int]]:

@@ -1,4 +1,4 @@
-"""``POST /admin/reload``: load the config file again and swap it in (see :mod:`proxy.reload`)."""
+"""``POST /admin/reload``: load the config file again and swap it in (see :mod:`proxy.services.reload`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from proxy.admin.common import json_response, operation
 from proxy.config import ConfigError
 from proxy.errors import InvalidRequest
-from proxy.reload import RELOADER
+from proxy.services.reload import RELOADER
 
 
 class ReloadModel(BaseModel):

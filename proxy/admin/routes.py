@@ -1,4 +1,4 @@
-"""The routing overlay: ``GET /admin/routes``, ``PUT|DELETE /admin/routes/{model}`` (PRODUCT section 11).
+"""The routing overlay: ``GET /admin/routes``, ``PUT|DELETE /admin/routes/{model}``.
 
 A route put here is a document every replica serves within a second, resolved after YAML's exact names
 and before synced models and wildcards. YAML routes are listed (``source: yaml``) but cannot be changed
@@ -13,8 +13,8 @@ from pydantic import BaseModel
 from proxy.admin.common import gateway, json_body, json_response, operation
 from proxy.config import ConfigError, TargetConfig
 from proxy.errors import InvalidRequest, NotFound
-from proxy.overlay import ROUTES, validate_route
-from proxy.routing import Route
+from proxy.routing.table import Route
+from proxy.state.overlay import ROUTES, validate_route
 
 
 class RouteBody(BaseModel):

@@ -5,7 +5,7 @@
     PUT|GET|DELETE /admin/tenants/{tenant}/provider-keys/{provider}
     POST /admin/tenants/{tenant}/provider-keys/{provider}/validate
 
-A provider key goes into the vault (``proxy.vault``) and is never answered back: GET shows when it was
+A provider key goes into the vault (``proxy.tenancy.vault``) and is never answered back: GET shows when it was
 set, whether it validated and the id of the master key that seals it. The provider-key functions here
 are shared with the self-service API (``/me/provider-keys``), which calls them for the caller's tenant.
 """
@@ -23,7 +23,7 @@ from proxy.admin.keys import _Body, api_keys, read_model, refresh
 from proxy.config import AlertsConfig, BudgetConfig, LimitsConfig
 from proxy.errors import GatewayError, InvalidRequest, NotFound
 from proxy.gateway import Gateway
-from proxy.tenancy import (
+from proxy.tenancy.documents import (
     API_WRITER,
     LOCK_TTL,
     NAME,
@@ -37,7 +37,7 @@ from proxy.tenancy import (
     parse,
     provider_key_id,
 )
-from proxy.vault import Vault, VaultNotConfigured
+from proxy.tenancy.vault import Vault, VaultNotConfigured
 
 VALIDATE_TIMEOUT = 10.0
 
@@ -76,7 +76,7 @@ class ProviderKeyPut(_Body):
 class ProviderKeyInfo(BaseModel):
     tenant: str
     provider: str
-    kid: str  # the master key that seals it (see proxy.vault)
+    kid: str  # the master key that seals it (see proxy.tenancy.vault)
     created_at: float
     updated_at: float
     validated: bool | None

@@ -1,4 +1,4 @@
-"""Usage: the ledger, ``GET /admin/usage/records`` (PRODUCT section 11)."""
+"""Usage: the ledger, ``GET /admin/usage/records``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 from aiohttp import web
 
 from proxy.admin.common import gateway, json_response, limit, number, operation
-from proxy.ledger import RecordPage, RecordQuery
+from proxy.store.records import RecordPage, RecordQuery
 
 
 @operation(

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from proxy.ledger import RecordPage, RecordQuery, UsageRecord
+from proxy.store.records import RecordPage, RecordQuery, UsageRecord
 
 
 class StoreUnavailable(Exception):
@@ -85,7 +85,7 @@ class Scope:
         object.__setattr__(self, "ident", f"{self.kind}:{self.name}")
 
 
-# Not frozen, though never changed: one per request (see proxy.ledger.UsageRecord).
+# Not frozen, though never changed: one per request (see proxy.store.records.UsageRecord).
 @dataclass(slots=True)
 class Admission:
     request_id: str
@@ -111,7 +111,7 @@ class Headroom:
     remaining_tokens: int | None = None
 
 
-# Not frozen, though never changed: one per request (see proxy.ledger.UsageRecord).
+# Not frozen, though never changed: one per request (see proxy.store.records.UsageRecord).
 @dataclass(slots=True)
 class Decision:
     verdict: Verdict
@@ -128,7 +128,7 @@ class Decision:
         return self.verdict is Verdict.ADMITTED
 
 
-# Not frozen, though never changed: one per request (see proxy.ledger.UsageRecord).
+# Not frozen, though never changed: one per request (see proxy.store.records.UsageRecord).
 @dataclass(slots=True)
 class Settlement:
     record: UsageRecord

@@ -12,7 +12,6 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from proxy.ledger import RecordPage, RecordQuery, UsageRecord
 from proxy.store.base import (
     Admission,
     Crossing,
@@ -23,6 +22,7 @@ from proxy.store.base import (
     Spend,
     Verdict,
 )
+from proxy.store.records import RecordPage, RecordQuery, UsageRecord
 
 WINDOW = 60.0  # seconds: RPM and TPM are sliding one-minute windows
 _NO_HEADROOM = Headroom()
@@ -64,7 +64,8 @@ class _Reservation:
 
 
 class MemoryStore:
-    # Its verbs never await, so cancelling a caller cannot cut a settlement half way (proxy.metering.settle).
+    # Its verbs never await, so cancelling a caller cannot cut a settlement half way
+    # (proxy.metering.meter.settle).
     settle_is_shielded = True
 
     def __init__(self, max_records: int = 100_000) -> None:

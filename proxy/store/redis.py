@@ -39,7 +39,7 @@ period. A settlement after the deadline still charges the actual cost; it releas
 
 Alert feed: the settlement script appends each crossing to the tenant's feed; every replica reads the
 feeds of all tenants (``egw:tenants``) through the one consumer group, so each crossing goes to one
-replica, which acknowledges it once delivered (``proxy.alerts.follow``). An entry left unacknowledged
+replica, which acknowledges it once delivered (``proxy.metering.alerts.follow``). An entry left unacknowledged
 for ``RECLAIM_IDLE`` (its reader died) is taken over by another reader.
 
 The ledger is one stream per tenant, written by the settlement script itself (a global stream would live in
@@ -66,7 +66,6 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from proxy.ledger import RecordPage, RecordQuery
 from proxy.store.base import (
     Admission,
     Crossing,
@@ -81,6 +80,7 @@ from proxy.store.base import (
 )
 from proxy.store.memory import WINDOW
 from proxy.store.pipeline import PipelinedConnection
+from proxy.store.records import RecordPage, RecordQuery
 from proxy.store.redis_ledger import read_ledger
 
 T = TypeVar("T")
@@ -92,7 +92,7 @@ FEED_TTL = 40 * 86400.0  # a feed outlives the month of its last crossing
 FEED_MAXLEN = 1000
 FEED_BATCH = 100  # entries one read takes from one tenant's feed
 FEED_TIMEOUT = 2.0  # a background read of every feed may take longer than a request's verbs
-RECLAIM_IDLE = 60.0  # longer than a delivery with all its retries (proxy.alerts)
+RECLAIM_IDLE = 60.0  # longer than a delivery with all its retries (proxy.metering.alerts)
 _HERE = Path(__file__).parent
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from proxy.ledger import RecordPage, RecordQuery, UsageRecord
+from proxy.store.records import RecordPage, RecordQuery, UsageRecord
 
 Run = Callable[[Awaitable[Any]], Awaitable[Any]]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from proxy.ui.guard import bridge
+from proxy.ui.bridge import bridge
 from proxy.ui.pages import create_ui_app
 
 

@@ -20,9 +20,9 @@ from aiohttp import web
 from proxy.admin.analytics import read_records, report, summarize
 from proxy.admin.common import json_response, number
 from proxy.gateway import GATEWAY, Gateway
-from proxy.ledger import RecordQuery, UsageRecord
 from proxy.store.base import Scope
-from proxy.ui.guard import page_session
+from proxy.store.records import RecordQuery, UsageRecord
+from proxy.ui.bridge import page_session
 from proxy.ui.sessions import Session
 
 # Big pages: the memory store scans its ledger from the start for each page, so fewer pages are faster.

@@ -17,7 +17,7 @@ from proxy.admin.common import json_body, json_response
 from proxy.gateway import GATEWAY
 from proxy.ui import overview, sessions
 from proxy.ui.assets import Asset, load_assets
-from proxy.ui.guard import page_session, same_origin
+from proxy.ui.bridge import page_session, same_origin
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CSP = (

@@ -7,7 +7,7 @@ from typing import Any
 
 from support import ADMIN, AUTH, base_config, state
 
-from proxy.tenancy import KEYS
+from proxy.tenancy.documents import KEYS
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 

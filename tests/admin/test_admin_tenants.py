@@ -9,7 +9,7 @@ from aiohttp import web
 from support import ADMIN, state
 from tenancy.test_isolation import CHAT, A, tenancy_config
 
-from proxy.tenancy import PROVIDER_KEYS
+from proxy.tenancy.documents import PROVIDER_KEYS
 from proxy.testing.fake_provider import Behaviour
 
 

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from proxy.body import REDIRECTING_FIELDS, read_body
+from proxy.dataplane.body import REDIRECTING_FIELDS, read_body
 from proxy.errors import GatewayError
 from proxy.plugin import Endpoint
 

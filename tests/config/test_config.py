@@ -1,7 +1,7 @@
 """The config file: interpolation, durations, unknown keys, and what ``check`` says about broken files.
 
 The broken-config cases run the real CLI in a subprocess (``python -m proxy check --config F``): exit code 2,
-one line per problem naming the YAML path, never a traceback (PRODUCT sections 2 and 11).
+one line per problem naming the YAML path, never a traceback.
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from proxy.balance import Balancer
 from proxy.config import RouteConfig
-from proxy.retry import RetryBudget
-from proxy.routing import Choice, build_route
+from proxy.routing.balance import Balancer
+from proxy.routing.retry import RetryBudget
+from proxy.routing.table import Choice, build_route
 
 A, B, C = Choice("a", "m"), Choice("b", "m"), Choice("c", "m")
 

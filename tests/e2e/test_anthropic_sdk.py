@@ -11,7 +11,7 @@ import openai
 import pytest
 from support import FIXTURES, KEY, base_config, fixture, state
 
-from proxy.ledger import Outcome, RecordQuery
+from proxy.store.records import Outcome, RecordQuery
 from proxy.testing.fake_provider import Behaviour
 
 INDEX = {e["file"]: e for e in json.loads((FIXTURES / "index.json").read_text())}

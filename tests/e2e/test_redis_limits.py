@@ -1,4 +1,4 @@
-"""Limits and budgets hold across gateway processes sharing one Redis (PRODUCT section 6, issue 3):
+"""Limits and budgets hold across gateway processes sharing one Redis:
 the budget race, RPM over several processes, and exactly one webhook per alert threshold.
 
 Each topology runs the same tests: three gateway processes on one redis-server, one gateway with

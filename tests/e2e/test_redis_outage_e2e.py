@@ -1,4 +1,4 @@
-"""Redis killed and frozen under traffic, gateways as real processes (PRODUCT section 6, issue 3):
+"""Redis killed and frozen under traffic, gateways as real processes:
 
 - no call waits on Redis longer than the store timeout + 100 ms (measured by the client);
 - ``fail_closed`` answers 503 ``metering_unavailable`` while Redis is gone, and serves again after;

@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 from support import ADMIN, base_config
 
+from proxy.tenancy.vault import key_id
 from proxy.testing.fake_provider import ThreadedFakeProvider
 from proxy.testing.gateway_process import GatewayProcess
 from proxy.testing.redis_server import RedisServer, start_redis
-from proxy.vault import key_id
 
 pytestmark = pytest.mark.redis
 

@@ -6,7 +6,8 @@ import hashlib
 import hmac
 
 from proxy.config import KeyConfig, parse_settings
-from proxy.keys import (
+from proxy.store.base import Period
+from proxy.tenancy.keys import (
     KEY_PREFIX,
     KeyRing,
     VirtualKey,
@@ -15,7 +16,6 @@ from proxy.keys import (
     new_key_secret,
     usd_to_micro,
 )
-from proxy.store.base import Period
 
 SERVER_SECRET = b"server-secret-for-tests"
 SECRET = "egw-the-client-secret-0123456789"

@@ -7,7 +7,7 @@ import re
 
 import orjson
 
-from proxy.logs import AccessWriter
+from proxy.observe.logs import AccessWriter
 
 
 def test_an_access_line_is_the_head_then_the_fields() -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy.journal import Journal, JournaledStore
-from proxy.ledger import Outcome, RecordQuery, UsageRecord
 from proxy.store.base import Admission, Scope, Settlement, StoreUnavailable
+from proxy.store.journal import Journal, JournaledStore
+from proxy.store.records import Outcome, RecordQuery, UsageRecord
 from proxy.store.redis import RedisStore
 from proxy.testing.redis_server import RedisServer, start_redis
 

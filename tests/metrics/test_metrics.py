@@ -7,7 +7,7 @@ from typing import Any
 
 from support import AUTH
 
-from proxy.metrics import Distribution
+from proxy.observe.metrics import Distribution
 
 
 def sample(text: str, name: str, **labels: str) -> float:

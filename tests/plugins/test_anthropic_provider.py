@@ -27,7 +27,7 @@ from proxy.plugin import (
     StreamReader,
     UpstreamError,
 )
-from proxy.sse import SSEParser
+from proxy.upstream.sse import SSEParser
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 INDEX = {entry["file"]: entry for entry in orjson.loads((FIXTURES / "index.json").read_bytes())}

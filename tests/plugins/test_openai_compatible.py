@@ -23,7 +23,6 @@ from plugins.aihubmix import AiHubMix
 from plugins.openai import OpenAI
 from plugins.openai_compatible import OpenAICompatible, usage_from
 from plugins.openrouter import OpenRouter
-from proxy import registry
 from proxy.plugin import (
     Call,
     Endpoint,
@@ -34,8 +33,9 @@ from proxy.plugin import (
     Reply,
     UpstreamError,
     Usage,
+    registry,
 )
-from proxy.registry import PluginNotFound, builtin_names, load_plugin
+from proxy.plugin.registry import PluginNotFound, builtin_names, load_plugin
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 INDEX: dict[str, dict[str, Any]] = {

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from proxy.config import ConfigError, PriceConfig, load_settings, parse_settings
+from proxy.metering.pricing import Price, PriceTable, cost_micro_usd, load_price_table, worst_case_micro_usd
 from proxy.plugin import Usage
-from proxy.pricing import Price, PriceTable, cost_micro_usd, load_price_table, worst_case_micro_usd
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "gateway.example.yaml"

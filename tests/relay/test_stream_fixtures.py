@@ -19,9 +19,9 @@ import pytest
 from support import AUTH, FIXTURES, fixture, state
 
 from plugins.openai_compatible import OpenAIStreamReader
-from proxy.ledger import Outcome, RecordQuery
+from proxy.dataplane.tap import StreamTap
 from proxy.plugin import Usage
-from proxy.tap import StreamTap
+from proxy.store.records import Outcome, RecordQuery
 from proxy.testing.fake_provider import split_events
 
 INDEX = json.loads((FIXTURES / "index.json").read_text())

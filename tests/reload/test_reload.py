@@ -17,7 +17,7 @@ import yaml
 from reload.conftest import file_config, write
 from support import ADMIN, AUTH, state
 
-from proxy.ledger import RecordQuery
+from proxy.store.records import RecordQuery
 from proxy.testing.fake_provider import Behaviour, FakeProvider, generated
 
 BODY = {"model": "m1", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}

@@ -13,11 +13,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 from support import ADMIN, AUTH, base_config
 
-from proxy.alerts import Alerter
-from proxy.breaker import Breakers, State
 from proxy.config import BreakerConfig
-from proxy.metrics import Metrics
-from proxy.routing import Choice
+from proxy.metering.alerts import Alerter
+from proxy.observe.metrics import Metrics
+from proxy.routing.breaker import Breakers, State
+from proxy.routing.table import Choice
 from proxy.store.base import Store
 from proxy.store.memory import MemoryStore
 from proxy.testing.fake_provider import Behaviour, FakeProvider

@@ -18,8 +18,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from support import AUTH, KEY, base_config, state
 
-from proxy.ledger import RecordQuery
-from proxy.spine import scopes
+from proxy.dataplane.spine import scopes
+from proxy.store.records import RecordQuery
 from proxy.testing.fake_provider import Behaviour, FakeProvider
 
 WORDS = 40

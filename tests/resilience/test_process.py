@@ -18,7 +18,7 @@ import orjson
 import pytest
 from support import AUTH, base_config
 
-from proxy.ledger import RecordQuery
+from proxy.store.records import RecordQuery
 from proxy.store.redis import RedisStore
 from proxy.testing.fake_provider import Behaviour, ThreadedFakeProvider
 from proxy.testing.gateway_process import GatewayProcess

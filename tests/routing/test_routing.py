@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from proxy.config import RouteConfig
-from proxy.routing import Route, RoutingTable, Target, build_route, model_allowed, order_targets
+from proxy.routing.table import Route, RoutingTable, Target, build_route, model_allowed, order_targets
 
 
 def route(name: str, *targets: dict[str, Any]) -> Route:
@@ -70,7 +70,7 @@ def test_patterns_are_case_sensitive() -> None:
 
 
 def test_extra_routes_come_after_exact_and_before_wildcards() -> None:
-    # PRODUCT section 2: exact YAML name, then the routing overlay, then synced models, then wildcards
+    # Resolution order: exact YAML name, then the routing overlay, then synced models, then wildcards
     t = table(route("gpt-4o", {"provider": "yaml"}), route("*", {"provider": "wild"}))
     overlay = {
         "gpt-4o": route("gpt-4o", {"provider": "overlay"}),

@@ -9,7 +9,7 @@ import random
 import pytest
 from support import FIXTURES
 
-from proxy.sse import SSEEvent, SSEParser
+from proxy.upstream.sse import SSEEvent, SSEParser
 
 STREAMS = sorted(FIXTURES.rglob("*.sse"))
 CRAFTED = [

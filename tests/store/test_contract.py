@@ -10,8 +10,8 @@ import asyncio
 import dataclasses
 import time
 
-from proxy.ledger import Outcome, RecordQuery, UsageRecord
 from proxy.store.base import Admission, Period, Scope, Settlement, Store, Verdict
+from proxy.store.records import Outcome, RecordQuery, UsageRecord
 
 KEY = Scope("key", "k1", "t1")
 TENANT = Scope("tenant", "t1", "t1")

@@ -13,8 +13,8 @@ import redis
 from redis.crc import key_slot
 
 import proxy.store
-from proxy.ledger import Outcome, RecordQuery, UsageRecord
 from proxy.store.base import Admission, Period, Scope, Settlement
+from proxy.store.records import Outcome, RecordQuery, UsageRecord
 from proxy.store.redis import RedisStore
 from proxy.testing.redis_server import RedisServer
 

@@ -13,15 +13,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
-from proxy.ledger import Outcome, UsageRecord
 from proxy.store.base import Admission, Scope, Settlement, StoreUnavailable
+from proxy.store.records import Outcome, UsageRecord
 from proxy.store.redis import RedisStore
 from proxy.testing.redis_server import RedisServer, start_redis
 
 pytestmark = pytest.mark.redis
 
 TIMEOUT = 0.1
-BOUND = TIMEOUT + 0.1  # a correctness bound (PRODUCT.md section 6), not a benchmark
+BOUND = TIMEOUT + 0.1  # a correctness bound (no request waits on Redis longer), not a benchmark
 KEY = Scope("key", "k1", "t1", rpm=1000, budget_micro_usd=10**9)
 Verb = Callable[[RedisStore, int], Awaitable[object]]
 

@@ -11,7 +11,7 @@ import orjson
 from support import ADMIN, AUTH, FIXTURES, state
 from sync.conftest import sync_config
 
-from proxy.ledger import RecordQuery
+from proxy.store.records import RecordQuery
 from proxy.testing.fake_provider import Behaviour, FakeProvider
 
 AHM = json.loads((FIXTURES / "aihubmix/api-v1-models.json").read_text())

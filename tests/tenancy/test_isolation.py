@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from support import ADMIN, base_config, state
 
-from proxy.tenancy import PROVIDER_KEYS
+from proxy.tenancy.documents import PROVIDER_KEYS
 
 KEY_A = "egw-tenant-a-key-0123456789"
 KEY_B = "egw-tenant-b-key-0123456789"

@@ -22,9 +22,9 @@ from uisupport import ARTIFACTS, login, shot
 
 from proxy.app import create_app
 from proxy.config import parse_settings
-from proxy.ledger import Outcome, UsageRecord
 from proxy.store.base import Settlement
 from proxy.store.memory import MemoryStore
+from proxy.store.records import Outcome, UsageRecord
 
 RECORDS = 100_000
 

@@ -1,4 +1,4 @@
-"""The data plane's HTTP client (proxy.upstream) against scripted raw TCP servers: framing, keep-alive,
+"""The data plane's HTTP client (proxy.upstream.client) against scripted raw TCP servers: framing, keep-alive,
 the keep-alive race, timeouts, flow control and what must never be sent."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.upstream import (
+from proxy.upstream.client import (
     HIGH_WATER,
     ConnectFailed,
     ExchangeBroken,
@@ -466,7 +466,7 @@ async def test_a_finished_stream_waits_for_its_last_chunk(
 ) -> None:
     """After [DONE] the relay releases at once; the chunked terminator arrives a moment later and the
     connection is reused, or it never does and the connection is closed after LINGER."""
-    monkeypatch.setattr("proxy.upstream.LINGER", 0.2)
+    monkeypatch.setattr("proxy.upstream.client.LINGER", 0.2)
     release_now = asyncio.Event()
 
     async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
@@ -531,7 +531,7 @@ async def test_large_bodies_and_idle_expiry(client: UpstreamClient, monkeypatch:
     response = await client.post(server.url, big, {})
     assert await response.read() == b"300000"
     response.release()
-    monkeypatch.setattr("proxy.upstream.KEEPALIVE", 0.05)
+    monkeypatch.setattr("proxy.upstream.client.KEEPALIVE", 0.05)
     await asyncio.sleep(0.1)
     response = await client.post(server.url, b"{}", {})  # the idle connection expired: a new one
     assert await response.read() == b"2"

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from proxy.config import ConfigError, parse_settings
-from proxy.vault import Sealed, Vault, VaultError, VaultNotConfigured, check_secrets, key_id
+from proxy.tenancy.vault import Sealed, Vault, VaultError, VaultNotConfigured, check_secrets, key_id
 
 
 def master() -> bytes:

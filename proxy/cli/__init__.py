@@ -1,0 +1,1 @@
+"""The ``efflux-gateway`` command line."""

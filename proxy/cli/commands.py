@@ -1,0 +1,163 @@
+"""The operator commands that work on the configured store directly, without a running gateway:
+
+    efflux-gateway keys create --config F --name N [--tenant T] [--model GLOB ...] [--rpm N] [--tpm N]
+                               [--budget-usd X --period P]
+    efflux-gateway keys list   --config F
+    efflux-gateway keys revoke --config F ID
+    efflux-gateway vault rewrap --config F
+
+Running gateways see each change within a second (they poll the documents' versions). ``vault rewrap``
+is safe while gateways serve: each document is re-sealed under a per-document lock that API writes also
+take, and readers open either master key meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+
+import orjson
+
+from proxy.admin.keys import KeyCreate, api_keys, create_key, doc_info
+from proxy.config import BudgetConfig, ConfigError, LimitsConfig, Settings
+from proxy.errors import GatewayError
+from proxy.state.snapshot import Snapshot
+from proxy.store.base import Store, StoreUnavailable
+from proxy.tenancy.documents import (
+    KEYS,
+    PROVIDER_KEYS,
+    RELEASE,
+    ProviderKeyDoc,
+    lock_name,
+    parse,
+    split_provider_key_id,
+)
+from proxy.tenancy.vault import Vault, VaultError
+
+REWRAP_LOCK_TTL = 2.0
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], default_config: str) -> None:
+    keys = sub.add_parser("keys", help="virtual keys in the store (keys from the YAML file are not listed)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key and print it (the only time it is shown)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--tenant", default="default")
+    create.add_argument("--model", action="append", dest="models", help="allowed model glob (repeatable)")
+    create.add_argument("--rpm", type=int)
+    create.add_argument("--tpm", type=int)
+    create.add_argument("--budget-usd", type=float)
+    create.add_argument("--period", default="monthly", choices=["daily", "weekly", "monthly", "total"])
+    keys_sub.add_parser("list", help="list keys created through the API or this command")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("id")
+    for parser in (create, keys_sub.choices["list"], revoke):
+        parser.add_argument("--config", default=default_config)
+
+
+def open_for_commands(settings: Settings) -> Store:
+    if settings.store.backend != "redis":
+        raise ConfigError(
+            "store.backend: this command needs the redis store (the memory store lives inside one gateway "
+            "process; use the admin API there)"
+        )
+    from proxy.app import open_store
+
+    return open_store(settings)
+
+
+def keys_command(args: argparse.Namespace, settings: Settings, snapshot: Snapshot) -> int:
+    if args.keys_command == "create" and not settings.secrets.key_secret:
+        raise ConfigError("secrets.key_secret: required to create keys (gateways must digest them the same)")
+    store = open_for_commands(settings)
+    return asyncio.run(_keys(args, store, snapshot))
+
+
+async def _keys(args: argparse.Namespace, store: Store, snapshot: Snapshot) -> int:
+    try:
+        if args.keys_command == "create":
+            body = KeyCreate(
+                name=args.name,
+                tenant=args.tenant,
+                models=args.models or ["*"],
+                limits=LimitsConfig(rpm=args.rpm, tpm=args.tpm),
+                budget=BudgetConfig(usd=args.budget_usd, period=args.period)
+                if args.budget_usd is not None
+                else None,
+            )
+            print(orjson.dumps(await create_key(store, snapshot, body)).decode())
+        elif args.keys_command == "list":
+            for doc in sorted((await api_keys(store)).values(), key=lambda d: d.id):
+                print(orjson.dumps(doc_info(doc)).decode())
+        elif not await store.delete_doc(KEYS, args.id):
+            print(f"no key with id {args.id!r}", file=sys.stderr)
+            return 1
+        else:
+            print(f"revoked {args.id}")
+        return 0
+    except (GatewayError, ValueError) as exc:
+        print(f"keys {args.keys_command}: {exc}", file=sys.stderr)
+        return 1
+    except StoreUnavailable:
+        print("the store does not answer", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+
+
+def rewrap_command(settings: Settings) -> int:
+    vault = Vault.from_settings(settings)
+    if not vault.configured:
+        raise ConfigError("secrets.master_keys: required to rewrap (the first one seals)")
+    store = open_for_commands(settings)
+    moved, current, failed = asyncio.run(rewrap(store, vault))
+    print(
+        f"rewrapped {moved}, already current {current}, failed {failed} (current master key {vault.current})"
+    )
+    return 1 if failed else 0
+
+
+async def _take(store: Store, name: str, owner: str) -> None:
+    # An API write holds the lock for one read-modify-write; wait it out (polling: the store has no
+    # notification for a lock that lapses).
+    for _ in range(1000):
+        if await store.try_lock(name, owner, REWRAP_LOCK_TTL):
+            return
+        await asyncio.sleep(0.05)
+    raise StoreUnavailable(f"lock {name} stayed busy")
+
+
+async def rewrap(store: Store, vault: Vault) -> tuple[int, int, int]:
+    """Re-seal every provider key with the vault's current master key. Returns (moved, current, failed)."""
+    owner = "rewrap-" + secrets.token_hex(6)
+    moved = current = failed = 0
+    try:
+        for doc_id in sorted(await store.list_docs(PROVIDER_KEYS)):
+            tenant, provider = split_provider_key_id(doc_id)
+            await _take(store, lock_name(tenant, provider), owner)
+            # Re-read under the lock: an API write since the listing must not be overwritten.
+            raw = await store.get_doc(PROVIDER_KEYS, doc_id)
+            doc = parse(ProviderKeyDoc, doc_id, raw) if raw is not None else None
+            if doc is None:
+                continue
+            try:
+                sealed = vault.rewrap(tenant, provider, doc.sealed())
+            except (VaultError, ValueError) as exc:
+                print(f"{doc_id}: cannot be opened ({exc})", file=sys.stderr)
+                failed += 1
+                continue
+            if sealed is None:
+                await store.try_lock(lock_name(tenant, provider), owner, RELEASE)
+                current += 1
+                continue
+            new = ProviderKeyDoc.of(
+                sealed, doc.created_at, validated=doc.validated, validated_at=doc.validated_at
+            )
+            await store.put_doc(PROVIDER_KEYS, doc_id, new.model_dump_json().encode())
+            await store.try_lock(lock_name(tenant, provider), owner, RELEASE)
+            moved += 1
+        return moved, current, failed
+    finally:
+        await store.close()

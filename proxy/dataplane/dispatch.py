@@ -1,0 +1,324 @@
+"""Dispatch: send one client request to its targets in order until one answers.
+
+A server fault (connect error, timeout before the answer, 5xx, 429, an error event before any content)
+moves on to the next target; a client fault (the provider says the request itself is wrong) is answered at
+once. Nothing has reached the client while dispatch runs: for a stream, dispatch reads up to the first
+data event and holds it, so an error sent with HTTP 200 still falls back. After dispatch returns an
+:class:`OpenStream`, the relay owns the stream and never falls back again.
+
+With a :class:`Guard` (the app's; tests may go without), dispatch also
+- orders each priority level by the route's strategy (:mod:`proxy.routing.balance`);
+- skips targets whose circuit breaker is open or that asked to wait (``Retry-After``)
+  (:mod:`proxy.routing.breaker`);
+- spends the retry budget on every attempt after the first, and stops when it is spent
+  (:mod:`proxy.routing.retry`).
+A target is tried at most once per request: one that timed out or broke after the request was sent may
+have started working on it, so it is never sent the same request again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email.utils
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from proxy.config import BreakerConfig, ProviderConfig, Timeouts
+from proxy.dataplane.tap import StreamTap
+from proxy.plugin import Call, CallRejected, Fault, Provider, Reply, UpstreamError
+from proxy.routing.guard import Guard
+from proxy.routing.table import Choice, Route
+from proxy.upstream.client import ConnectFailed, UpstreamClient, UpstreamIOError, UpstreamResponse
+
+MAX_ERROR_BODY = 1 << 20  # an error page larger than this is cut: it only feeds a message
+
+
+@dataclass(slots=True)
+class Attempt:
+    provider: str
+    model: str
+    outcome: str  # "ok", "HTTP 503", "timeout", "connect error", ...
+    timeout: bool = False
+
+    def describe(self) -> str:
+        return f"{self.provider}/{self.model}: {self.outcome}"
+
+
+@dataclass(slots=True)
+class Served:
+    """A complete non-streaming answer."""
+
+    choice: Choice
+    provider: Provider
+    reply: Reply
+    attempts: list[Attempt]
+
+
+@dataclass(slots=True)
+class OpenStream:
+    """A stream whose first data event has arrived and is held in ``held``; nothing sent yet."""
+
+    choice: Choice
+    provider: Provider
+    response: UpstreamResponse
+    tap: StreamTap
+    held: bytes  # what the client gets first, once the relay has sent the headers
+    attempts: list[Attempt]
+    # The relay calls this once when the stream ends (True: the provider finished it without an error).
+    done: Callable[[bool], None] = lambda ok: None
+
+
+@dataclass(slots=True)
+class Refused:
+    """The provider refused the request as the caller's fault; the client gets this error as is."""
+
+    choice: Choice
+    error: UpstreamError
+    attempts: list[Attempt]
+
+
+@dataclass(slots=True)
+class Failed:
+    """Every target failed with a server fault (or none could be tried)."""
+
+    attempts: list[Attempt] = field(default_factory=list)
+    retry_after: float | None = None
+    skipped: list[str] = field(default_factory=list)  # targets not tried, and why
+
+    def describe(self) -> str:
+        return "; ".join([*(a.describe() for a in self.attempts), *self.skipped])
+
+    @property
+    def timed_out(self) -> bool:
+        return bool(self.attempts) and all(a.timeout for a in self.attempts)
+
+
+Outcome = Served | OpenStream | Refused | Failed
+
+
+class _Fault(Exception):
+    def __init__(self, attempt: Attempt, retry_after: float | None = None) -> None:
+        self.attempt = attempt
+        self.retry_after = retry_after
+
+
+_DEFAULT_BREAKER = BreakerConfig()
+
+
+async def dispatch(
+    upstream: UpstreamClient,
+    targets: list[tuple[Choice, Provider, Timeouts]],
+    make_call: Callable[[Choice], Call],
+    on_attempt: Callable[[Attempt], None] | None = None,
+    *,
+    guard: Guard | None = None,
+    route: Route | None = None,
+    model: str = "",
+    providers: Mapping[str, ProviderConfig] | None = None,
+) -> Outcome:
+    failed = Failed()
+    if guard is not None:
+        guard.budget.deposit()
+        targets = guard.balancer.order(targets, lambda t: t[0], route, model)
+    tried: set[Choice] = set()
+    for choice, provider, timeouts in targets:
+        if choice in tried:
+            continue  # never the same request to the same target twice: it may have started on it
+        breaker = _DEFAULT_BREAKER
+        if guard is not None:
+            if providers is not None and choice.provider in providers:
+                breaker = providers[choice.provider].breaker
+            if not await guard.breakers.admit(choice, breaker):
+                wait = guard.breakers.wait(choice)
+                failed.skipped.append(f"{choice.provider}/{choice.model}: skipped, cooling down")
+                if wait > 0:
+                    failed.retry_after = min(failed.retry_after or wait, wait)
+                continue
+            if tried and not guard.budget.withdraw():
+                guard.breakers.abandon(choice)
+                if guard.metrics is not None:
+                    guard.metrics.retries_denied.inc()
+                failed.skipped.append(f"{choice.provider}/{choice.model}: not tried, retry budget spent")
+                break
+        tried.add(choice)
+        outcome = await _attempt(upstream, choice, provider, timeouts, make_call, failed, guard, breaker)
+        if outcome is not None:
+            return outcome
+        if on_attempt is not None:
+            on_attempt(failed.attempts[-1])
+    return failed
+
+
+async def _attempt(
+    upstream: UpstreamClient,
+    choice: Choice,
+    provider: Provider,
+    timeouts: Timeouts,
+    make_call: Callable[[Choice], Call],
+    failed: Failed,
+    guard: Guard | None,
+    breaker: BreakerConfig,
+) -> Outcome | None:
+    """One target: the outcome to return, or None after a server fault (recorded in ``failed``)."""
+    if guard is None:
+        try:
+            return await _try(upstream, choice, provider, timeouts, make_call(choice), failed.attempts)
+        except _Fault as fault:
+            _record(failed, fault)
+            return None
+    started = time.monotonic()
+    guard.balancer.start(choice)
+    reported = False
+    outcome: Outcome | None = None
+    try:
+        outcome = await _try(upstream, choice, provider, timeouts, make_call(choice), failed.attempts)
+    except _Fault as fault:
+        _record(failed, fault)
+        guard.breakers.failure(choice, breaker)
+        guard.balancer.finish(choice)
+        if fault.retry_after is not None:
+            guard.breakers.retry_after(choice, fault.retry_after)
+        reported = True
+        return None
+    finally:
+        if not reported and outcome is None:  # cancelled: neither a success nor a fault
+            guard.breakers.abandon(choice)
+            guard.balancer.finish(choice)
+    if isinstance(outcome, OpenStream | Served | Refused):
+        guard.breakers.success(choice)  # a client fault still shows the target is alive
+        guard.balancer.observe(choice, time.monotonic() - started)
+    if isinstance(outcome, OpenStream):
+        outcome.done = _stream_done(guard, choice, breaker)
+    else:
+        guard.balancer.finish(choice)
+    return outcome
+
+
+def _stream_done(guard: Guard, choice: Choice, breaker: BreakerConfig) -> Callable[[bool], None]:
+    def done(ok: bool) -> None:
+        guard.balancer.finish(choice)
+        if not ok:  # broke after the first byte: the client got an error event; the target is suspect
+            guard.breakers.failure(choice, breaker)
+
+    return done
+
+
+def _record(failed: Failed, fault: _Fault) -> None:
+    failed.attempts.append(fault.attempt)
+    if fault.retry_after is not None:
+        failed.retry_after = max(failed.retry_after or 0.0, fault.retry_after)
+
+
+async def _try(
+    upstream: UpstreamClient,
+    choice: Choice,
+    provider: Provider,
+    timeouts: Timeouts,
+    call: Call,
+    attempts: list[Attempt],
+) -> Outcome:
+    try:
+        request = provider.build_request(call)
+    except CallRejected as rejected:
+        return _judge(choice, rejected.error, attempts)
+    first_byte = timeouts.first_byte or timeouts.total or 3600.0
+    # Deadlines are on the loop's clock; this one bounds the wait for the headers, then (non-stream) the
+    # body, or (stream) the first event.
+    deadline = asyncio.get_running_loop().time() + first_byte
+    try:
+        response = await upstream.post(
+            request.url,
+            request.body,
+            request.headers,
+            connect=timeouts.connect or None,
+            idle=timeouts.idle or None,
+            total=timeouts.total or None,
+            headers_by=deadline,
+        )
+    except TimeoutError:
+        raise _Fault(
+            Attempt(choice.provider, choice.model, "timeout before the answer", timeout=True)
+        ) from None
+    except ConnectFailed:
+        raise _Fault(Attempt(choice.provider, choice.model, "connect error")) from None
+    except UpstreamIOError as exc:
+        raise _Fault(Attempt(choice.provider, choice.model, f"connection failed ({exc})")) from None
+    except ValueError as exc:  # the URL or a header cannot be sent (a configuration error)
+        raise _Fault(Attempt(choice.provider, choice.model, f"cannot send ({exc})")) from None
+
+    handed_over = False
+    try:
+        content_type = response.headers.get("content-type", "").lower()
+        if response.status >= 400:
+            body = await response.read(MAX_ERROR_BODY, by=deadline)
+            error = provider.map_error(response.status, content_type, body)
+            error = _with_retry_after(error, response.headers.get("retry-after"))
+            return _judge(choice, error, attempts)
+        if call.stream and "text/event-stream" in content_type:
+            opened = await _open_stream(choice, provider, call, response, deadline, attempts)
+            handed_over = isinstance(opened, OpenStream)  # the relay owns the response now
+            return opened
+        body = await response.read(by=deadline)
+        result = provider.read_reply(call, body)
+        if isinstance(result, UpstreamError):
+            return _judge(choice, result, attempts)
+        if call.stream:
+            raise _Fault(
+                Attempt(choice.provider, choice.model, f"expected an event stream, got {content_type!r}")
+            )
+        return Served(choice, provider, result, [*attempts, Attempt(choice.provider, choice.model, "ok")])
+    except TimeoutError:
+        raise _Fault(
+            Attempt(choice.provider, choice.model, "timeout before the answer", timeout=True)
+        ) from None
+    except UpstreamIOError as exc:
+        raise _Fault(Attempt(choice.provider, choice.model, f"connection lost ({exc})")) from None
+    finally:
+        if not handed_over:
+            response.release()  # back to the pool when fully read; closed otherwise
+
+
+def _judge(choice: Choice, error: UpstreamError, attempts: list[Attempt]) -> Refused:
+    attempt = Attempt(choice.provider, choice.model, f"HTTP {error.status} {error.message[:200]}")
+    if error.fault is Fault.SERVER:
+        raise _Fault(attempt, error.retry_after)
+    return Refused(choice, error, [*attempts, attempt])
+
+
+async def _open_stream(
+    choice: Choice,
+    provider: Provider,
+    call: Call,
+    response: UpstreamResponse,
+    deadline: float,
+    attempts: list[Attempt],
+) -> OpenStream | Refused:
+    tap = StreamTap(provider.open_stream(call))
+    held: list[bytes] = []
+    while not tap.events:
+        chunk = await response.readany(by=deadline)
+        if not chunk:
+            tap.close()
+            raise _Fault(Attempt(choice.provider, choice.model, "the stream ended before any event"))
+        held.append(tap.feed(chunk))
+        if tap.error is not None and not tap.events:
+            # An error before any content still falls back: nothing has reached the client. After
+            # content, the relay delivers what came and then the error, the same however reads fall.
+            return _judge(choice, tap.error, attempts)
+    ok = Attempt(choice.provider, choice.model, "ok")
+    return OpenStream(choice, provider, response, tap, b"".join(held), [*attempts, ok])
+
+
+def _with_retry_after(error: UpstreamError, header: str | None) -> UpstreamError:
+    if not header:
+        return error
+    try:
+        seconds = float(header)
+    except ValueError:  # the other form: an HTTP date
+        try:
+            seconds = email.utils.parsedate_to_datetime(header).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return error
+    return dataclasses.replace(error, retry_after=max(0.0, seconds))

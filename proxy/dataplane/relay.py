@@ -1,0 +1,160 @@
+"""The stream relay: upstream SSE events to the client as they arrive, with a tap for usage.
+
+Each read from upstream is parsed; every event the provider's reader keeps is written to the client in
+one write per read (events that arrived together leave together), so nothing waits for ``[DONE]``.
+``write`` awaits the client's socket draining, which bounds per-stream memory when a reader is slow.
+
+How a stream ends:
+- the provider finishes (``[DONE]``, or EOF between events): ``completed``;
+- the provider reports an error, the connection breaks, the stream stops mid-event or stalls longer than
+  the idle timeout: the client gets one ``data: {"error": ...}`` event and the stream ends, never a fake
+  ``[DONE]``: ``upstream_error``;
+- the client goes away: by policy, keep reading upstream (bounded by ``drain_timeout``) to get the
+  provider's usage, or stop at once and estimate: ``client_aborted``;
+- the client stays connected but takes nothing for ``write_timeout`` (a stuck or malicious reader): the
+  connection is closed and the stream ends as if the client had gone away: ``client_aborted``.
+
+Memory per stream stays bounded whatever the reader's speed: ``write`` waits while the socket's buffer is
+full, so the relay stops reading upstream, whose socket buffer fills in turn and throttles the provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import orjson
+from aiohttp import web
+
+from proxy.dataplane.dispatch import OpenStream
+from proxy.plugin import Usage
+from proxy.store.records import Outcome
+from proxy.upstream.client import UpstreamIOError
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # tell nginx-style proxies in front not to buffer
+}
+
+
+@dataclass(slots=True)
+class StreamResult:
+    outcome: Outcome
+    usage: Usage | None
+    ttfb: float | None  # seconds from the start of the request to the first byte sent
+    events: int  # data events relayed
+    error: str | None = None
+
+
+def error_event(message: str, type_: str = "upstream_error", code: str | None = "upstream_error") -> bytes:
+    body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+async def relay(
+    request: web.Request,
+    opened: OpenStream,
+    headers: dict[str, str],
+    started: float,
+    drain: bool,
+    drain_timeout: float,
+    write_timeout: float = 0.0,
+) -> tuple[web.StreamResponse, StreamResult]:
+    response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
+    tap, upstream = opened.tap, opened.response
+    result = StreamResult(Outcome.COMPLETED, None, None, 0)
+    client_ok = True
+    absorbed = False  # a cancellation already turned into a disconnect
+
+    def absorb_cancel() -> bool:
+        """A server that cancels handlers when the client disconnects (aiohttp's ``handler_cancellation``,
+        on in its test server and in apps that mount the gateway) must not cost the usage record: a
+        cancellation caused by the client's going away becomes a disconnect, once; any other propagates."""
+        nonlocal client_ok, absorbed
+        task = asyncio.current_task()
+        gone = request.transport is None or request.transport.is_closing()
+        if absorbed or not gone or task is None or task.cancelling() != 1:
+            return False
+        task.uncancel()
+        absorbed, client_ok = True, False
+        return True
+
+    async def send(data: bytes) -> None:
+        nonlocal client_ok
+        if client_ok and data:
+            try:
+                if write_timeout:
+                    async with asyncio.timeout(write_timeout):
+                        await response.write(data)
+                else:
+                    await response.write(data)
+            except (ConnectionError, RuntimeError):  # the client went away
+                client_ok = False
+            except TimeoutError:  # no write progress: give up on this reader, free the buffers
+                client_ok = False
+                if request.transport is not None:
+                    request.transport.abort()
+            except asyncio.CancelledError:
+                if not absorb_cancel():
+                    raise
+
+    try:
+        try:
+            await response.prepare(request)
+        except (ConnectionError, RuntimeError):
+            client_ok = False
+        await send(opened.held)
+        if client_ok:
+            result.ttfb = time.monotonic() - started
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None  # on the loop's clock
+        while not tap.finished and tap.error is None:
+            if not client_ok:
+                if not drain:
+                    break
+                if deadline is None:
+                    deadline = loop.time() + drain_timeout
+            try:
+                chunk = await upstream.readany(by=deadline)
+            except TimeoutError:
+                if deadline is not None and loop.time() >= deadline:
+                    break  # the drain ran out: the usage is estimated; not the provider's fault
+                result.error = (
+                    "the stream outlasted the provider's total timeout"
+                    if upstream.past_deadline
+                    else "the provider stalled (idle timeout)"
+                )
+                break
+            except UpstreamIOError as exc:
+                result.error = f"the provider's stream broke ({exc})"
+                break
+            except asyncio.CancelledError:
+                if absorb_cancel():
+                    continue
+                raise
+            if not chunk:
+                if tap.close() and not tap.reader.complete:
+                    result.error = "the provider's stream stopped in the middle of an event"
+                break
+            await send(tap.feed(chunk))
+        if tap.error is not None:
+            result.error = tap.error.message
+        if result.error is not None:
+            await send(error_event(f"Upstream error after the stream started: {result.error}"))
+        if client_ok:
+            try:
+                await response.write_eof()
+            except (ConnectionError, RuntimeError):
+                client_ok = False
+    finally:
+        # After [DONE] only the body's last chunk may be missing: the connection waits for it and is reused.
+        upstream.release(rest_expected=tap.finished)
+        opened.done(tap.error is None and result.error is None)
+    result.usage, result.events = tap.usage, tap.events
+    if not client_ok:
+        result.outcome = Outcome.CLIENT_ABORTED
+    elif result.error is not None:
+        result.outcome = Outcome.UPSTREAM_ERROR
+    return response, result

@@ -1,0 +1,1 @@
+"""The edge: what every request meets before the data plane (overload shedding, graceful shutdown)."""

@@ -1,0 +1,1 @@
+"""Money and usage: prices, admission and settlement, alert delivery."""

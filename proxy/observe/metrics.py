@@ -1,0 +1,183 @@
+"""Prometheus metrics, one registry per app (so several gateways can live in one process, as in tests).
+
+The data plane's own series (requests, tokens, cost, latency, time to first byte, in flight) are updated
+several times per request. prometheus_client's children take a lock and validate on every update; on one
+event loop neither is needed, so those series are plain numbers here, turned into metric families only
+when /metrics is scraped (:class:`_DataPlane`). Everything else uses prometheus_client as it is.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from proxy.upstream.client import UpstreamClient
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Count:
+    """A counter (or gauge) value, updated from the event loop only: no lock."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+    def dec(self, amount: float = 1.0) -> None:
+        self.value -= amount
+
+
+class Distribution:
+    """A histogram: a count per bucket (made cumulative when scraped) and the sum."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_LATENCY_BUCKETS) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(_LATENCY_BUCKETS, value)] += 1
+        self.sum += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        out, total = [], 0
+        for bound, count in zip((*_LATENCY_BUCKETS, "+Inf"), self.counts, strict=True):
+            total += count
+            out.append((str(bound), float(total)))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMetrics:
+    """The series one (model, provider) pair updates on every request, looked up once."""
+
+    prompt: Count
+    completion: Count
+    cached: Count
+    cost: Count
+    latency: Distribution
+    ttfb: Distribution
+
+
+class _DataPlane(Collector):
+    def __init__(self) -> None:
+        self.routes: dict[tuple[str, str], RouteMetrics] = {}
+        self.requests: dict[tuple[str, str, str, int], Count] = {}
+        self.in_flight = Count()
+        self.upstream: UpstreamClient | None = None  # the provider client, read at scrape time
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "efflux_requests", "Requests answered", labels=["endpoint", "model", "provider", "status"]
+        )
+        for (endpoint, model, provider, status), count in list(self.requests.items()):
+            requests.add_metric([endpoint, model, provider, str(status)], count.value)
+        tokens = CounterMetricFamily("efflux_tokens", "Tokens metered", labels=["model", "provider", "kind"])
+        cost = CounterMetricFamily(
+            "efflux_cost_micro_usd", "Cost metered (micro-USD)", labels=["model", "provider"]
+        )
+        latency = HistogramMetricFamily(
+            "efflux_request_duration_seconds", "Request latency", labels=["model", "provider"]
+        )
+        ttfb = HistogramMetricFamily(
+            "efflux_time_to_first_byte_seconds",
+            "Time to the first byte sent to the client",
+            labels=["model", "provider"],
+        )
+        for (model, provider), m in list(self.routes.items()):
+            tokens.add_metric([model, provider, "prompt"], m.prompt.value)
+            tokens.add_metric([model, provider, "completion"], m.completion.value)
+            tokens.add_metric([model, provider, "cached"], m.cached.value)
+            cost.add_metric([model, provider], m.cost.value)
+            latency.add_metric([model, provider], m.latency.cumulative(), m.latency.sum)
+            ttfb.add_metric([model, provider], m.ttfb.cumulative(), m.ttfb.sum)
+        yield from (requests, tokens, cost, latency, ttfb)
+        yield GaugeMetricFamily("efflux_requests_in_flight", "Requests being served", self.in_flight.value)
+        if self.upstream is not None:
+            # Connection churn: keep-alive that works opens few; a provider closing every connection
+            # shows here as a count growing with the requests (each one a new TCP and TLS handshake).
+            opened = CounterMetricFamily(
+                "efflux_upstream_connections_opened", "Connections opened to providers", labels=["origin"]
+            )
+            for origin, n in list(self.upstream.opened.items()):
+                opened.add_metric([origin], n)
+            idle = GaugeMetricFamily(
+                "efflux_upstream_connections_idle", "Idle pooled connections to providers", labels=["origin"]
+            )
+            for origin, n in self.upstream.idle_by_origin().items():
+                idle.add_metric([origin], n)
+            yield from (opened, idle)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self._data = _DataPlane()
+        r.register(self._data)
+        self.in_flight = self._data.in_flight
+        self.upstream_errors = Counter(
+            "efflux_upstream_errors", "Failed upstream attempts", ["provider", "kind"], registry=r
+        )
+        self.store_errors = Counter("efflux_store_errors", "Store calls that failed", ["op"], registry=r)
+        self.alerts = Counter("efflux_alerts", "Alerts raised", ["type"], registry=r)
+        # Reliability (proxy.routing.breaker, proxy.routing.retry, proxy.edge.overload)
+        self.breaker_state = Gauge(
+            "efflux_breaker_state",
+            "Circuit breaker: 0 closed, 1 open, 2 half-open",
+            ["provider", "model"],
+            registry=r,
+        )
+        self.retries_denied = Counter(
+            "efflux_retries_denied", "Fallback attempts refused by the retry budget", registry=r
+        )
+        self.overloaded = Counter(
+            "efflux_overloaded", "Requests refused with 503 past server.max_concurrency", registry=r
+        )
+        # Model sync (proxy.services.sync) and config reloads (proxy.services.reload): counted on the
+        # replica that ran them.
+        self.sync_runs = Counter("efflux_sync_runs", "Catalogue syncs", ["provider", "result"], registry=r)
+        self.sync_changes = Counter(
+            "efflux_sync_changes", "Models added/changed/removed by syncs", ["provider", "kind"], registry=r
+        )
+        self.sync_models = Gauge(
+            "efflux_sync_models", "Models in the last good catalogue", ["provider"], registry=r
+        )
+        self.sync_last_success = Gauge(
+            "efflux_sync_last_success_timestamp_seconds",
+            "When the last sync succeeded",
+            ["provider"],
+            registry=r,
+        )
+        self.reloads = Counter("efflux_config_reloads", "Config reloads", ["result"], registry=r)
+
+    def route(self, model: str, provider: str) -> RouteMetrics:
+        found = self._data.routes.get((model, provider))
+        if found is None:
+            found = self._data.routes[(model, provider)] = RouteMetrics(
+                Count(), Count(), Count(), Count(), Distribution(), Distribution()
+            )
+        return found
+
+    def request(self, endpoint: str, model: str, provider: str, status: int) -> Count:
+        key = (endpoint, model, provider, status)
+        found = self._data.requests.get(key)
+        if found is None:
+            found = self._data.requests[key] = Count()
+        return found
+
+    def watch_upstream(self, client: UpstreamClient) -> None:
+        self._data.upstream = client
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

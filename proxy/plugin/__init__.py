@@ -1,0 +1,216 @@
+"""The provider plugin contract: what a plugin declares and the few verbs the gateway calls.
+
+A plugin is a small class on :class:`Provider`. The gateway owns the HTTP session, timeouts, fallback and
+metering; a plugin only says how to talk to its provider:
+
+- ``build_request``: the upstream URL, headers and body for one call (auth set here, never the client's).
+- ``read_reply``: a non-streaming 2xx body -> the body for the client and the provider's usage, or an
+  :class:`UpstreamError` when the provider reports an error with HTTP 200 (one-api does).
+- ``open_stream``: a :class:`StreamReader` that sees each upstream SSE event and says what the client gets.
+- ``map_error``: a non-2xx answer -> :class:`UpstreamError`, classified client fault (stop) or server fault
+  (try the next target).
+- ``list_models`` / ``validate_key``: the catalogue and a cheap authenticated call.
+
+Plugins import only this module and :mod:`proxy.upstream.sse` from ``proxy``.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import aiohttp
+
+from proxy.upstream.sse import SSEEvent
+
+JSONObject = dict[str, object]
+
+
+class ProviderType(enum.StrEnum):
+    AGGREGATOR = "aggregator"
+    DIRECT = "direct"
+
+
+class Endpoint(enum.StrEnum):
+    """The OpenAI endpoints the data plane serves; the value is the path under ``/v1/``."""
+
+    CHAT = "chat/completions"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+
+
+class Fault(enum.StrEnum):
+    CLIENT = "client"  # the caller's fault: answer at once, never try another target
+    SERVER = "server"  # the provider's fault: the next target may succeed
+
+
+@dataclass(slots=True)  # not frozen: built once per request, and a frozen __init__ costs several times more
+class Usage:
+    """Token counts in OpenAI's meaning: ``prompt_tokens`` includes cached and cache-write tokens."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    provider_cost_usd: float | None = None  # the provider's own figure (OpenRouter ``usage.cost``)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamError:
+    """A provider's error, normalised to the OpenAI envelope.
+
+    ``status`` is what the client gets for a client fault; for server faults the gateway picks 502/504
+    once every target has failed.
+    """
+
+    status: int
+    fault: Fault
+    message: str
+    type: str = "upstream_error"
+    code: str | None = None
+    param: str | None = None
+    retry_after: float | None = None
+
+    def envelope(self) -> JSONObject:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """One model of a provider's catalogue. Prices are USD per 1M tokens (the price table's unit)."""
+
+    id: str
+    context_length: int | None = None
+    input: float | None = None
+    output: float | None = None
+    cached_input: float | None = None
+    cache_write: float | None = None
+    features: tuple[str, ...] = ()
+    owned_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    """What the config gives a plugin instance. ``api_key`` is the shared key (None: BYOK only)."""
+
+    name: str
+    base_url: str
+    api_key: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Call:
+    """One upstream call as the gateway asks for it.
+
+    ``body`` is the client's parsed JSON object; a plugin copies before changing it, since the same call may
+    go to several targets. ``include_usage`` tells whether the client asked for the usage chunk.
+    """
+
+    endpoint: Endpoint
+    body: JSONObject
+    model: str
+    stream: bool
+    include_usage: bool
+    api_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A successful non-streaming answer: the exact bytes for the client, and the usage read from them."""
+
+    body: bytes
+    usage: Usage | None
+    content_type: str = "application/json"
+
+
+class CallRejected(ValueError):
+    """Raised by ``build_request`` when the request cannot be expressed for this provider (a parameter
+    it does not support). ``error`` is the client-fault answer; the gateway returns it at once."""
+
+    def __init__(self, error: UpstreamError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class CatalogueError(Exception):
+    """Raised by ``list_models`` when the provider's catalogue cannot be read whole (a non-2xx answer, an
+    HTML page, a truncated or malformed body). A sync that gets it keeps the last good catalogue."""
+
+
+class StreamReader(abc.ABC):
+    """Per-stream state: sees every upstream SSE event in order and says what the client receives.
+
+    ``on_event`` returns ``event.raw`` to relay the event unchanged, other bytes for a translated event, or
+    ``None`` to drop it. It records the last usage seen in ``usage``, sets ``error`` when the provider
+    reports an error inside the stream (the gateway then sends its own error event and ends the stream),
+    sets ``complete`` once the answer is whole (finish and usage seen; only an end marker may follow) and
+    ``finished`` when the provider's end marker arrives. A stream cut after ``complete`` is not an error
+    (anthropic/messages-stream-no-trailing-blank-line.sse loses only its ``message_stop``).
+    """
+
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+        self.error: UpstreamError | None = None
+        self.complete = False
+        self.finished = False
+
+    @abc.abstractmethod
+    def on_event(self, event: SSEEvent) -> bytes | None: ...
+
+
+class Provider(abc.ABC):
+    """The base of every plugin. Subclasses declare their differences as class attributes and override
+    only the verbs whose behaviour differs."""
+
+    plugin_name: ClassVar[str] = ""
+    provider_type: ClassVar[ProviderType] = ProviderType.DIRECT
+    default_base_url: ClassVar[str] = ""
+    auth_header: ClassVar[str] = "Authorization"
+    auth_prefix: ClassVar[str] = "Bearer "
+    requires_key: ClassVar[bool] = True  # False for servers that take anonymous calls (a local vLLM)
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.base_url = (settings.base_url or self.default_base_url).rstrip("/")
+
+    @abc.abstractmethod
+    def build_request(self, call: Call) -> UpstreamRequest: ...
+
+    @abc.abstractmethod
+    def read_reply(self, call: Call, body: bytes) -> Reply | UpstreamError: ...
+
+    @abc.abstractmethod
+    def open_stream(self, call: Call) -> StreamReader: ...
+
+    @abc.abstractmethod
+    def map_error(self, status: int, content_type: str, body: bytes) -> UpstreamError: ...
+
+    @abc.abstractmethod
+    async def list_models(self, http: aiohttp.ClientSession) -> list[ModelInfo]:
+        """The provider's whole catalogue, prices in USD per 1M tokens. Raises :class:`CatalogueError`
+        (or an aiohttp/timeout error) rather than return a partial list: a missing model means removed."""
+        ...
+
+    @abc.abstractmethod
+    async def validate_key(self, http: aiohttp.ClientSession, api_key: str) -> bool: ...
+
+    def auth_headers(self, api_key: str | None) -> dict[str, str]:
+        # An empty configured value (``APP-Code: ${AIHUBMIX_APP_CODE:-}``) means "do not send".
+        headers = {k: v for k, v in self.settings.headers.items() if v}
+        if api_key:
+            headers[self.auth_header] = self.auth_prefix + api_key
+        return headers

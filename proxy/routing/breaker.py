@@ -1,0 +1,235 @@
+"""Circuit breakers: one per upstream target (provider + upstream model), shared by every replica.
+
+    closed --(``failures`` consecutive server faults)--> open --(``cooldown``)--> half-open
+    half-open: one probe request (one across all replicas: a store lock); success -> closed, fault -> open
+
+The hot path never waits on the store: ``admit`` reads local state, and the store is touched only on a
+transition (a background write of the target's state document) and when a cooldown ends (the probe lock,
+once per cooldown per replica). A background task polls the ``breakers`` document kind's version (one
+cheap call every ``interval``) and takes in what other replicas decided, so a target that one replica
+found dead is skipped by all of them within about ``interval``.
+
+A target that answered ``Retry-After: N`` is skipped for N seconds (local to the replica that saw it:
+the provider's rate limit is often per client connection, and the next answer will say it again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+
+import orjson
+
+from proxy.config import BreakerConfig
+from proxy.metering.alerts import Alerter
+from proxy.observe.metrics import Metrics
+from proxy.routing.table import Choice
+from proxy.store.base import Store, StoreUnavailable
+
+log = logging.getLogger("efflux.breaker")
+
+KIND = "breakers"  # store document kind: one document per target, written on transitions
+MAX_RETRY_AFTER = 300.0  # a provider's Retry-After beyond this is capped (a typo must not park a target)
+
+
+class State(enum.IntEnum):  # the values are the /metrics gauge's
+    CLOSED = 0
+    OPEN = 1
+    HALF_OPEN = 2
+
+
+@dataclass(slots=True)
+class Breaker:
+    target: Choice
+    state: State = State.CLOSED
+    failures: int = 0  # consecutive server faults while closed
+    open_until: float = 0.0  # wall clock (replicas compare it), when the cooldown ends
+    retry_after_until: float = 0.0  # wall clock: the provider asked us to wait until then
+    changed_at: float = 0.0  # wall clock of the last transition; a shared state older than this is stale
+    opened: int = 0  # times opened, for the admin view
+
+    @property
+    def name(self) -> str:
+        return f"{self.target.provider}/{self.target.model}"
+
+    def view(self) -> dict[str, object]:
+        return {
+            "target": self.name,
+            "provider": self.target.provider,
+            "model": self.target.model,
+            "state": self.state.name.lower(),
+            "failures": self.failures,
+            "open_until": self.open_until if self.state is not State.CLOSED else None,
+            "retry_after_until": self.retry_after_until or None,
+            "opened": self.opened,
+        }
+
+
+class Breakers:
+    def __init__(self, store: Store, metrics: Metrics, alerts: Alerter, interval: float = 0.5) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.alerts = alerts
+        self.interval = interval
+        self.replica = secrets.token_hex(6)  # lock owner and document author
+        self.breakers: dict[Choice, Breaker] = {}
+        self._version = -1
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def get(self, target: Choice) -> Breaker:
+        breaker = self.breakers.get(target)
+        if breaker is None:
+            breaker = self.breakers[target] = Breaker(target)
+        return breaker
+
+    def wait(self, target: Choice) -> float:
+        """Seconds until this target may be tried again (0: now, or a probe is due)."""
+        b = self.breakers.get(target)
+        if b is None:
+            return 0.0
+        now = time.time()
+        until = b.retry_after_until if b.state is State.CLOSED else max(b.open_until, b.retry_after_until)
+        return max(0.0, until - now)
+
+    async def admit(self, target: Choice, config: BreakerConfig) -> bool:
+        """Whether a request may go to ``target`` now. True in half-open means: this request is the probe
+        (report its outcome with ``success``/``failure``, or ``abandon`` it)."""
+        b = self.breakers.get(target)
+        if b is None:
+            return True
+        now = time.time()
+        if now < b.retry_after_until:
+            return False
+        if b.state is State.CLOSED:
+            return True
+        if b.state is State.HALF_OPEN or now < b.open_until:
+            return False  # cooling down, or a probe is already out
+        self._transition(b, State.HALF_OPEN, now)  # before any await: only one request becomes the probe
+        try:
+            # ttl: the probe's lock outlives a hung probe by little, so a lost replica does not park it
+            won = await self.store.try_lock(f"breaker-probe:{b.name}", self.replica, config.cooldown or 1.0)
+        except StoreUnavailable:
+            won = True  # without the store each replica probes for itself: still one probe per replica
+        if not won:  # another replica probes; look again after a short while (or when it publishes)
+            self._transition(b, State.OPEN, now)
+            b.open_until = now + min(1.0, config.cooldown)
+            return False
+        return True
+
+    def success(self, target: Choice) -> None:
+        b = self.breakers.get(target)
+        if b is None:
+            return
+        b.failures = 0
+        if b.state is not State.CLOSED:
+            self._transition(b, State.CLOSED, time.time())
+            log.info("breaker closed", extra={"fields": {"msg": "breaker closed", "target": b.name}})
+            self._publish(b)
+
+    def failure(self, target: Choice, config: BreakerConfig) -> None:
+        b = self.get(target)
+        now = time.time()
+        if b.state is State.OPEN:
+            return  # requests sent before it opened are still failing: that changes nothing
+        b.failures += 1
+        if b.state is State.HALF_OPEN or b.failures >= config.failures:
+            self._open(b, config, now)
+
+    def abandon(self, target: Choice) -> None:
+        """A probe that was admitted but never reported (cancelled, or never sent): probe again soon."""
+        b = self.breakers.get(target)
+        if b is not None and b.state is State.HALF_OPEN:
+            self._transition(b, State.OPEN, time.time())
+            b.open_until = b.changed_at
+
+    def retry_after(self, target: Choice, seconds: float) -> None:
+        b = self.get(target)
+        b.retry_after_until = max(b.retry_after_until, time.time() + min(seconds, MAX_RETRY_AFTER))
+
+    def _open(self, b: Breaker, config: BreakerConfig, now: float) -> None:
+        probe_failed = b.state is State.HALF_OPEN
+        self._transition(b, State.OPEN, now)
+        b.open_until = now + config.cooldown
+        b.opened += 1
+        self._publish(b)
+        if not probe_failed:  # one alert per outage, not one per failed probe
+            self.metrics.alerts.labels("provider").inc()
+            self.alerts.raise_alert(
+                {
+                    "type": "provider",
+                    "event": "breaker_open",
+                    "provider": b.target.provider,
+                    "model": b.target.model,
+                    "failures": b.failures,
+                    "cooldown_s": config.cooldown,
+                    "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+                },
+                None,
+            )
+
+    def _transition(self, b: Breaker, state: State, now: float) -> None:
+        b.state, b.changed_at = state, now
+        if state is State.CLOSED:
+            b.failures = 0
+        self.metrics.breaker_state.labels(b.target.provider, b.target.model).set(int(state))
+
+    # -- sharing through the store ----------------------------------------------------------------
+    def _publish(self, b: Breaker) -> None:
+        doc = {
+            "state": "closed" if b.state is State.CLOSED else "open",
+            "open_until": b.open_until,
+            "at": b.changed_at,
+            "by": self.replica,
+            "provider": b.target.provider,
+            "model": b.target.model,
+        }
+        task = asyncio.get_running_loop().create_task(self._put(b.name, orjson.dumps(doc)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _put(self, name: str, doc: bytes) -> None:
+        try:
+            await self.store.put_doc(KIND, name, doc)
+        except StoreUnavailable:
+            log.warning("breaker state not shared (store unreachable)", extra={"fields": {"target": name}})
+
+    async def refresh(self) -> None:
+        """Take in the transitions other replicas published since the last look."""
+        version = await self.store.doc_version(KIND)
+        if version == self._version:
+            return
+        docs = await self.store.list_docs(KIND)
+        self._version = version
+        for raw in docs.values():
+            doc = orjson.loads(raw)
+            if doc.get("by") == self.replica:
+                continue
+            b = self.get(Choice(str(doc["provider"]), str(doc["model"])))
+            at = float(doc["at"])
+            if at <= b.changed_at:
+                continue  # we know something newer
+            if doc["state"] == "open" and b.state is State.CLOSED and float(doc["open_until"]) > time.time():
+                self._transition(b, State.OPEN, at)
+                b.open_until = float(doc["open_until"])
+            elif doc["state"] == "closed" and b.state is not State.CLOSED:
+                self._transition(b, State.CLOSED, at)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except StoreUnavailable:
+                pass  # keep the local view; the next poll tries again
+            except Exception:
+                log.exception("refreshing breaker states failed")
+            await asyncio.sleep(self.interval)
+
+    async def close(self) -> None:
+        if self._tasks:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 2.0)

@@ -1,0 +1,2 @@
+"""What a request reads: the immutable snapshot, the layers that keep it current (live), the routing
+overlay and the synced catalogues."""
