@@ -1,6 +1,7 @@
 """The usage record: one per admitted request, the unit of metering and of the ledger.
 
-Field names are part of the product's interface (ops scripts read them; the README lists them). Money is integer micro-USD.
+Field names are part of the product's interface (ops scripts read them; the README lists them).
+Money is integer micro-USD.
 """
 
 from __future__ import annotations
