@@ -45,7 +45,7 @@ _RESTART_ONLY = (("store", None), ("server", "host"), ("server", "port"), ("serv
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class ReloadResult:
     version: int
     digest: str
     changed: bool
@@ -78,7 +78,7 @@ class Reloader:
         self._seen_version: int | None = None
         self._lock = asyncio.Lock()
 
-    async def reload(self, source: str, *, publish: bool = True) -> Outcome:
+    async def reload(self, source: str, *, publish: bool = True) -> ReloadResult:
         """Load, validate and swap. Raises ConfigError (the old config keeps serving)."""
         async with self._lock:
             digest = digest_of(self.path)
@@ -113,7 +113,7 @@ class Reloader:
             )
             if publish:
                 await self._publish(digest)
-            return Outcome(snapshot.version, digest, changed, restart)
+            return ReloadResult(snapshot.version, digest, changed, restart)
 
     async def _publish(self, digest: str) -> None:
         doc = orjson.dumps({"digest": digest, "at": time.time()})
@@ -154,7 +154,7 @@ class Reloader:
                 if digest_of(self.path) not in (self.digest, self.rejected):
                     await self._quietly(self.reload("file"))
 
-    async def _quietly(self, reload: Coroutine[object, object, Outcome]) -> None:
+    async def _quietly(self, reload: Coroutine[object, object, ReloadResult]) -> None:
         with contextlib.suppress(ConfigError):  # already logged and counted by reload()
             await reload
 
