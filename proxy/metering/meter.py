@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from proxy.dataplane.body import ClientBody
 from proxy.errors import BudgetExceeded, MeteringUnavailable, RateLimited
 from proxy.metering.alerts import Alerter, follow
-from proxy.metering.pricing import Price, cost_micro_usd, worst_case_micro_usd
+from proxy.metering.pricing import Price, cost_micro_usd, micro_to_usd, usd_to_micro, worst_case_micro_usd
 from proxy.plugin import Usage
 from proxy.store.base import (
     Admission,
@@ -94,7 +94,7 @@ async def admit(store: Store, request_id: str, plan: Plan, fail_open: bool) -> D
         name = f"{scope.kind} '{scope.name}'" if scope else "this key"
         raise BudgetExceeded(
             f"The budget of {name} is exhausted for this period (this request could cost up to "
-            f"${plan.cost_micro_usd / 1e6:.6f}). Ask the gateway operator to raise it.",
+            f"${micro_to_usd(plan.cost_micro_usd):.6f}). Ask the gateway operator to raise it.",
         )
     return decision
 
@@ -136,9 +136,7 @@ def build_record(
             else Usage()
         )
     cost = cost_micro_usd(usage, charge.price) if charge.price is not None else 0
-    provider_cost = (
-        round(usage.provider_cost_usd * 1_000_000) if usage.provider_cost_usd is not None else None
-    )
+    provider_cost = usd_to_micro(usage.provider_cost_usd) if usage.provider_cost_usd is not None else None
     return UsageRecord(
         request_id=request_id,
         key=key,

@@ -2,8 +2,9 @@
 
 Prices are USD per 1M tokens. A price for ``<provider>/<model>`` applies on that provider only and beats
 the plain ``<model>`` entry; YAML (file or inline) beats synced catalogue prices; ``pricing.default`` is
-used only when set. Cost is integer micro-USD: one token at $X per 1M tokens costs X micro-USD, so prices
-are held as integer millionths of that unit and every sum is exact until one final rounding (half up).
+used only when set. Money is integer micro-USD everywhere, and this module holds its one conversion
+(:func:`usd_to_micro`, :func:`micro_to_usd`). Prices are held as integer micro-USD per 1M tokens, so a
+cost sums exactly until one final division by 1M tokens (rounded half up).
 """
 
 from __future__ import annotations
@@ -17,11 +18,23 @@ from pydantic import ValidationError
 from proxy.config import ConfigError, PriceConfig, Settings, _format_error, parse_yaml
 from proxy.plugin import Usage
 
-_SCALE = 1_000_000  # prices are stored as integer millionths of a micro-USD per token
+MICRO_USD_PER_USD = 1_000_000
+TOKENS_PER_PRICE = 1_000_000  # a price is quoted for this many tokens
+
+
+def usd_to_micro(usd: float) -> int:
+    """USD (config, provider-reported cost) to integer micro-USD, rounded to the nearest."""
+    return round(usd * MICRO_USD_PER_USD)
+
+
+def micro_to_usd(micro_usd: int) -> float:
+    return micro_usd / MICRO_USD_PER_USD
 
 
 @dataclass(frozen=True, slots=True)
 class Price:
+    """Integer micro-USD per 1M tokens."""
+
     input: int
     output: int
     cached_input: int
@@ -30,20 +43,21 @@ class Price:
 
     @classmethod
     def of(cls, config: PriceConfig) -> Price:
-        def scale(usd_per_million: float) -> int:
-            return round(usd_per_million * _SCALE)
-
         cached = config.cached_input if config.cached_input is not None else config.input
         write = config.cache_write if config.cache_write is not None else config.input
         return cls(
-            scale(config.input), scale(config.output), scale(cached), scale(write), config.context_length
+            usd_to_micro(config.input),
+            usd_to_micro(config.output),
+            usd_to_micro(cached),
+            usd_to_micro(write),
+            config.context_length,
         )
 
     def usd_per_million(self) -> dict[str, float]:
         return {
-            "input": self.input / _SCALE,
-            "output": self.output / _SCALE,
-            "cached_input": self.cached_input / _SCALE,
+            "input": micro_to_usd(self.input),
+            "output": micro_to_usd(self.output),
+            "cached_input": micro_to_usd(self.cached_input),
         }
 
 
@@ -55,14 +69,14 @@ def cost_micro_usd(usage: Usage, price: Price) -> int:
         + usage.cache_write_tokens * price.cache_write
         + usage.completion_tokens * price.output
     )
-    return (total + _SCALE // 2) // _SCALE
+    return (total + TOKENS_PER_PRICE // 2) // TOKENS_PER_PRICE
 
 
 def worst_case_micro_usd(prompt_tokens: int, max_output_tokens: int, price: Price) -> int:
     """What admission reserves: every prompt token uncached (or written to cache), all output used."""
     per_prompt_token = max(price.input, price.cache_write)
     total = prompt_tokens * per_prompt_token + max_output_tokens * price.output
-    return -(-total // _SCALE)  # round up: a reservation must never be short
+    return -(-total // TOKENS_PER_PRICE)  # round up: a reservation must never be short
 
 
 class PriceTable:

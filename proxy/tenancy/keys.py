@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from proxy.config import BudgetConfig, KeyConfig, LimitsConfig, Settings
+from proxy.metering.pricing import usd_to_micro
 from proxy.store.base import Period, Scope
 
 KEY_PREFIX = "egw-"
@@ -39,10 +40,6 @@ class VirtualKey:
 def _scope(key: VirtualKey, alert_at: tuple[float, ...]) -> Scope:
     """Keys and scopes are immutable: build each key's scope once, not on every request."""
     return Scope("key", key.name, key.tenant, key.rpm, key.tpm, key.budget_micro_usd, key.period, alert_at)
-
-
-def usd_to_micro(usd: float) -> int:
-    return round(usd * 1_000_000)
 
 
 def new_key_secret() -> str:

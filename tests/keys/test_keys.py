@@ -6,6 +6,7 @@ import hashlib
 import hmac
 
 from proxy.config import KeyConfig, parse_settings
+from proxy.metering.pricing import usd_to_micro
 from proxy.store.base import Period
 from proxy.tenancy.keys import (
     KEY_PREFIX,
@@ -14,7 +15,6 @@ from proxy.tenancy.keys import (
     build_keyring,
     key_from_config,
     new_key_secret,
-    usd_to_micro,
 )
 
 SERVER_SECRET = b"server-secret-for-tests"
