@@ -19,7 +19,6 @@ from proxy.metering.pricing import Price, cost_micro_usd, micro_to_usd, usd_to_m
 from proxy.plugin import Usage
 from proxy.store.base import (
     Admission,
-    AlertFeed,
     Crossing,
     Decision,
     Scope,
@@ -28,7 +27,6 @@ from proxy.store.base import (
     StoreUnavailable,
     Verdict,
 )
-from proxy.store.journal import JournaledStore
 from proxy.store.records import Outcome, UsageRecord
 
 # Bytes of request JSON per prompt token. A conservative (high) guess for the reservation: JSON syntax
@@ -171,21 +169,18 @@ async def settle(store: Store, record: UsageRecord, plan: Plan, reserved: bool =
         settlement = Settlement(record, plan.scopes, plan.tokens, plan.cost_micro_usd)
     else:
         settlement = Settlement(record, plan.scopes, 0, 0, reserved=False)
-    if getattr(store, "settle_is_shielded", False):
+    if store.settle_is_shielded:
         # The store already makes its settlement immune to the caller's cancellation: no second task.
         return await store.settle(settlement)
     return await asyncio.shield(store.settle(settlement))
 
 
 def start_background(store: Store, alerter: Alerter) -> list[asyncio.Task[None]]:
-    """The tasks a shared store needs (none for the memory store): the journal's replay, and the consumer
-    of the store's alert feed, which then delivers budget alerts instead of the settling request."""
+    """The tasks a shared store needs (none for the memory store): its own (a journal's replay), and the
+    consumer of its alert feed, which then delivers budget alerts instead of the settling request."""
     loop = asyncio.get_running_loop()
-    tasks = []
-    feed: AlertFeed | None = store if isinstance(store, AlertFeed) else None
-    if isinstance(store, JournaledStore):
-        tasks.append(loop.create_task(store.run(), name="efflux-journal-replay"))
-        feed = store.feed
+    tasks = [loop.create_task(work, name=name) for name, work in store.background().items()]
+    feed = store.alert_feed
     if feed is not None:
         alerter.shared = True
         tasks.append(loop.create_task(follow(feed, alerter), name="efflux-alert-feed"))

@@ -15,8 +15,9 @@ from __future__ import annotations
 import calendar
 import enum
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from proxy.store.records import RecordPage, RecordQuery, UsageRecord
 
@@ -158,7 +159,6 @@ class FedAlert:
     at: float  # unix seconds when the settlement that crossed it was applied
 
 
-@runtime_checkable
 class AlertFeed(Protocol):
     """A store that records crossings in a shared feed (Redis), so that exactly one replica delivers each,
     even when the settling replica never saw the reply that reported it."""
@@ -179,6 +179,21 @@ class Spend:
 
 
 class Store(Protocol):
+    # True when no cancellation of the caller can cut a settlement half way (its verbs never await, or it
+    # settles in a task of its own): metering then awaits ``settle`` directly instead of shielding it.
+    settle_is_shielded: bool
+
+    @property
+    def alert_feed(self) -> AlertFeed | None:
+        """The feed shared by every replica where settlements record their alert crossings (Redis), or
+        None: this process then delivers the crossings its own settlements report."""
+        ...
+
+    def background(self) -> dict[str, Coroutine[Any, Any, None]]:
+        """What must run while the store is open (a journal's replay), by task name; called once, and
+        every coroutine returned is run."""
+        ...
+
     async def admit(self, admission: Admission) -> Decision: ...
 
     async def settle(self, settlement: Settlement) -> list[Crossing]:

@@ -30,8 +30,10 @@ import queue
 import secrets
 import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -277,11 +279,11 @@ class JournaledStore:
     A request waits on the store for at most ``budget`` seconds in all (no request
     hangs on Redis): its settlement gets what its admission left of it, then carries on in the background
     (settled late, or journaled), its alert crossings reaching the store's alert feed either way.
-    Every verb but ``settle`` (and ``admit``, timed) is the wrapped store's; ``run`` is the replay task.
+    Every verb but ``settle`` (and ``admit``, timed) is the wrapped store's; ``run`` is the replay task
+    (one of ``background()``).
     """
 
-    # Settlements run in their own task (below), so a cancelled caller never cuts one
-    # (proxy.metering.meter.settle).
+    # Settlements run in their own task (below), so a cancelled caller never cuts one.
     settle_is_shielded = True
 
     def __init__(self, store: Store, journal: Journal, *, budget: float = 0.1) -> None:
@@ -378,8 +380,11 @@ class JournaledStore:
         await self.store.ping()
 
     @property
-    def feed(self) -> AlertFeed | None:
-        return self.store if isinstance(self.store, AlertFeed) else None
+    def alert_feed(self) -> AlertFeed | None:
+        return self.store.alert_feed
+
+    def background(self) -> dict[str, Coroutine[Any, Any, None]]:
+        return {**self.store.background(), "efflux-journal-replay": self.run()}
 
     async def close(self) -> None:
         try:

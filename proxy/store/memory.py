@@ -10,10 +10,13 @@ from __future__ import annotations
 import itertools
 import time
 from collections import OrderedDict, deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from proxy.store.base import (
     Admission,
+    AlertFeed,
     Crossing,
     Decision,
     Headroom,
@@ -240,6 +243,13 @@ class MemoryStore:
             return False
         self._locks[name] = (owner, now + ttl)
         return True
+
+    @property
+    def alert_feed(self) -> AlertFeed | None:
+        return None  # one process: the settling request delivers its own crossings
+
+    def background(self) -> dict[str, Coroutine[Any, Any, None]]:
+        return {}
 
     async def ping(self) -> None:
         return None

@@ -2,7 +2,8 @@
 
 Same contract as :mod:`.memory` (both pass ``tests/store/test_contract.py``). Admission and settlement are one
 Lua script each (``admit.lua``, ``settle.lua`` beside this module), so a check and its charge can never be
-split by another replica, and both are idempotent by request id.
+split by another replica, and both are idempotent by request id. What those scripts are sent and what
+their replies mean is :mod:`.redis_scripts`; this module does the I/O (the ledger's reads: :mod:`.redis_ledger`).
 
 Key layout (``egw`` is the prefix; ``{T}`` the tenant, escaped and hash-tagged, so every key one request
 touches lives in one Redis Cluster slot and each script is legal on Cluster; ``<s>`` is ``kind:name``):
@@ -53,9 +54,8 @@ Every Redis error and timeout surfaces as :class:`StoreUnavailable`, each verb b
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,51 +68,40 @@ from redis.exceptions import RedisError
 
 from proxy.store.base import (
     Admission,
+    AlertFeed,
     Crossing,
     Decision,
     FedAlert,
-    Headroom,
     Scope,
     Settlement,
     Spend,
     StoreUnavailable,
     Verdict,
 )
-from proxy.store.memory import WINDOW
 from proxy.store.pipeline import PipelinedConnection
 from proxy.store.records import RecordPage, RecordQuery
 from proxy.store.redis_ledger import read_ledger
+from proxy.store.redis_scripts import (
+    FEED_GROUP,
+    admit_call,
+    crossings,
+    decision,
+    escape,
+    fed_alerts,
+    ms,
+    scope_part,
+    settle_call,
+    tenant_base,
+    tenant_of,
+)
 
 T = TypeVar("T")
 
-PERIOD_MARGIN = 7 * 86400.0  # budget counters outlive their period by this much, for reports on it
 TENANT_REFRESH = 60.0  # seconds between re-adding a known tenant to the tenant set
-FEED_GROUP = "notifier"
-FEED_TTL = 40 * 86400.0  # a feed outlives the month of its last crossing
-FEED_MAXLEN = 1000
 FEED_BATCH = 100  # entries one read takes from one tenant's feed
 FEED_TIMEOUT = 2.0  # a background read of every feed may take longer than a request's verbs
 RECLAIM_IDLE = 60.0  # longer than a delivery with all its retries (proxy.metering.alerts)
 _HERE = Path(__file__).parent
-
-
-@functools.lru_cache(maxsize=65536)
-def _escape(part: str) -> str:
-    """Keep user-chosen names from forging a hash tag or another key's name (cached: the same tenants
-    and keys come back on every request)."""
-    return part.replace("%", "%25").replace("{", "%7B").replace("}", "%7D").replace(":", "%3A")
-
-
-def _opt(value: int | None) -> str:
-    return "" if value is None else str(value)
-
-
-def _int_or_none(raw: bytes) -> int | None:
-    return int(raw) if raw else None
-
-
-def _ms(seconds: float) -> str:
-    return str(max(1, int(seconds * 1000)))
 
 
 class RedisStore:
@@ -120,6 +109,9 @@ class RedisStore:
 
     No I/O happens in the constructor; connections open on first use. ``connect()`` checks reachability.
     """
+
+    # A settlement is one script call: cancelled while it waits, the script may or may not have run.
+    settle_is_shielded = False
 
     def __init__(
         self,
@@ -140,7 +132,7 @@ class RedisStore:
         self._prefix = prefix
         self._max_records = max_records
         self._reservation_ttl = reservation_ttl
-        self._record_ms = _ms(idempotency_ttl)
+        self._record_ms = ms(idempotency_ttl)
         # The store answers within ``timeout`` or gives up: a retry would only push the answer past it, and
         # the caller's outage policy is the retry.
         options: dict[str, Any] = {
@@ -175,42 +167,15 @@ class RedisStore:
             return Decision(Verdict.ADMITTED)
         if admission.tokens < 0 or admission.cost_micro_usd < 0:
             raise ValueError("admission tokens and cost must not be negative")
-        base = self._base(_tenant_of(scopes, scopes[0].tenant))
-        now = admission.now
-        keys = [f"{base}:req:{admission.request_id}"]
-        args = [
-            admission.request_id,
-            repr(now),
-            repr(now - WINDOW),
-            str(admission.tokens),
-            str(admission.cost_micro_usd),
-            repr(now + self._reservation_ttl),
-            _ms(WINDOW + 1.0),
-            self._record_ms,
-            str(len(scopes)),
-        ]
-        for scope in scopes:
-            part = _scope_part(scope)
-            period, ends = scope.period.window(now)
-            keys += [f"{base}:win:{part}", f"{base}:tok:{part}", f"{base}:bud:{part}:{period}"]
-            keys.append(f"{base}:exp:{part}:{period}")
-            budget_ms = "" if ends is None else _ms(ends - now + PERIOD_MARGIN)
-            args += [scope.kind, scope.ident, _opt(scope.rpm), _opt(scope.tpm)]
-            args += [_opt(scope.budget_micro_usd), period, budget_ms]
+        base = self._base(tenant_of(scopes, scopes[0].tenant))
+        keys, args = admit_call(base, admission, self._reservation_ttl, self._record_ms)
         reply = await self._run(self._eval(self._admit_script, keys, args))
-        return _decision(reply, admission)
+        return decision(reply, admission)
 
     async def settle(self, settlement: Settlement) -> list[Crossing]:
-        record = settlement.record
         keys, args = self._settle_call(settlement)
-        reply = await self._run(self._settle_with_tenant(record.tenant, keys, args))
-        crossings = []
-        for index, threshold_index, spent, period in reply:
-            scope = settlement.scopes[int(index) - 1]
-            threshold = scope.alert_at[int(threshold_index) - 1]
-            budget = scope.budget_micro_usd or 0
-            crossings.append(Crossing(scope, period.decode(), threshold, int(spent), budget))
-        return crossings
+        reply = await self._run(self._settle_with_tenant(settlement.record.tenant, keys, args))
+        return crossings(reply, settlement)
 
     async def records(self, query: RecordQuery) -> RecordPage:
         """Records in settlement order (across tenants: by Redis's settle time, then tenant name).
@@ -228,7 +193,7 @@ class RedisStore:
 
     async def spend(self, scope: Scope, now: float) -> Spend:
         period = scope.period.window(now)[0]
-        key = f"{self._base(scope.tenant)}:bud:{_scope_part(scope)}:{period}"
+        key = f"{self._base(scope.tenant)}:bud:{scope_part(scope)}:{period}"
         spent, reserved = await self._run(self._client.hmget(key, ["spent", "reserved"]))
         return Spend(int(spent or 0), int(reserved or 0), period)
 
@@ -252,10 +217,17 @@ class RedisStore:
         return int(await self._run(self._client.hget(self._doc_key(kind), "v")) or 0)
 
     async def try_lock(self, name: str, owner: str, ttl: float) -> bool:
-        key = f"{self._prefix}:lock:{_escape(name)}"
-        return bool(await self._run(self._lock_script([key], [owner, _ms(ttl)])))
+        key = f"{self._prefix}:lock:{escape(name)}"
+        return bool(await self._run(self._lock_script([key], [owner, ms(ttl)])))
 
     # -- the alert feed (proxy.store.base.AlertFeed) ----------------------------------------------------
+
+    @property
+    def alert_feed(self) -> AlertFeed | None:
+        return self
+
+    def background(self) -> dict[str, Coroutine[Any, Any, None]]:
+        return {}
 
     async def read_alerts(self, consumer: str, *, reclaim: bool = False) -> list[FedAlert]:
         members = await self._run(self._client.smembers(f"{self._prefix}:tenants"), FEED_TIMEOUT)
@@ -274,7 +246,7 @@ class RedisStore:
             step = 2 if reclaim else 1
             for index, tenant in enumerate(batch):
                 for reply in replies[index * step : index * step + step]:
-                    found += _fed_alerts(tenant, reply)
+                    found += fed_alerts(tenant, reply)
         return found
 
     async def ack_alert(self, alert: FedAlert) -> None:
@@ -331,83 +303,11 @@ class RedisStore:
     def _settle_call(self, settlement: Settlement) -> tuple[list[str], list[str | bytes]]:
         """Keys and arguments of the settlement script (tests replay them to lose a reply on purpose)."""
         record = settlement.record
-        scopes = settlement.scopes
-        base = self._base(_tenant_of(scopes, record.tenant))
-        if record.cost_micro_usd < 0:
-            raise ValueError("a settlement cost must not be negative")
-        keys = [f"{base}:req:{record.request_id}", f"{base}:ledger", f"{base}:alerts"]
-        args: list[str | bytes] = [
-            record.request_id,
-            str(record.total_tokens),
-            str(record.cost_micro_usd),
-            record.to_json(),
-            str(self._max_records),
-            self._record_ms,
-            str(len(scopes)),
-            FEED_GROUP,
-            _ms(FEED_TTL),
-            str(FEED_MAXLEN),
-        ]
-        for scope in scopes:
-            part = _scope_part(scope)
-            period, ends = scope.period.window(record.started_at)
-            keys += [f"{base}:tok:{part}", f"{base}:bud:{part}:{period}"]
-            keys += [f"{base}:exp:{part}:{period}", f"{base}:alr:{part}:{period}"]
-            budget_ms = "" if ends is None else _ms(ends - record.started_at + PERIOD_MARGIN)
-            thresholds = ",".join(repr(float(t)) for t in scope.alert_at)
-            args += [scope.ident, _opt(scope.budget_micro_usd), period, budget_ms, thresholds]
-        return keys, args
+        base = self._base(tenant_of(settlement.scopes, record.tenant))
+        return settle_call(base, settlement, self._max_records, self._record_ms)
 
     def _doc_key(self, kind: str) -> str:
-        return f"{self._prefix}:doc:{_escape(kind)}"
+        return f"{self._prefix}:doc:{escape(kind)}"
 
     def _base(self, tenant: str) -> str:
-        return f"{self._prefix}:{{{_escape(tenant)}}}"
-
-
-def _scope_part(scope: Scope) -> str:
-    return f"{scope.kind}:{_escape(scope.name)}"
-
-
-def _tenant_of(scopes: Sequence[Scope], tenant: str) -> str:
-    # One tenant per call is what keeps a script in one Cluster slot.
-    if any(scope.tenant != tenant for scope in scopes):
-        raise ValueError(f"every scope of a request must belong to its tenant {tenant!r}")
-    return tenant
-
-
-def _fed_alerts(tenant: str, reply: Any) -> list[FedAlert]:
-    """Entries of one XREADGROUP or XAUTOCLAIM reply (an error: no feed yet for this tenant, or none)."""
-    if isinstance(reply, Exception):
-        if "NOGROUP" not in str(reply):
-            raise StoreUnavailable(f"redis: {reply!r}")
-        return []
-    if not reply:
-        return []
-    entries = reply[1] if isinstance(reply[0], bytes) else reply[0][1]  # XAUTOCLAIM | XREADGROUP
-    out = []
-    for entry_id, fields in entries:
-        if not fields:
-            continue  # deleted by MAXLEN while pending
-        kind, _, name = fields[b"ident"].decode().partition(":")
-        scope = Scope(kind, name, tenant, budget_micro_usd=int(fields[b"budget"]))
-        threshold = float(fields[b"threshold"])
-        crossing = Crossing(
-            scope, fields[b"period"].decode(), threshold, int(fields[b"spent"]), scope.budget_micro_usd or 0
-        )
-        out.append(FedAlert(entry_id.decode(), crossing, int(entry_id.split(b"-")[0]) / 1000))
-    return out
-
-
-def _decision(reply: list[Any], admission: Admission) -> Decision:
-    verdict = Verdict(reply[0].decode())
-    if verdict is Verdict.ADMITTED:
-        return Decision(verdict, headroom=Headroom(*(_int_or_none(raw) for raw in reply[1:5])))
-    scope = admission.scopes[int(reply[1]) - 1]
-    limit = reply[2].decode()
-    now = admission.now
-    if limit == "budget":
-        ends = scope.period.window(now)[1]
-        return Decision(verdict, scope, limit, None if ends is None else ends - now)
-    retry = float(reply[3]) + WINDOW - now if reply[3] else WINDOW
-    return Decision(verdict, scope, limit, max(retry, 0.001))
+        return tenant_base(self._prefix, tenant)
