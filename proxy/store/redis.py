@@ -3,7 +3,8 @@
 Same contract as :mod:`.memory` (both pass ``tests/store/test_contract.py``). Admission and settlement are one
 Lua script each (``admit.lua``, ``settle.lua`` beside this module), so a check and its charge can never be
 split by another replica, and both are idempotent by request id. What those scripts are sent and what
-their replies mean is :mod:`.redis_scripts`; this module does the I/O (the ledger's reads: :mod:`.redis_ledger`).
+their replies mean is :mod:`.redis_scripts`; this module does the I/O (reading the ledger:
+:mod:`.redis_ledger`).
 
 Key layout (``egw`` is the prefix; ``{T}`` the tenant, escaped and hash-tagged, so every key one request
 touches lives in one Redis Cluster slot and each script is legal on Cluster; ``<s>`` is ``kind:name``):
