@@ -31,9 +31,10 @@ from proxy.dataplane import models
 from proxy.dataplane.spine import serve
 from proxy.edge.overload import limit_concurrency
 from proxy.errors import GatewayError, MethodNotAllowed, NotFound
-from proxy.gateway import CONTEXT, GATEWAY, METRICS, Gateway, RequestContext
+from proxy.gateway import CONTEXT, GATEWAY, METRICS, Gateway
 from proxy.me.app import create_me_app
 from proxy.metering.alerts import Alerter
+from proxy.metering.context import RequestContext
 from proxy.metering.meter import start_background
 from proxy.observe.logs import access
 from proxy.observe.metrics import Metrics
@@ -121,6 +122,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
 def _access_line(
     request: web.Request, ctx: RequestContext, client_id: str | None, status: int, elapsed: float
 ) -> None:
+    record = ctx.record  # the settled figures (None: the request was not admitted)
     access(
         {
             "msg": "request",
@@ -134,10 +136,10 @@ def _access_line(
             "model": ctx.model,
             "provider": ctx.provider,
             "upstream_model": ctx.upstream_model,
-            "outcome": ctx.outcome,
-            "prompt_tokens": ctx.prompt_tokens,
-            "completion_tokens": ctx.completion_tokens,
-            "cost_micro_usd": ctx.cost_micro_usd,
+            "outcome": record.outcome if record else None,
+            "prompt_tokens": record.prompt_tokens if record else 0,
+            "completion_tokens": record.completion_tokens if record else 0,
+            "cost_micro_usd": record.cost_micro_usd if record else 0,
             "latency_ms": round(elapsed * 1000, 1),
             "ttfb_ms": None if ctx.ttfb is None else round(ctx.ttfb * 1000, 1),
             "attempts": ctx.attempts,

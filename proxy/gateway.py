@@ -1,4 +1,5 @@
-"""The running gateway's shared state, and the per-request context the edge middleware keeps.
+"""The running gateway's shared state, and the key of the per-request context the edge middleware keeps
+(:class:`proxy.metering.context.RequestContext`).
 
 Handlers reach both through typed app and request keys; nothing lives in module globals.
 """
@@ -13,6 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from proxy.metering.alerts import Alerter
+from proxy.metering.context import RequestContext
 from proxy.observe.metrics import Metrics
 from proxy.state.snapshot import Snapshot
 
@@ -33,28 +35,6 @@ class Gateway:
     started_at: float = field(default_factory=time.time)
     accepting: bool = True
     live: Live | None = None  # set by the app: the watcher that keeps ``snapshot`` current
-
-
-@dataclass(slots=True)
-class RequestContext:
-    """What the edge middleware logs and meters about one request; the spine fills it in."""
-
-    request_id: str
-    client_request_id: str | None
-    started: float  # time.monotonic()
-    started_at: float  # time.time()
-    key: str | None = None
-    tenant: str | None = None
-    model: str | None = None
-    provider: str | None = None
-    upstream_model: str | None = None
-    attempts: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_micro_usd: int = 0
-    outcome: str | None = None
-    ttfb: float | None = None
-    metered: bool = False
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

@@ -4,7 +4,8 @@ A server fault (connect error, timeout before the answer, 5xx, 429, an error eve
 moves on to the next target; a client fault (the provider says the request itself is wrong) is answered at
 once. Nothing has reached the client while dispatch runs: for a stream, dispatch reads up to the first
 data event and holds it, so an error sent with HTTP 200 still falls back. After dispatch returns an
-:class:`OpenStream`, the relay owns the stream and never falls back again.
+:class:`OpenStream`, the relay owns the stream and never falls back again. What dispatch returns is a
+:data:`DispatchResult`: :class:`Served`, :class:`OpenStream`, :class:`Refused` or :class:`Failed`.
 
 With a :class:`Guard` (the app's; tests may go without), dispatch also
 - orders each priority level by the route's strategy (:mod:`proxy.routing.balance`);
@@ -27,12 +28,23 @@ from dataclasses import dataclass, field
 
 from proxy.config import BreakerConfig, ProviderConfig, Timeouts
 from proxy.dataplane.tap import StreamTap
+from proxy.metering.pricing import Price
 from proxy.plugin import Call, CallRejected, Fault, Provider, Reply, UpstreamError
 from proxy.routing.guard import Guard
 from proxy.routing.table import Choice, Route
 from proxy.upstream.client import ConnectFailed, UpstreamClient, UpstreamIOError, UpstreamResponse
 
 MAX_ERROR_BODY = 1 << 20  # an error page larger than this is cut: it only feeds a message
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A target that may serve this request, with what dispatch and metering need of it."""
+
+    choice: Choice
+    provider: Provider
+    timeouts: Timeouts
+    price: Price
 
 
 @dataclass(slots=True)
@@ -50,8 +62,7 @@ class Attempt:
 class Served:
     """A complete non-streaming answer."""
 
-    choice: Choice
-    provider: Provider
+    candidate: Candidate
     reply: Reply
     attempts: list[Attempt]
 
@@ -60,8 +71,7 @@ class Served:
 class OpenStream:
     """A stream whose first data event has arrived and is held in ``held``; nothing sent yet."""
 
-    choice: Choice
-    provider: Provider
+    candidate: Candidate
     response: UpstreamResponse
     tap: StreamTap
     held: bytes  # what the client gets first, once the relay has sent the headers
@@ -74,7 +84,7 @@ class OpenStream:
 class Refused:
     """The provider refused the request as the caller's fault; the client gets this error as is."""
 
-    choice: Choice
+    candidate: Candidate
     error: UpstreamError
     attempts: list[Attempt]
 
@@ -95,7 +105,7 @@ class Failed:
         return bool(self.attempts) and all(a.timeout for a in self.attempts)
 
 
-Outcome = Served | OpenStream | Refused | Failed
+DispatchResult = Served | OpenStream | Refused | Failed
 
 
 class _Fault(Exception):
@@ -109,7 +119,7 @@ _DEFAULT_BREAKER = BreakerConfig()
 
 async def dispatch(
     upstream: UpstreamClient,
-    targets: list[tuple[Choice, Provider, Timeouts]],
+    candidates: list[Candidate],
     make_call: Callable[[Choice], Call],
     on_attempt: Callable[[Attempt], None] | None = None,
     *,
@@ -117,13 +127,14 @@ async def dispatch(
     route: Route | None = None,
     model: str = "",
     providers: Mapping[str, ProviderConfig] | None = None,
-) -> Outcome:
+) -> DispatchResult:
     failed = Failed()
     if guard is not None:
         guard.budget.deposit()
-        targets = guard.balancer.order(targets, lambda t: t[0], route, model)
+        candidates = guard.balancer.order(candidates, _choice_of, route, model)
     tried: set[Choice] = set()
-    for choice, provider, timeouts in targets:
+    for candidate in candidates:
+        choice = candidate.choice
         if choice in tried:
             continue  # never the same request to the same target twice: it may have started on it
         breaker = _DEFAULT_BREAKER
@@ -143,37 +154,40 @@ async def dispatch(
                 failed.skipped.append(f"{choice.provider}/{choice.model}: not tried, retry budget spent")
                 break
         tried.add(choice)
-        outcome = await _attempt(upstream, choice, provider, timeouts, make_call, failed, guard, breaker)
-        if outcome is not None:
-            return outcome
+        result = await _attempt(upstream, candidate, make_call, failed, guard, breaker)
+        if result is not None:
+            return result
         if on_attempt is not None:
             on_attempt(failed.attempts[-1])
     return failed
 
 
+def _choice_of(candidate: Candidate) -> Choice:
+    return candidate.choice
+
+
 async def _attempt(
     upstream: UpstreamClient,
-    choice: Choice,
-    provider: Provider,
-    timeouts: Timeouts,
+    candidate: Candidate,
     make_call: Callable[[Choice], Call],
     failed: Failed,
     guard: Guard | None,
     breaker: BreakerConfig,
-) -> Outcome | None:
-    """One target: the outcome to return, or None after a server fault (recorded in ``failed``)."""
+) -> DispatchResult | None:
+    """One target: the result to return, or None after a server fault (recorded in ``failed``)."""
+    choice = candidate.choice
     if guard is None:
         try:
-            return await _try(upstream, choice, provider, timeouts, make_call(choice), failed.attempts)
+            return await _try(upstream, candidate, make_call(choice), failed.attempts)
         except _Fault as fault:
             _record(failed, fault)
             return None
     started = time.monotonic()
     guard.balancer.start(choice)
     reported = False
-    outcome: Outcome | None = None
+    result: DispatchResult | None = None
     try:
-        outcome = await _try(upstream, choice, provider, timeouts, make_call(choice), failed.attempts)
+        result = await _try(upstream, candidate, make_call(choice), failed.attempts)
     except _Fault as fault:
         _record(failed, fault)
         guard.breakers.failure(choice, breaker)
@@ -183,17 +197,17 @@ async def _attempt(
         reported = True
         return None
     finally:
-        if not reported and outcome is None:  # cancelled: neither a success nor a fault
+        if not reported and result is None:  # cancelled: neither a success nor a fault
             guard.breakers.abandon(choice)
             guard.balancer.finish(choice)
-    if isinstance(outcome, OpenStream | Served | Refused):
+    if isinstance(result, OpenStream | Served | Refused):
         guard.breakers.success(choice)  # a client fault still shows the target is alive
         guard.balancer.observe(choice, time.monotonic() - started)
-    if isinstance(outcome, OpenStream):
-        outcome.done = _stream_done(guard, choice, breaker)
+    if isinstance(result, OpenStream):
+        result.done = _stream_done(guard, choice, breaker)
     else:
         guard.balancer.finish(choice)
-    return outcome
+    return result
 
 
 def _stream_done(guard: Guard, choice: Choice, breaker: BreakerConfig) -> Callable[[bool], None]:
@@ -212,17 +226,13 @@ def _record(failed: Failed, fault: _Fault) -> None:
 
 
 async def _try(
-    upstream: UpstreamClient,
-    choice: Choice,
-    provider: Provider,
-    timeouts: Timeouts,
-    call: Call,
-    attempts: list[Attempt],
-) -> Outcome:
+    upstream: UpstreamClient, candidate: Candidate, call: Call, attempts: list[Attempt]
+) -> DispatchResult:
+    choice, provider, timeouts = candidate.choice, candidate.provider, candidate.timeouts
     try:
         request = provider.build_request(call)
     except CallRejected as rejected:
-        return _judge(choice, rejected.error, attempts)
+        return _judge(candidate, rejected.error, attempts)
     first_byte = timeouts.first_byte or timeouts.total or 3600.0
     # Deadlines are on the loop's clock; this one bounds the wait for the headers, then (non-stream) the
     # body, or (stream) the first event.
@@ -255,20 +265,20 @@ async def _try(
             body = await response.read(MAX_ERROR_BODY, by=deadline)
             error = provider.map_error(response.status, content_type, body)
             error = _with_retry_after(error, response.headers.get("retry-after"))
-            return _judge(choice, error, attempts)
+            return _judge(candidate, error, attempts)
         if call.stream and "text/event-stream" in content_type:
-            opened = await _open_stream(choice, provider, call, response, deadline, attempts)
+            opened = await _open_stream(candidate, call, response, deadline, attempts)
             handed_over = isinstance(opened, OpenStream)  # the relay owns the response now
             return opened
         body = await response.read(by=deadline)
         result = provider.read_reply(call, body)
         if isinstance(result, UpstreamError):
-            return _judge(choice, result, attempts)
+            return _judge(candidate, result, attempts)
         if call.stream:
             raise _Fault(
                 Attempt(choice.provider, choice.model, f"expected an event stream, got {content_type!r}")
             )
-        return Served(choice, provider, result, [*attempts, Attempt(choice.provider, choice.model, "ok")])
+        return Served(candidate, result, [*attempts, Attempt(choice.provider, choice.model, "ok")])
     except TimeoutError:
         raise _Fault(
             Attempt(choice.provider, choice.model, "timeout before the answer", timeout=True)
@@ -280,22 +290,23 @@ async def _try(
             response.release()  # back to the pool when fully read; closed otherwise
 
 
-def _judge(choice: Choice, error: UpstreamError, attempts: list[Attempt]) -> Refused:
+def _judge(candidate: Candidate, error: UpstreamError, attempts: list[Attempt]) -> Refused:
+    choice = candidate.choice
     attempt = Attempt(choice.provider, choice.model, f"HTTP {error.status} {error.message[:200]}")
     if error.fault is Fault.SERVER:
         raise _Fault(attempt, error.retry_after)
-    return Refused(choice, error, [*attempts, attempt])
+    return Refused(candidate, error, [*attempts, attempt])
 
 
 async def _open_stream(
-    choice: Choice,
-    provider: Provider,
+    candidate: Candidate,
     call: Call,
     response: UpstreamResponse,
     deadline: float,
     attempts: list[Attempt],
 ) -> OpenStream | Refused:
-    tap = StreamTap(provider.open_stream(call))
+    choice = candidate.choice
+    tap = StreamTap(candidate.provider.open_stream(call))
     held: list[bytes] = []
     while not tap.events:
         chunk = await response.readany(by=deadline)
@@ -306,9 +317,9 @@ async def _open_stream(
         if tap.error is not None and not tap.events:
             # An error before any content still falls back: nothing has reached the client. After
             # content, the relay delivers what came and then the error, the same however reads fall.
-            return _judge(choice, tap.error, attempts)
+            return _judge(candidate, tap.error, attempts)
     ok = Attempt(choice.provider, choice.model, "ok")
-    return OpenStream(choice, provider, response, tap, b"".join(held), [*attempts, ok])
+    return OpenStream(candidate, response, tap, b"".join(held), [*attempts, ok])
 
 
 def _with_retry_after(error: UpstreamError, header: str | None) -> UpstreamError:

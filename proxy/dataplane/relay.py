@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 
 import orjson
 from aiohttp import web
 
 from proxy.dataplane.dispatch import OpenStream
-from proxy.plugin import Usage
+from proxy.metering.context import RequestContext
 from proxy.store.records import Outcome
 from proxy.upstream.client import UpstreamIOError
 
@@ -37,15 +36,6 @@ SSE_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # tell nginx-style proxies in front not to buffer
 }
-
-
-@dataclass(slots=True)
-class StreamResult:
-    outcome: Outcome
-    usage: Usage | None
-    ttfb: float | None  # seconds from the start of the request to the first byte sent
-    events: int  # data events relayed
-    error: str | None = None
 
 
 def error_event(message: str, type_: str = "upstream_error", code: str | None = "upstream_error") -> bytes:
@@ -57,14 +47,17 @@ async def relay(
     request: web.Request,
     opened: OpenStream,
     headers: dict[str, str],
-    started: float,
+    ctx: RequestContext,
     drain: bool,
     drain_timeout: float,
     write_timeout: float = 0.0,
-) -> tuple[web.StreamResponse, StreamResult]:
+) -> web.StreamResponse:
+    """Relay the stream to its end. Once it has ended, the stream's usage, events, time to first byte and
+    outcome are in ``ctx`` (left as they were if the relay raises)."""
     response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
     tap, upstream = opened.tap, opened.response
-    result = StreamResult(Outcome.COMPLETED, None, None, 0)
+    ttfb: float | None = None
+    error: str | None = None  # why the stream ended early, on the provider's side
     client_ok = True
     absorbed = False  # a cancellation already turned into a disconnect
 
@@ -107,7 +100,7 @@ async def relay(
             client_ok = False
         await send(opened.held)
         if client_ok:
-            result.ttfb = time.monotonic() - started
+            ttfb = time.monotonic() - ctx.started
         loop = asyncio.get_running_loop()
         deadline: float | None = None  # on the loop's clock
         while not tap.finished and tap.error is None:
@@ -121,14 +114,14 @@ async def relay(
             except TimeoutError:
                 if deadline is not None and loop.time() >= deadline:
                     break  # the drain ran out: the usage is estimated; not the provider's fault
-                result.error = (
+                error = (
                     "the stream outlasted the provider's total timeout"
                     if upstream.past_deadline
                     else "the provider stalled (idle timeout)"
                 )
                 break
             except UpstreamIOError as exc:
-                result.error = f"the provider's stream broke ({exc})"
+                error = f"the provider's stream broke ({exc})"
                 break
             except asyncio.CancelledError:
                 if absorb_cancel():
@@ -136,13 +129,13 @@ async def relay(
                 raise
             if not chunk:
                 if tap.close() and not tap.reader.complete:
-                    result.error = "the provider's stream stopped in the middle of an event"
+                    error = "the provider's stream stopped in the middle of an event"
                 break
             await send(tap.feed(chunk))
         if tap.error is not None:
-            result.error = tap.error.message
-        if result.error is not None:
-            await send(error_event(f"Upstream error after the stream started: {result.error}"))
+            error = tap.error.message
+        if error is not None:
+            await send(error_event(f"Upstream error after the stream started: {error}"))
         if client_ok:
             try:
                 await response.write_eof()
@@ -151,10 +144,12 @@ async def relay(
     finally:
         # After [DONE] only the body's last chunk may be missing: the connection waits for it and is reused.
         upstream.release(rest_expected=tap.finished)
-        opened.done(tap.error is None and result.error is None)
-    result.usage, result.events = tap.usage, tap.events
+        opened.done(tap.error is None and error is None)
+    ctx.usage, ctx.events, ctx.ttfb = tap.usage, tap.events, ttfb
     if not client_ok:
-        result.outcome = Outcome.CLIENT_ABORTED
-    elif result.error is not None:
-        result.outcome = Outcome.UPSTREAM_ERROR
-    return response, result
+        ctx.outcome = Outcome.CLIENT_ABORTED
+    elif error is not None:
+        ctx.outcome = Outcome.UPSTREAM_ERROR
+    else:
+        ctx.outcome = Outcome.COMPLETED
+    return response

@@ -14,11 +14,11 @@ import time
 
 from aiohttp import web
 
-from proxy.config import Timeouts
-from proxy.dataplane.body import ClientBody, read_body
-from proxy.dataplane.dispatch import Failed, OpenStream, Refused, Served, dispatch
+from proxy.dataplane.body import read_body
+from proxy.dataplane.dispatch import Candidate, Failed, Refused, Served, dispatch
 from proxy.dataplane.relay import relay
 from proxy.errors import (
+    GatewayError,
     InvalidApiKey,
     InvalidRequest,
     ModelNotAllowed,
@@ -26,10 +26,10 @@ from proxy.errors import (
     ProviderError,
     UpstreamFailed,
 )
-from proxy.gateway import CONTEXT, GATEWAY, Gateway, RequestContext
-from proxy.metering.meter import Charge, Plan, admit, build_record, make_plan, settle
-from proxy.metering.pricing import Price
-from proxy.plugin import Call, Endpoint, Provider
+from proxy.gateway import CONTEXT, GATEWAY, Gateway
+from proxy.metering.context import RequestContext
+from proxy.metering.meter import Plan, admit, build_record, make_plan, settle
+from proxy.plugin import Call, Endpoint
 from proxy.routing.guard import GUARD
 from proxy.routing.table import Choice, Route, model_allowed
 from proxy.state.snapshot import Snapshot
@@ -37,8 +37,6 @@ from proxy.store.base import Decision, Scope
 from proxy.store.records import Outcome
 from proxy.tenancy.keys import VirtualKey
 from proxy.tenancy.vault import redact
-
-Candidate = tuple[Choice, Provider, Timeouts, Price]
 
 
 async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
@@ -52,135 +50,85 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     body = await read_body(request, endpoint, server.max_body_bytes, server.body_timeout)
     ctx.model = body.model
     route, candidates = resolve(snapshot, key, body.model, endpoint)
-    plan = make_plan(
-        scopes(snapshot, key),
-        body,
-        [price for *_, price in candidates],
-        snapshot.settings.metering.default_max_tokens,
-    )
+    metering = snapshot.settings.metering
+    plan = make_plan(scopes(snapshot, key), body, [c.price for c in candidates], metering.default_max_tokens)
     decision = await admit(gw.store, ctx.request_id, plan, snapshot.settings.store.on_outage == "fail_open")
-
-    first = candidates[0]
-    charge = Charge(first[0].provider, first[0].model, None, first[3], Outcome.UPSTREAM_ERROR, 502, None, 0)
-    try:
-        return await _answer(
-            request, gw, snapshot, ctx, key, body, endpoint, route, candidates, decision, charge
-        )
-    finally:
-        await _meter(gw, ctx, key, body, endpoint, plan, charge, decision.reserved)
-
-
-async def _answer(
-    request: web.Request,
-    gw: Gateway,
-    snapshot: Snapshot,
-    ctx: RequestContext,
-    key: VirtualKey,
-    body: ClientBody,
-    endpoint: Endpoint,
-    route: Route,
-    candidates: list[Candidate],
-    decision: Decision,
-    charge: Charge,
-) -> web.StreamResponse:
-    prices = {choice: price for choice, _, _, price in candidates}
+    _target(ctx, candidates[0])  # recorded until another target answers
 
     def make_call(choice: Choice) -> Call:
         api_key = snapshot.api_key(key.tenant, choice.provider)
         return Call(endpoint, body.obj, choice.model, body.stream, body.include_usage, api_key)
 
-    outcome = await dispatch(
-        gw.upstream,
-        [(choice, provider, timeouts) for choice, provider, timeouts, _ in candidates],
-        make_call,
-        on_attempt=lambda a: gw.metrics.upstream_errors.labels(
-            a.provider, "timeout" if a.timeout else "error"
-        ).inc(),
-        guard=request.app.get(GUARD),
-        route=route,
-        model=body.model,
-        providers=snapshot.settings.providers,
-    )
-    if isinstance(outcome, Failed):
-        charge.attempts = len(outcome.attempts)
-        charge.status = 504 if outcome.timed_out else 502
-        ctx.attempts = charge.attempts
-        used = _secrets(snapshot, key, candidates)
-        tried = redact(outcome.describe(), used) or "no target could be tried"
-        raise UpstreamFailed(
-            f"Every provider for model '{body.model}' failed ({tried}).",
-            timeout=outcome.timed_out,
-            retry_after=outcome.retry_after,
+    try:
+        result = await dispatch(
+            gw.upstream,
+            candidates,
+            make_call,
+            on_attempt=lambda a: gw.metrics.upstream_errors.labels(
+                a.provider, "timeout" if a.timeout else "error"
+            ).inc(),
+            guard=request.app.get(GUARD),
+            route=route,
+            model=body.model,
+            providers=snapshot.settings.providers,
         )
-    charge.provider, charge.upstream_model = outcome.choice.provider, outcome.choice.model
-    charge.price = prices[outcome.choice]
-    charge.attempts = ctx.attempts = len(outcome.attempts)
-    ctx.provider, ctx.upstream_model = charge.provider, charge.upstream_model
-    headers = _headers(ctx, decision)
-    if isinstance(outcome, Refused):
-        charge.outcome, charge.status = Outcome.REJECTED, outcome.error.status
+        ctx.attempts = len(result.attempts)
+        if isinstance(result, (Failed, Refused)):
+            raise _failure(ctx, result, body.model, _secrets(snapshot, key, candidates))
+        _target(ctx, result.candidate)
+        headers = _headers(ctx, decision)
+        if isinstance(result, Served):
+            return _reply(request, ctx, result, headers)
+        response = await relay(
+            request, result, headers, ctx, metering.on_client_disconnect == "drain", metering.drain_timeout
+        )
+        ctx.status = 200
+        return response
+    finally:
+        await _meter(gw, ctx, str(endpoint), body.size, plan, decision.reserved)
+
+
+def _target(ctx: RequestContext, candidate: Candidate) -> None:
+    choice = candidate.choice
+    ctx.provider, ctx.upstream_model, ctx.price = choice.provider, choice.model, candidate.price
+
+
+def _failure(
+    ctx: RequestContext, result: Failed | Refused, model: str, secrets: list[str | None]
+) -> GatewayError:
+    """The client's error when no target answered, recorded in ``ctx``; ``secrets`` are redacted."""
+    if isinstance(result, Refused):
+        _target(ctx, result.candidate)
+        ctx.outcome, ctx.status = Outcome.REJECTED, result.error.status
         # Some providers quote the key they were given; it must not reach the client (or its logs).
-        used = _secrets(snapshot, key, candidates)
-        raise ProviderError(dataclasses.replace(outcome.error, message=redact(outcome.error.message, used)))
-    if isinstance(outcome, Served):
-        charge.usage = outcome.reply.usage
-        charge.outcome, charge.status = Outcome.COMPLETED, 200
-        if request.transport is None or request.transport.is_closing():
-            charge.outcome = Outcome.CLIENT_ABORTED
-        charge.ttfb = time.monotonic() - ctx.started
-        return web.Response(
-            body=outcome.reply.body, headers={**headers, "Content-Type": outcome.reply.content_type}
-        )
-    assert isinstance(outcome, OpenStream)
-    settings = snapshot.settings.metering
-    response, result = await relay(
-        request,
-        outcome,
-        headers,
-        ctx.started,
-        settings.on_client_disconnect == "drain",
-        settings.drain_timeout,
+        message = redact(result.error.message, secrets)
+        return ProviderError(dataclasses.replace(result.error, message=message))
+    ctx.status = 504 if result.timed_out else 502
+    tried = redact(result.describe(), secrets) or "no target could be tried"
+    return UpstreamFailed(
+        f"Every provider for model '{model}' failed ({tried}).",
+        timeout=result.timed_out,
+        retry_after=result.retry_after,
     )
-    charge.usage, charge.outcome, charge.ttfb, charge.events = (
-        result.usage,
-        result.outcome,
-        result.ttfb,
-        result.events,
-    )
-    charge.status = 200
-    return response
+
+
+def _reply(
+    request: web.Request, ctx: RequestContext, served: Served, headers: dict[str, str]
+) -> web.Response:
+    reply = served.reply
+    ctx.usage = reply.usage
+    ctx.outcome, ctx.status = Outcome.COMPLETED, 200
+    if request.transport is None or request.transport.is_closing():
+        ctx.outcome = Outcome.CLIENT_ABORTED
+    ctx.ttfb = time.monotonic() - ctx.started
+    return web.Response(body=reply.body, headers={**headers, "Content-Type": reply.content_type})
 
 
 async def _meter(
-    gw: Gateway,
-    ctx: RequestContext,
-    key: VirtualKey,
-    body: ClientBody,
-    endpoint: Endpoint,
-    plan: Plan,
-    charge: Charge,
-    reserved: bool,
+    gw: Gateway, ctx: RequestContext, endpoint: str, body_size: int, plan: Plan, reserved: bool
 ) -> None:
-    record = build_record(
-        request_id=ctx.request_id,
-        client_request_id=ctx.client_request_id,
-        key=key.name,
-        tenant=key.tenant,
-        model=body.model,
-        endpoint=str(endpoint),  # StrEnum: its value, without the enum property lookup
-        body=body,
-        charge=charge,
-        started_at=ctx.started_at,
-        started_mono=ctx.started,
-    )
-    ctx.metered = True
-    ctx.provider, ctx.upstream_model, ctx.outcome = (
-        record.provider,
-        record.upstream_model,
-        str(record.outcome),
-    )
-    ctx.prompt_tokens, ctx.completion_tokens = record.prompt_tokens, record.completion_tokens
-    ctx.cost_micro_usd, ctx.ttfb = record.cost_micro_usd, charge.ttfb
+    """Settle the request (``endpoint``: the StrEnum's value, without the enum property lookup)."""
+    record = ctx.record = build_record(ctx, endpoint, body_size)
     crossings = await settle(gw.store, record, plan, reserved)
     m = gw.metrics.route(record.model, record.provider)
     m.prompt.inc(record.prompt_tokens)
@@ -188,8 +136,8 @@ async def _meter(
     if record.cached_tokens:
         m.cached.inc(record.cached_tokens)
     m.cost.inc(record.cost_micro_usd)
-    if charge.ttfb is not None:
-        m.ttfb.observe(charge.ttfb)
+    if ctx.ttfb is not None:
+        m.ttfb.observe(ctx.ttfb)
     if crossings:
         gw.metrics.alerts.labels("budget").inc(len(crossings))
         gw.alerts.budget(crossings)
@@ -233,7 +181,8 @@ def resolve(
         if price is None:
             unpriced.append(f"{choice.provider}/{choice.model}")
             continue
-        candidates.append((choice, provider, snapshot.settings.providers[choice.provider].timeouts, price))
+        timeouts = snapshot.settings.providers[choice.provider].timeouts
+        candidates.append(Candidate(choice, provider, timeouts, price))
     if not candidates:
         if unpriced:
             raise InvalidRequest(
@@ -252,7 +201,9 @@ def resolve(
 def _secrets(snapshot: Snapshot, key: VirtualKey, candidates: list[Candidate]) -> list[str | None]:
     """The provider keys this request may have sent (the tenant's own and the shared ones), to redact."""
     return [
-        k for c, p, *_ in candidates for k in (snapshot.api_key(key.tenant, c.provider), p.settings.api_key)
+        k
+        for c in candidates
+        for k in (snapshot.api_key(key.tenant, c.choice.provider), c.provider.settings.api_key)
     ]
 
 

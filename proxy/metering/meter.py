@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
-from proxy.dataplane.body import ClientBody
 from proxy.errors import BudgetExceeded, MeteringUnavailable, RateLimited
 from proxy.metering.alerts import Alerter, follow
+from proxy.metering.context import RequestContext
 from proxy.metering.pricing import Price, cost_micro_usd, micro_to_usd, usd_to_micro, worst_case_micro_usd
 from proxy.plugin import Usage
 from proxy.store.base import (
@@ -49,21 +50,36 @@ class Plan:
         return self.prompt_tokens + self.max_output_tokens
 
 
+class Demand(Protocol):
+    """What admission reads of a request body (the data plane's parsed body has these fields)."""
+
+    @property
+    def size(self) -> int:
+        """Bytes of request JSON."""
+        ...
+
+    @property
+    def max_tokens(self) -> int | None: ...
+
+    @property
+    def n(self) -> int: ...
+
+
 def make_plan(
-    scopes: tuple[Scope, ...], body: ClientBody, prices: list[Price], default_max_tokens: int
+    scopes: tuple[Scope, ...], demand: Demand, prices: list[Price], default_max_tokens: int
 ) -> Plan:
     contexts = [p.context_length for p in prices if p.context_length]
     ceiling = min(contexts) if contexts else MAX_PROMPT_ESTIMATE
-    prompt = min(body.size // RESERVE_BYTES_PER_TOKEN + 1, ceiling)
-    max_output = (body.max_tokens or default_max_tokens) * body.n
+    prompt = min(demand.size // RESERVE_BYTES_PER_TOKEN + 1, ceiling)
+    max_output = (demand.max_tokens or default_max_tokens) * demand.n
     cost = max((worst_case_micro_usd(prompt, max_output, p) for p in prices), default=0)
     return Plan(scopes, prompt, max_output, cost)
 
 
-def estimate_usage(body: ClientBody, events: int) -> Usage:
+def estimate_usage(body_size: int, events: int) -> Usage:
     """When the provider reported nothing: prompt from the body size, output one token per data event
     relayed (providers send about one token per chunk)."""
-    return Usage(prompt_tokens=body.size // ESTIMATE_BYTES_PER_TOKEN + 1, completion_tokens=max(0, events))
+    return Usage(prompt_tokens=body_size // ESTIMATE_BYTES_PER_TOKEN + 1, completion_tokens=max(0, events))
 
 
 async def admit(store: Store, request_id: str, plan: Plan, fail_open: bool) -> Decision:
@@ -97,51 +113,29 @@ async def admit(store: Store, request_id: str, plan: Plan, fail_open: bool) -> D
     return decision
 
 
-@dataclass(slots=True)
-class Charge:
-    """What one finished request consumed, in the terms of the record."""
+def build_record(ctx: RequestContext, endpoint: str, body_size: int) -> UsageRecord:
+    """The usage record of an admitted request, from its context as the request left it.
 
-    provider: str
-    upstream_model: str
-    usage: Usage | None
-    price: Price | None
-    outcome: Outcome
-    status: int
-    ttfb: float | None
-    attempts: int
-    events: int = 0
-
-
-def build_record(
-    *,
-    request_id: str,
-    client_request_id: str | None,
-    key: str,
-    tenant: str,
-    model: str,
-    endpoint: str,
-    body: ClientBody | None,
-    charge: Charge,
-    started_at: float,
-    started_mono: float,
-) -> UsageRecord:
-    usage = charge.usage
+    ``body_size``: the request body's length in bytes (the prompt estimate when the provider reported no
+    usage; a request the provider refused is recorded with no usage at all)."""
+    key, tenant, model = ctx.key, ctx.tenant, ctx.model
+    provider, upstream_model = ctx.provider, ctx.upstream_model
+    assert key is not None and tenant is not None and model is not None, "recorded before authentication"
+    assert provider is not None and upstream_model is not None, "recorded before admission"
+    outcome = ctx.outcome
+    usage = ctx.usage
     estimated = usage is None
     if usage is None:
-        usage = (
-            estimate_usage(body, charge.events)
-            if body is not None and charge.outcome is not Outcome.REJECTED
-            else Usage()
-        )
-    cost = cost_micro_usd(usage, charge.price) if charge.price is not None else 0
+        usage = estimate_usage(body_size, ctx.events) if outcome is not Outcome.REJECTED else Usage()
+    cost = cost_micro_usd(usage, ctx.price) if ctx.price is not None else 0
     provider_cost = usd_to_micro(usage.provider_cost_usd) if usage.provider_cost_usd is not None else None
     return UsageRecord(
-        request_id=request_id,
+        request_id=ctx.request_id,
         key=key,
         tenant=tenant,
         model=model,
-        provider=charge.provider,
-        upstream_model=charge.upstream_model,
+        provider=provider,
+        upstream_model=upstream_model,
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         cached_tokens=usage.cached_tokens,
@@ -149,15 +143,15 @@ def build_record(
         reasoning_tokens=usage.reasoning_tokens,
         cost_micro_usd=cost,
         provider_cost_micro_usd=provider_cost,
-        latency_ms=int((time.monotonic() - started_mono) * 1000),
-        ttfb_ms=None if charge.ttfb is None else int(charge.ttfb * 1000),
-        outcome=charge.outcome,
-        estimated=estimated and charge.outcome is not Outcome.REJECTED,
-        started_at=started_at,
+        latency_ms=int((time.monotonic() - ctx.started) * 1000),
+        ttfb_ms=None if ctx.ttfb is None else int(ctx.ttfb * 1000),
+        outcome=outcome,
+        estimated=estimated and outcome is not Outcome.REJECTED,
+        started_at=ctx.started_at,
         endpoint=endpoint,
-        status=charge.status,
-        attempts=charge.attempts,
-        client_request_id=client_request_id,
+        status=ctx.status,
+        attempts=ctx.attempts,
+        client_request_id=ctx.client_request_id,
     )
 
 

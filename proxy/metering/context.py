@@ -1,0 +1,41 @@
+"""The per-request context: one record per request, filled in as the request goes.
+
+The edge creates it (ids, clocks) and logs it; the spine adds who is calling and what model
+(authentication, body), the target (admission sets the first candidate, dispatch the one that answered)
+and the answer; the relay adds a stream's usage and ending; settlement builds the usage record from it
+(:func:`proxy.metering.meter.build_record`) and keeps that record here for the access line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from proxy.metering.pricing import Price
+from proxy.plugin import Usage
+from proxy.store.records import Outcome, UsageRecord
+
+
+# Mutable and not frozen: it is created once per request on the hot path and filled in step by step.
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    client_request_id: str | None  # the caller's own x-request-id, when valid
+    started: float  # time.monotonic()
+    started_at: float  # time.time()
+    # Who and what: authentication, then the body.
+    key: str | None = None
+    tenant: str | None = None
+    model: str | None = None
+    # The target: from admission the first candidate, then the one that answered (None: not admitted).
+    provider: str | None = None
+    upstream_model: str | None = None
+    price: Price | None = None
+    attempts: int = 0
+    # The answer, as the ledger records it: what an admitted request is until an answer says otherwise.
+    outcome: Outcome = Outcome.UPSTREAM_ERROR
+    status: int = 502
+    usage: Usage | None = None  # the provider's own figures; None: settlement estimates them
+    ttfb: float | None = None  # seconds from the start of the request to the first byte sent
+    events: int = 0  # data events relayed (the estimate of a stream's output without usage)
+    # Settled: the usage record (None when the request was never admitted).
+    record: UsageRecord | None = None
