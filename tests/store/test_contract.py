@@ -297,3 +297,14 @@ async def test_a_lock_has_one_holder_until_it_expires(store: Store) -> None:
     assert await store.try_lock("other", "replica-2", 0.3)
     await asyncio.sleep(0.4)
     assert await store.try_lock("sync", "replica-2", 0.3)
+
+
+async def test_each_store_declares_what_metering_needs(store: Store) -> None:
+    # Neither needs a task of its own; the Redis store is its own alert feed, and its settlement (one
+    # script call) may be cut by a cancelled caller, so metering shields it; the memory store's cannot.
+    assert store.background() == {}
+    if store.alert_feed is None:
+        assert store.settle_is_shielded
+    else:
+        assert store.alert_feed is store
+        assert not store.settle_is_shielded

@@ -1,0 +1,123 @@
+"""Metering from the per-request context: the usage record it becomes, the admission plan, and the
+background tasks a store asks for."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from proxy.metering.alerts import Alerter
+from proxy.metering.context import RequestContext
+from proxy.metering.meter import build_record, make_plan, start_background
+from proxy.metering.pricing import Price, micro_to_usd, usd_to_micro
+from proxy.plugin import Usage
+from proxy.store.journal import Journal, JournaledStore
+from proxy.store.memory import MemoryStore
+from proxy.store.records import Outcome
+from proxy.store.redis import RedisStore
+from proxy.testing.redis_server import RedisServer, start_redis
+
+PRICE = Price(input=usd_to_micro(1.0), output=usd_to_micro(2.0), cached_input=0, cache_write=0)
+
+
+def admitted(**changes: object) -> RequestContext:
+    """The context of a request admitted on ``local/m-1`` at ``PRICE``, then changed as given."""
+    ctx = RequestContext("req_1", "client-1", time.monotonic(), 1700000000.0, "k", "acme", "m")
+    ctx.provider, ctx.upstream_model, ctx.price, ctx.attempts = "local", "m-1", PRICE, 1
+    for name, value in changes.items():
+        setattr(ctx, name, value)
+    return ctx
+
+
+def test_a_completed_request_is_recorded_with_the_providers_usage() -> None:
+    usage = Usage(prompt_tokens=100, completion_tokens=50, provider_cost_usd=0.000123)
+    ctx = admitted(usage=usage, outcome=Outcome.COMPLETED, status=200, ttfb=0.25, events=7)
+    record = build_record(ctx, "chat/completions", 4000)
+    assert (record.request_id, record.client_request_id, record.key, record.tenant, record.model) == (
+        "req_1",
+        "client-1",
+        "k",
+        "acme",
+        "m",
+    )
+    assert (record.provider, record.upstream_model, record.endpoint) == ("local", "m-1", "chat/completions")
+    assert (record.prompt_tokens, record.completion_tokens, record.estimated) == (100, 50, False)
+    assert record.cost_micro_usd == 100 * 1 + 50 * 2  # $1 and $2 per 1M tokens: 1 and 2 micro-USD each
+    assert record.provider_cost_micro_usd == 123
+    assert (record.outcome, record.status, record.attempts, record.ttfb_ms) == (
+        Outcome.COMPLETED,
+        200,
+        1,
+        250,
+    )
+    assert record.started_at == 1700000000.0
+
+
+def test_without_usage_the_record_estimates_from_the_body_and_the_events() -> None:
+    record = build_record(admitted(events=9), "chat/completions", 400)
+    # An admitted request nothing answered: upstream_error, 502, until the answer says otherwise.
+    assert (record.outcome, record.status, record.estimated) == (Outcome.UPSTREAM_ERROR, 502, True)
+    assert (record.prompt_tokens, record.completion_tokens) == (400 // 4 + 1, 9)
+    assert record.ttfb_ms is None
+
+
+def test_a_refused_request_is_recorded_without_usage_and_not_as_an_estimate() -> None:
+    record = build_record(admitted(outcome=Outcome.REJECTED, status=400, events=3), "embeddings", 400)
+    assert (record.prompt_tokens, record.completion_tokens, record.cost_micro_usd) == (0, 0, 0)
+    assert (record.estimated, record.status, record.endpoint) == (False, 400, "embeddings")
+
+
+def test_admission_plans_from_any_body_with_a_size_max_tokens_and_n() -> None:
+    @dataclass
+    class Figures:
+        size: int
+        max_tokens: int | None
+        n: int
+
+    plan = make_plan((), Figures(size=300, max_tokens=None, n=2), [PRICE], default_max_tokens=100)
+    assert (plan.prompt_tokens, plan.max_output_tokens) == (300 // 3 + 1, 200)
+    assert plan.cost_micro_usd == 101 * 1 + 200 * 2
+
+
+def test_money_converts_both_ways_exactly_for_cents() -> None:
+    assert usd_to_micro(19.99) == 19_990_000
+    assert micro_to_usd(19_990_000) == 19.99
+
+
+async def test_the_memory_store_needs_no_background_task() -> None:
+    alerter = Alerter(None, {})
+    assert start_background(MemoryStore(), alerter) == []
+    assert not alerter.shared  # the settling request delivers its own alerts
+
+
+@pytest.fixture
+def server() -> Iterator[RedisServer]:
+    private = start_redis()
+    yield private
+    private.stop()
+    shutil.rmtree(private.directory, ignore_errors=True)
+
+
+@pytest.mark.redis
+async def test_a_journaled_redis_store_runs_its_replay_and_its_alert_feed(
+    server: RedisServer, tmp_path: Path
+) -> None:
+    redis_store = RedisStore(server.url, timeout=0.5, prefix="meter")
+    store = JournaledStore(redis_store, Journal(tmp_path / "journal"))
+    assert store.settle_is_shielded and store.alert_feed is redis_store
+    alerter = Alerter(None, {})
+    tasks = start_background(store, alerter)
+    try:
+        assert [task.get_name() for task in tasks] == ["efflux-journal-replay", "efflux-alert-feed"]
+        assert alerter.shared  # budget alerts now come from the shared feed
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await store.close()
