@@ -3,6 +3,7 @@ disk and settled exactly once when it is back, whoever replays it and however of
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from proxy.metering.alerts import Alerter
+from proxy.metering.meter import start_background
 from proxy.store.base import Admission, Scope, Settlement, StoreUnavailable
 from proxy.store.journal import Journal, JournaledStore
 from proxy.store.records import Outcome, RecordQuery, UsageRecord
@@ -153,3 +156,20 @@ async def test_the_journaled_store_journals_what_redis_cannot_take(
     assert (spend.spent_micro_usd, spend.reserved_micro_usd) == (3000, 0)  # a1's reservation released
     assert sorted(await ledger(store)) == ["a1", "u1", "u2"]
     await wrapped.journal.close()
+
+
+async def test_a_journaled_store_asks_for_its_replay_and_the_redis_alert_feed(
+    tmp_path: Path, store: RedisStore
+) -> None:
+    wrapped = JournaledStore(store, Journal(tmp_path / "j"))
+    assert wrapped.settle_is_shielded and wrapped.alert_feed is store
+    alerter = Alerter(None, {})
+    tasks = start_background(wrapped, alerter)
+    try:
+        assert [task.get_name() for task in tasks] == ["efflux-journal-replay", "efflux-alert-feed"]
+        assert alerter.shared  # budget alerts now come from the shared feed, not the settling request
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await wrapped.journal.close()

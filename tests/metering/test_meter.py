@@ -1,27 +1,18 @@
 """Metering from the per-request context: the usage record it becomes, the admission plan, and the
-background tasks a store asks for."""
+background tasks a store asks for (a journaled Redis store's: ``test_journal.py``)."""
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-
-import pytest
 
 from proxy.metering.alerts import Alerter
 from proxy.metering.context import RequestContext
 from proxy.metering.meter import build_record, make_plan, start_background
 from proxy.metering.pricing import Price, micro_to_usd, usd_to_micro
 from proxy.plugin import Usage
-from proxy.store.journal import Journal, JournaledStore
 from proxy.store.memory import MemoryStore
 from proxy.store.records import Outcome
-from proxy.store.redis import RedisStore
-from proxy.testing.redis_server import RedisServer, start_redis
 
 PRICE = Price(input=usd_to_micro(1.0), output=usd_to_micro(2.0), cached_input=0, cache_write=0)
 
@@ -94,30 +85,3 @@ async def test_the_memory_store_needs_no_background_task() -> None:
     alerter = Alerter(None, {})
     assert start_background(MemoryStore(), alerter) == []
     assert not alerter.shared  # the settling request delivers its own alerts
-
-
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    private = start_redis()
-    yield private
-    private.stop()
-    shutil.rmtree(private.directory, ignore_errors=True)
-
-
-@pytest.mark.redis
-async def test_a_journaled_redis_store_runs_its_replay_and_its_alert_feed(
-    server: RedisServer, tmp_path: Path
-) -> None:
-    redis_store = RedisStore(server.url, timeout=0.5, prefix="meter")
-    store = JournaledStore(redis_store, Journal(tmp_path / "journal"))
-    assert store.settle_is_shielded and store.alert_feed is redis_store
-    alerter = Alerter(None, {})
-    tasks = start_background(store, alerter)
-    try:
-        assert [task.get_name() for task in tasks] == ["efflux-journal-replay", "efflux-alert-feed"]
-        assert alerter.shared  # budget alerts now come from the shared feed
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await store.close()
