@@ -279,8 +279,7 @@ class JournaledStore:
     A request waits on the store for at most ``budget`` seconds in all (no request
     hangs on Redis): its settlement gets what its admission left of it, then carries on in the background
     (settled late, or journaled), its alert crossings reaching the store's alert feed either way.
-    Every verb but ``settle`` (and ``admit``, timed) is the wrapped store's; ``run`` is the replay task
-    (one of ``background()``).
+    Every verb but ``settle`` (and ``admit``, timed) is the wrapped store's; ``run`` is the replay task.
     """
 
     # Settlements run in their own task (below), so a cancelled caller never cuts one.
