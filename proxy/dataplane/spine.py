@@ -38,6 +38,8 @@ from proxy.store.records import Outcome
 from proxy.tenancy.keys import VirtualKey
 from proxy.tenancy.vault import redact
 
+_UNANSWERED = (Failed, Refused)  # built once: a tuple in the call would be built per request
+
 
 async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     gw = request.app[GATEWAY]
@@ -73,7 +75,7 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
             providers=snapshot.settings.providers,
         )
         ctx.attempts = len(result.attempts)
-        if isinstance(result, (Failed, Refused)):
+        if isinstance(result, _UNANSWERED):
             raise _failure(ctx, result, body.model, _secrets(snapshot, key, candidates))
         _target(ctx, result.candidate)
         headers = _headers(ctx, decision)
