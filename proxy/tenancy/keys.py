@@ -14,8 +14,8 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from proxy.config import BudgetConfig, KeyConfig, LimitsConfig, Settings
-from proxy.store.base import Period, Scope
+from proxy.config import BudgetConfig, KeyConfig, LimitsConfig, Period, Settings
+from proxy.store.base import Scope
 
 KEY_PREFIX = "egw-"
 
