@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
 
 from proxy.metering.alerts import Alerter
 from proxy.observe.metrics import Metrics
+from proxy.state.live import Live
 from proxy.state.snapshot import Snapshot
-
-if TYPE_CHECKING:
-    from proxy.state.live import Live
 from proxy.store.base import Store
 from proxy.upstream.client import UpstreamClient
 

@@ -24,7 +24,7 @@ from proxy.admin.keys import KeyCreate, api_keys, create_key, doc_info
 from proxy.config import BudgetConfig, ConfigError, LimitsConfig, Settings
 from proxy.errors import GatewayError
 from proxy.state.snapshot import Snapshot
-from proxy.store.base import Store, StoreUnavailable
+from proxy.store import Store, StoreUnavailable, open_store
 from proxy.tenancy.documents import (
     KEYS,
     PROVIDER_KEYS,
@@ -63,8 +63,6 @@ def open_for_commands(settings: Settings) -> Store:
             "store.backend: this command needs the redis store (the memory store lives inside one gateway "
             "process; use the admin API there)"
         )
-    from proxy.app import open_store
-
     return open_store(settings)
 
 
