@@ -11,7 +11,8 @@ import time
 from aiohttp import web
 from pydantic import BaseModel
 
-from proxy.admin.common import gateway, json_response, limit, operation
+from proxy.admin.openapi import operation
+from proxy.edge.http import gateway, json_response, limit
 from proxy.errors import InvalidRequest
 from proxy.state import catalogues
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel
 
-from proxy.admin.common import gateway, json_body, json_response, operation
+from proxy.admin.openapi import operation
 from proxy.config import ConfigError, TargetConfig
+from proxy.edge.http import gateway, json_body, json_response
 from proxy.errors import InvalidRequest, NotFound
 from proxy.routing.table import Route
 from proxy.state.overlay import ROUTES, validate_route
