@@ -9,7 +9,7 @@ from aiohttp import web
 
 from proxy.admin.openapi import operation
 from proxy.edge.http import gateway, json_response, limit, read_model
-from proxy.services import keys
+from proxy.services import keys, refresh
 from proxy.services.keys import CreatedKey, KeyCreate, KeyInfo, KeyPage, KeyUpdate, Revoked
 
 
@@ -24,7 +24,7 @@ async def create(request: web.Request) -> web.Response:
     body = await read_model(request, KeyCreate)
     gw = gateway(request)
     created = await keys.create_key(gw.store, gw.snapshot, body)
-    await keys.refresh(gw)
+    await refresh(gw)
     return json_response(created, status=201)
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from proxy.config import BudgetConfig, LimitsConfig
 from proxy.errors import InvalidRequest, NotFound
 from proxy.gateway import Gateway
+from proxy.services import refresh
 from proxy.state.snapshot import Snapshot
 from proxy.store.base import Store
 from proxy.tenancy.documents import KEYS, NAME, KeyDoc, parse
@@ -71,12 +72,6 @@ class KeyPage(BaseModel):
 class Revoked(BaseModel):
     id: str
     revoked: bool
-
-
-async def refresh(gw: Gateway) -> None:
-    """This replica serves its own write at once; the others follow on their next poll."""
-    if gw.live is not None:
-        await gw.live.refresh()
 
 
 def yaml_info(gw: Gateway) -> list[dict[str, object]]:

@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field
 
 from proxy.errors import GatewayError, InvalidRequest, NotFound
 from proxy.gateway import Gateway
-from proxy.services.keys import StrictBody, refresh
+from proxy.services import refresh
+from proxy.services.keys import StrictBody
 from proxy.tenancy.documents import (
     API_WRITER,
     LOCK_TTL,

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from proxy.config import BreakerConfig, ConfigError, SyncConfig, Timeouts
 from proxy.errors import InvalidRequest, NotFound
 from proxy.gateway import Gateway
-from proxy.services.keys import refresh
+from proxy.services import refresh
 from proxy.services.sync import status, sync_provider
 from proxy.state import catalogues
 from proxy.state.overlay import PROVIDERS, merged_provider

@@ -8,7 +8,8 @@ from pydantic import BaseModel
 from proxy.config import AlertsConfig, BudgetConfig, LimitsConfig
 from proxy.errors import NotFound
 from proxy.gateway import Gateway
-from proxy.services.keys import StrictBody, api_keys, refresh
+from proxy.services import refresh
+from proxy.services.keys import StrictBody, api_keys
 from proxy.tenancy.documents import TENANTS, TenantDoc, effective_tenant, parse
 
 
