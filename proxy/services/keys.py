@@ -20,7 +20,7 @@ from proxy.gateway import Gateway
 from proxy.services import refresh
 from proxy.state.snapshot import Snapshot
 from proxy.store.base import Store
-from proxy.tenancy.documents import KEYS, NAME, KeyDoc, parse
+from proxy.tenancy.documents import KEYS, NAME, KeyDoc, load, parse
 from proxy.tenancy.keys import new_key_secret
 
 Name = Annotated[str, Field(pattern=NAME.pattern)]
@@ -117,8 +117,7 @@ async def load_key(gw: Gateway, key_id: str) -> KeyDoc:
     """An API key by id; a YAML key is refused (it changes in the file), an unknown id is NotFound."""
     if key_id.startswith("yaml:") and any(f"yaml:{k.name}" == key_id for k in gw.snapshot.settings.keys):
         raise InvalidRequest("This key is declared in the YAML config: change it there.", param="id")
-    raw = await gw.store.get_doc(KEYS, key_id)
-    doc = parse(KeyDoc, key_id, raw) if raw is not None else None
+    doc = await load(gw.store, KEYS, key_id, KeyDoc)
     if doc is None:
         raise NotFound(f"No key with id '{key_id}'.")
     return doc

@@ -23,8 +23,8 @@ from proxy.tenancy.documents import (
     PROVIDER_KEYS,
     RELEASE,
     ProviderKeyDoc,
+    load,
     lock_name,
-    parse,
     provider_key_id,
     split_provider_key_id,
 )
@@ -116,8 +116,7 @@ async def put_provider_key(
         raise InvalidRequest("The vault is not configured: set secrets.master_keys first.") from None
     doc_id = provider_key_id(tenant, provider)
     await _locked(gw, tenant, provider)
-    raw = await gw.store.get_doc(PROVIDER_KEYS, doc_id)
-    old = parse(ProviderKeyDoc, doc_id, raw) if raw is not None else None
+    old = await load(gw.store, PROVIDER_KEYS, doc_id, ProviderKeyDoc)
     doc = ProviderKeyDoc.of(
         sealed, old.created_at if old else None, validated=validated, validated_at=validated_at
     )
@@ -133,8 +132,7 @@ def key_info(tenant: str, provider: str, doc: ProviderKeyDoc) -> dict[str, objec
 
 async def get_provider_key(gw: Gateway, tenant: str, provider: str) -> ProviderKeyDoc:
     doc_id = provider_key_id(tenant, provider)
-    raw = await gw.store.get_doc(PROVIDER_KEYS, doc_id)
-    doc = parse(ProviderKeyDoc, doc_id, raw) if raw is not None else None
+    doc = await load(gw.store, PROVIDER_KEYS, doc_id, ProviderKeyDoc)
     if doc is None:
         raise NotFound(f"No key of tenant '{tenant}' for provider '{provider}'.")
     return doc

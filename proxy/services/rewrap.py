@@ -15,8 +15,8 @@ from proxy.tenancy.documents import (
     PROVIDER_KEYS,
     RELEASE,
     ProviderKeyDoc,
+    load,
     lock_name,
-    parse,
     split_provider_key_id,
 )
 from proxy.tenancy.vault import Vault, VaultError
@@ -50,8 +50,7 @@ async def rewrap(store: Store, vault: Vault) -> Rewrapped:
             tenant, provider = split_provider_key_id(doc_id)
             await _take(store, lock_name(tenant, provider), owner)
             # Re-read under the lock: an API write since the listing must not be overwritten.
-            raw = await store.get_doc(PROVIDER_KEYS, doc_id)
-            doc = parse(ProviderKeyDoc, doc_id, raw) if raw is not None else None
+            doc = await load(store, PROVIDER_KEYS, doc_id, ProviderKeyDoc)
             if doc is None:
                 continue
             try:

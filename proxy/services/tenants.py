@@ -10,7 +10,7 @@ from proxy.errors import NotFound
 from proxy.gateway import Gateway
 from proxy.services import refresh
 from proxy.services.keys import StrictBody, api_keys
-from proxy.tenancy.documents import TENANTS, TenantDoc, effective_tenant, parse
+from proxy.tenancy.documents import TENANTS, TenantDoc, effective_tenant, load
 
 
 class TenantUpdate(StrictBody):
@@ -35,8 +35,7 @@ class TenantPage(BaseModel):
 
 async def tenant_info(gw: Gateway, name: str) -> dict[str, object] | None:
     """A tenant's effective settings, or None when nothing names it."""
-    raw = await gw.store.get_doc(TENANTS, name)
-    doc = parse(TenantDoc, name, raw) if raw is not None else None
+    doc = await load(gw.store, TENANTS, name, TenantDoc)
     yaml = name in gw.snapshot.settings.tenants
     owned = [p for (t, p) in gw.snapshot.tenant_provider_keys if t == name]
     if doc is None and not yaml and not owned and not await _has_keys(gw, name):
