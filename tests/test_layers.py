@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("observe",),  # logs and metrics: they know nothing of what they measure
     ("upstream",),  # the provider HTTP client and the SSE parser
     ("plugin",),  # the plugin contract and the registry
-    ("plugins",),  # the providers: the contract is all they import
+    ("plugins",),  # the providers: they import the contract and the SSE parser, nothing else
     ("errors", "config"),
     ("store",),
     ("tenancy", "routing", "metering", "state", "gateway"),  # the domain and the running gateway's state
