@@ -44,8 +44,7 @@ from proxy.services import reload, sync
 from proxy.state import catalogues, overlay
 from proxy.state.live import Layer, Live
 from proxy.state.snapshot import Snapshot, build_snapshot
-from proxy.store.base import Store, StoreUnavailable
-from proxy.store.journal import Journal, JournaledStore
+from proxy.store import Store, StoreUnavailable, open_store
 from proxy.tenancy.documents import LAYERS as TENANCY_LAYERS
 from proxy.tenancy.vault import check_secrets
 from proxy.upstream.client import UpstreamClient
@@ -186,24 +185,6 @@ async def metrics(request: web.Request) -> web.Response:
 
 def _json(data: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
-
-
-def open_store(settings: Settings) -> Store:
-    if settings.store.backend == "redis":
-        from proxy.store.redis import RedisStore
-
-        assert settings.store.url is not None
-        redis_store = RedisStore(
-            settings.store.url,
-            timeout=settings.store.timeout,
-            cluster=settings.store.cluster,
-            prefix=settings.store.prefix,
-        )
-        # Settlements Redis cannot take during an outage are journaled locally and replayed later.
-        return JournaledStore(redis_store, Journal(settings.store.journal), budget=settings.store.timeout)
-    from proxy.store.memory import MemoryStore
-
-    return MemoryStore()
 
 
 def create_app(

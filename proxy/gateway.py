@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -16,10 +15,8 @@ from aiohttp import web
 from proxy.metering.alerts import Alerter
 from proxy.metering.context import RequestContext
 from proxy.observe.metrics import Metrics
+from proxy.state.live import Live
 from proxy.state.snapshot import Snapshot
-
-if TYPE_CHECKING:
-    from proxy.state.live import Live
 from proxy.store.base import Store
 from proxy.upstream.client import UpstreamClient
 

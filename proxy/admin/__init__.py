@@ -1,8 +1,8 @@
 """The admin API (``/admin``): its own sub-app with its own auth (``server.admin_token``).
 
-Each area is a module with a ``register(router)`` function (``usage``, ...); handlers reach the running
-gateway through ``request.config_dict[GATEWAY]``. Without an admin token configured every admin route
-answers 404, so an unconfigured gateway exposes nothing.
+Each area is a module with a ``register(router)`` function (``usage``, ...); handlers parse the
+request, call :mod:`proxy.services` and answer (helpers in :mod:`proxy.edge.http`). Without an admin token
+configured every admin route answers 404, so an unconfigured gateway exposes nothing.
 """
 
 from __future__ import annotations
@@ -13,10 +13,15 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from proxy.admin import analytics, breakers, keys, models, openapi, providers, reload, routes, tenants, usage
-from proxy.admin.common import AdminAuthRequired
-from proxy.errors import NotFound
+from proxy.errors import GatewayError, NotFound
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class AdminAuthRequired(GatewayError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_admin_token"
 
 
 def create_admin_app(admin_token: str | None) -> web.Application:

@@ -8,7 +8,8 @@ import time
 from aiohttp import web
 from pydantic import BaseModel
 
-from proxy.admin.common import json_response, operation
+from proxy.admin.openapi import operation
+from proxy.edge.http import json_response
 from proxy.routing.guard import GUARD
 
 

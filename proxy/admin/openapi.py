@@ -4,12 +4,49 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import TypeAdapter
 
-from proxy.admin.common import Operation, json_response
+from proxy.edge.http import json_response
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """What the OpenAPI document says about one admin handler."""
+
+    summary: str
+    body: type[Any] | None = None  # a pydantic model or a dataclass
+    response: type[Any] | None = None
+    query: tuple[tuple[str, str, str], ...] = ()  # (name, JSON type, description)
+    status: int = 200
+    tag: str = "admin"
+
+
+H = TypeVar("H", bound=Callable[..., Awaitable[web.StreamResponse]])
+
+
+def operation(
+    summary: str,
+    *,
+    body: type[Any] | None = None,
+    response: type[Any] | None = None,
+    query: tuple[tuple[str, str, str], ...] = (),
+    status: int = 200,
+    tag: str = "admin",
+) -> Callable[[H], H]:
+    """Describe an admin handler for the OpenAPI document; the document is built from these, so it
+    cannot drift from the routes actually registered."""
+
+    def mark(handler: H) -> H:
+        setattr(handler, "__openapi__", Operation(summary, body, response, query, status, tag))  # noqa: B010
+        return handler
+
+    return mark
+
 
 _PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 ERROR_SCHEMA = {

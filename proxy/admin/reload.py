@@ -5,8 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel
 
-from proxy.admin.common import json_response, operation
+from proxy.admin.openapi import operation
 from proxy.config import ConfigError
+from proxy.edge.http import json_response
 from proxy.errors import InvalidRequest
 from proxy.services.reload import RELOADER
 

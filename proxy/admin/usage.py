@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from aiohttp import web
 
-from proxy.admin.common import gateway, json_response, limit, number, operation
+from proxy.admin.openapi import operation
+from proxy.edge.http import gateway, json_response, limit, number
+from proxy.services import analytics
 from proxy.store.records import RecordPage, RecordQuery
 
 
@@ -35,10 +35,7 @@ async def records(request: web.Request) -> web.Response:
         limit=limit(q),
         cursor=q.get("cursor") or None,
     )
-    page = await gateway(request).store.records(query)
-    return json_response(
-        {"data": [dataclasses.asdict(r) for r in page.data], "next_cursor": page.next_cursor}
-    )
+    return json_response(await analytics.records_page(gateway(request), query))
 
 
 def register(router: web.UrlDispatcher) -> None:

@@ -15,28 +15,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import sys
 
 import orjson
 
-from proxy.admin.keys import KeyCreate, api_keys, create_key, doc_info
 from proxy.config import BudgetConfig, ConfigError, LimitsConfig, Settings
 from proxy.errors import GatewayError
+from proxy.services.keys import KeyCreate, api_keys, create_key, delete_key, doc_info
+from proxy.services.rewrap import rewrap
 from proxy.state.snapshot import Snapshot
-from proxy.store.base import Store, StoreUnavailable
-from proxy.tenancy.documents import (
-    KEYS,
-    PROVIDER_KEYS,
-    RELEASE,
-    ProviderKeyDoc,
-    lock_name,
-    parse,
-    split_provider_key_id,
-)
-from proxy.tenancy.vault import Vault, VaultError
-
-REWRAP_LOCK_TTL = 2.0
+from proxy.store import Store, StoreUnavailable, open_store
+from proxy.tenancy.vault import Vault
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], default_config: str) -> None:
@@ -63,8 +52,6 @@ def open_for_commands(settings: Settings) -> Store:
             "store.backend: this command needs the redis store (the memory store lives inside one gateway "
             "process; use the admin API there)"
         )
-    from proxy.app import open_store
-
     return open_store(settings)
 
 
@@ -91,7 +78,7 @@ async def _keys(args: argparse.Namespace, store: Store, snapshot: Snapshot) -> i
         elif args.keys_command == "list":
             for doc in sorted((await api_keys(store)).values(), key=lambda d: d.id):
                 print(orjson.dumps(doc_info(doc)).decode())
-        elif not await store.delete_doc(KEYS, args.id):
+        elif not await delete_key(store, args.id):
             print(f"no key with id {args.id!r}", file=sys.stderr)
             return 1
         else:
@@ -112,52 +99,12 @@ def rewrap_command(settings: Settings) -> int:
     if not vault.configured:
         raise ConfigError("secrets.master_keys: required to rewrap (the first one seals)")
     store = open_for_commands(settings)
-    moved, current, failed = asyncio.run(rewrap(store, vault))
+    done = asyncio.run(rewrap(store, vault))
+    for failure in done.failures:
+        print(failure, file=sys.stderr)
+    failed = len(done.failures)
     print(
-        f"rewrapped {moved}, already current {current}, failed {failed} (current master key {vault.current})"
+        f"rewrapped {done.moved}, already current {done.current}, failed {failed} "
+        f"(current master key {vault.current})"
     )
     return 1 if failed else 0
-
-
-async def _take(store: Store, name: str, owner: str) -> None:
-    # An API write holds the lock for one read-modify-write; wait it out (polling: the store has no
-    # notification for a lock that lapses).
-    for _ in range(1000):
-        if await store.try_lock(name, owner, REWRAP_LOCK_TTL):
-            return
-        await asyncio.sleep(0.05)
-    raise StoreUnavailable(f"lock {name} stayed busy")
-
-
-async def rewrap(store: Store, vault: Vault) -> tuple[int, int, int]:
-    """Re-seal every provider key with the vault's current master key. Returns (moved, current, failed)."""
-    owner = "rewrap-" + secrets.token_hex(6)
-    moved = current = failed = 0
-    try:
-        for doc_id in sorted(await store.list_docs(PROVIDER_KEYS)):
-            tenant, provider = split_provider_key_id(doc_id)
-            await _take(store, lock_name(tenant, provider), owner)
-            # Re-read under the lock: an API write since the listing must not be overwritten.
-            raw = await store.get_doc(PROVIDER_KEYS, doc_id)
-            doc = parse(ProviderKeyDoc, doc_id, raw) if raw is not None else None
-            if doc is None:
-                continue
-            try:
-                sealed = vault.rewrap(tenant, provider, doc.sealed())
-            except (VaultError, ValueError) as exc:
-                print(f"{doc_id}: cannot be opened ({exc})", file=sys.stderr)
-                failed += 1
-                continue
-            if sealed is None:
-                await store.try_lock(lock_name(tenant, provider), owner, RELEASE)
-                current += 1
-                continue
-            new = ProviderKeyDoc.of(
-                sealed, doc.created_at, validated=doc.validated, validated_at=doc.validated_at
-            )
-            await store.put_doc(PROVIDER_KEYS, doc_id, new.model_dump_json().encode())
-            await store.try_lock(lock_name(tenant, provider), owner, RELEASE)
-            moved += 1
-        return moved, current, failed
-    finally:
-        await store.close()

@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{args.config}: {line}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "sync":
-        from proxy.services.sync import sync_command
+        from proxy.cli.sync import sync_command
 
         return sync_command(settings, snapshot, args.provider)
     if args.command == "check":

@@ -7,87 +7,42 @@
 
 Every query is pinned to the caller's key and tenant *before* anything from the request is read, so no
 parameter (a guessed key name, tenant or cursor) can reach another tenant's data. Keys are managed only
-through ``/admin``: nothing here creates a key or changes a limit.
+through ``/admin``: nothing here creates a key or changes a limit. The logic is
+:mod:`proxy.services.budgets` and :mod:`proxy.services.provider_keys`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from proxy.admin.common import json_response, limit, number
-from proxy.admin.keys import read_model
-from proxy.admin.tenants import (
-    ProviderKeyPut,
-    delete_provider_key,
-    get_provider_key,
-    key_info,
-    put_provider_key,
-)
 from proxy.dataplane.spine import authenticate
+from proxy.edge.http import gateway, json_response, limit, number, read_model
 from proxy.errors import MeteringUnavailable
-from proxy.gateway import GATEWAY, Gateway
-from proxy.store.base import Scope, StoreUnavailable
+from proxy.services import analytics, budgets, provider_keys
+from proxy.services.provider_keys import ProviderKeyPut
+from proxy.store.base import StoreUnavailable
 from proxy.store.records import RecordQuery
-from proxy.tenancy.documents import PROVIDER_KEYS, split_provider_key_id
 from proxy.tenancy.keys import VirtualKey
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CALLER = web.RequestKey("caller", VirtualKey)
 
 
-def _gw(request: web.Request) -> Gateway:
-    return request.config_dict[GATEWAY]
-
-
-async def _budget(gw: Gateway, scope: Scope) -> dict[str, object] | None:
-    if scope.budget_micro_usd is None:
-        return None
-    try:
-        spend = await gw.store.spend(scope, time.time())
-    except StoreUnavailable:
-        raise MeteringUnavailable(
-            "The gateway's store does not answer; retry shortly.", retry_after=1.0
-        ) from None
-    return {
-        "period": scope.period.value,
-        "period_id": spend.period,
-        "budget_micro_usd": scope.budget_micro_usd,
-        "spent_micro_usd": spend.spent_micro_usd,
-        "reserved_micro_usd": spend.reserved_micro_usd,
-        "remaining_micro_usd": max(
-            0, scope.budget_micro_usd - spend.spent_micro_usd - spend.reserved_micro_usd
-        ),
-    }
+def _store_down() -> MeteringUnavailable:
+    return MeteringUnavailable("The gateway's store does not answer; retry shortly.", retry_after=1.0)
 
 
 async def me(request: web.Request) -> web.Response:
-    gw, key = _gw(request), request[CALLER]
-    tenant = gw.snapshot.tenant_scope(key.tenant)
-    key_scope = key.scope(tenant.alert_at if tenant else (0.5, 0.8, 1.0))
-    return json_response(
-        {
-            "key": {
-                "id": key.id,
-                "name": key.name,
-                "models": list(key.models),
-                "limits": {"rpm": key.rpm, "tpm": key.tpm},
-                "budget": await _budget(gw, key_scope),
-            },
-            "tenant": {
-                "name": key.tenant,
-                "limits": {"rpm": tenant.rpm if tenant else None, "tpm": tenant.tpm if tenant else None},
-                "budget": await _budget(gw, tenant) if tenant else None,
-            },
-        }
-    )
+    try:
+        return json_response(await budgets.caller(gateway(request), request[CALLER]))
+    except StoreUnavailable:
+        raise _store_down() from None
 
 
 async def usage(request: web.Request) -> web.Response:
-    gw, key = _gw(request), request[CALLER]
+    key = request[CALLER]
     q = request.query
     query = RecordQuery(
         key=key.name,
@@ -98,48 +53,36 @@ async def usage(request: web.Request) -> web.Response:
         cursor=q.get("cursor") or None,
     )
     try:
-        page = await gw.store.records(query)
+        return json_response(await analytics.records_page(gateway(request), query))
     except StoreUnavailable:
-        raise MeteringUnavailable(
-            "The gateway's store does not answer; retry shortly.", retry_after=1.0
-        ) from None
-    return json_response(
-        {"data": [dataclasses.asdict(r) for r in page.data], "next_cursor": page.next_cursor}
-    )
+        raise _store_down() from None
 
 
 async def list_provider_keys(request: web.Request) -> web.Response:
-    gw, key = _gw(request), request[CALLER]
-    rows = []
-    for doc_id in sorted(await gw.store.list_docs(PROVIDER_KEYS)):
-        tenant, provider = split_provider_key_id(doc_id)
-        if tenant == key.tenant:
-            rows.append(key_info(tenant, provider, await get_provider_key(gw, tenant, provider)))
+    rows = await provider_keys.tenant_provider_keys(gateway(request), request[CALLER].tenant)
     return json_response({"data": rows, "next_cursor": None})
 
 
 async def get_key(request: web.Request) -> web.Response:
-    gw, key = _gw(request), request[CALLER]
-    provider = request.match_info["provider"]
-    return json_response(key_info(key.tenant, provider, await get_provider_key(gw, key.tenant, provider)))
+    tenant, provider = request[CALLER].tenant, request.match_info["provider"]
+    return json_response(await provider_keys.provider_key_info(gateway(request), tenant, provider))
 
 
 async def put_key(request: web.Request) -> web.Response:
-    gw, key = _gw(request), request[CALLER]
+    tenant, provider = request[CALLER].tenant, request.match_info["provider"]
     body = await read_model(request, ProviderKeyPut)
-    return json_response(await put_provider_key(gw, key.tenant, request.match_info["provider"], body))
+    return json_response(await provider_keys.put_provider_key(gateway(request), tenant, provider, body))
 
 
 async def delete_key(request: web.Request) -> web.Response:
-    gw, key = _gw(request), request[CALLER]
-    await delete_provider_key(gw, key.tenant, request.match_info["provider"])
-    return json_response({"deleted": True})
+    tenant, provider = request[CALLER].tenant, request.match_info["provider"]
+    return json_response(await provider_keys.delete_provider_key(gateway(request), tenant, provider))
 
 
 def create_me_app() -> web.Application:
     @web.middleware
     async def caller(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request[CALLER] = authenticate(request, _gw(request).snapshot)
+        request[CALLER] = authenticate(request, gateway(request).snapshot)
         return await handler(request)
 
     app = web.Application(middlewares=[caller])

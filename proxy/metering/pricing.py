@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from proxy.config import ConfigError, PriceConfig, Settings, _format_error, parse_yaml
+from proxy.config import ConfigError, PriceConfig, Settings, format_error, parse_yaml
 from proxy.plugin import Usage
 
 MICRO_USD_PER_USD = 1_000_000
@@ -120,7 +120,7 @@ def load_price_table(settings: Settings) -> PriceTable:
                     # The entry's own path as prefix: an error on the entry itself (``gpt-4o: 5``) has
                     # an empty loc, which used to print as ``...models.gpt-4o.<root>``.
                     problems.append(
-                        _format_error(dict(err), prefix=f"pricing.file({path.name}).models.{name}")
+                        format_error(dict(err), prefix=f"pricing.file({path.name}).models.{name}")
                     )
         if problems:
             raise ConfigError("\n".join(problems))

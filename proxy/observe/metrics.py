@@ -9,14 +9,13 @@ when /metrics is scraped (:class:`_DataPlane`). Everything else uses prometheus_
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-from proxy.upstream.client import UpstreamClient
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -69,12 +68,24 @@ class RouteMetrics:
     ttfb: Distribution
 
 
+class ConnectionPool(Protocol):
+    """What a scrape reads of the provider client (``proxy.upstream.client.UpstreamClient``): plain
+    counts, so the metrics need not know the client."""
+
+    @property
+    def opened(self) -> Mapping[str, int]:
+        """Origin URL -> connections opened so far."""
+
+    def idle_by_origin(self) -> Mapping[str, int]:
+        """Origin URL -> idle pooled connections now."""
+
+
 class _DataPlane(Collector):
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str], RouteMetrics] = {}
         self.requests: dict[tuple[str, str, str, int], Count] = {}
         self.in_flight = Count()
-        self.upstream: UpstreamClient | None = None  # the provider client, read at scrape time
+        self.upstream: ConnectionPool | None = None  # the provider client, read at scrape time
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -176,7 +187,7 @@ class Metrics:
             found = self._data.requests[key] = Count()
         return found
 
-    def watch_upstream(self, client: UpstreamClient) -> None:
+    def watch_upstream(self, client: ConnectionPool) -> None:
         self._data.upstream = client
 
     def render(self) -> bytes:

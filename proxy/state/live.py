@@ -15,18 +15,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
-from proxy.gateway import Gateway
 from proxy.state.snapshot import Snapshot
-from proxy.store.base import StoreUnavailable
+from proxy.store.base import Store, StoreUnavailable
 
 log = logging.getLogger("efflux.live")
 
 Layer = Callable[[Snapshot, dict[str, bytes]], Snapshot]
 
 
+class Serving(Protocol):
+    """What Live needs of the running gateway (:class:`proxy.gateway.Gateway`): the store to read the
+    documents from, and the snapshot it swaps."""
+
+    store: Store
+    snapshot: Snapshot
+
+
 class Live:
-    def __init__(self, gateway: Gateway, base: Snapshot, interval: float = 0.25) -> None:
+    def __init__(self, gateway: Serving, base: Snapshot, interval: float = 0.25) -> None:
         self.gateway = gateway
         self.base = base
         self.interval = interval

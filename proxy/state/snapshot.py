@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from proxy.config import ConfigError, Settings, TenantConfig
+from proxy.config import ConfigError, Period, Settings, TenantConfig
 from proxy.metering.pricing import Price, PriceTable, load_price_table, usd_to_micro
 from proxy.plugin import Provider, ProviderSettings, ProviderType
 from proxy.plugin.registry import PluginNotFound, load_plugin
 from proxy.routing.table import Resolution, Route, RoutingTable, build_route
-from proxy.store.base import Period, Scope
+from proxy.store.base import Scope
 from proxy.tenancy.keys import KeyRing, build_keyring, process_secret
 
 

@@ -118,6 +118,12 @@ def parse(model: type[_DocT], doc_id: str, raw: bytes) -> _DocT | None:
         return None
 
 
+async def load(store: Store, kind: str, doc_id: str, model: type[_DocT]) -> _DocT | None:
+    """A stored document parsed as ``model``; None when there is none (or it cannot be read)."""
+    raw = await store.get_doc(kind, doc_id)
+    return parse(model, doc_id, raw) if raw is not None else None
+
+
 # -- the layers: pure (snapshot, documents) -> snapshot ---------------------------------------------
 
 

@@ -14,9 +14,9 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from proxy.config import BudgetConfig, KeyConfig, LimitsConfig, Settings
+from proxy.config import BudgetConfig, KeyConfig, LimitsConfig, Period, Settings
 from proxy.metering.pricing import usd_to_micro
-from proxy.store.base import Period, Scope
+from proxy.store.base import Scope
 
 KEY_PREFIX = "egw-"
 

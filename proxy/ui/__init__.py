@@ -2,14 +2,14 @@
 view with a virtual key).
 
     sessions.py   login sessions kept in the store; a tenant's key sealed under a key only the cookie holds
-    guard.py      cookie + CSRF header + Origin checks; the bridge that lets pages call /admin and /me
+    bridge.py     cookie + CSRF header + Origin checks; the bridge that lets pages call /admin and /me
     pages.py      the /ui sub-app: pages, static files, login/logout, CSP and other headers
     overview.py   /ui/api/overview and /ui/api/budgets: usage aggregated on the server in one answer
     assets.py     static files and plotly.js (from the ``plotly`` package) with its stylesheet as a file
     static/       index.html, login.html, app.css, js/ (plain ES modules, one per page)
 
 The pages use the admin and self-service APIs themselves (through the bridge) so that the dashboard shows
-what the API says; only the overview is computed here, with the API's own functions.
+what the API says; only the overview is computed here, by the services the API uses.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from proxy.admin.common import json_body, json_response
+from proxy.edge.http import json_body, json_response
 from proxy.gateway import GATEWAY
 from proxy.ui import overview, sessions
 from proxy.ui.assets import Asset, load_assets

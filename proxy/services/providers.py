@@ -1,0 +1,164 @@
+"""Providers at run time: describe them (model count, sync status, usage), lay fields over a YAML
+provider or add one (a shared document, :mod:`proxy.state.overlay`: every replica follows within a second
+and a reload keeps it), drop those fields again, and sync a catalogue now (:mod:`proxy.services.sync`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import orjson
+from pydantic import BaseModel
+
+from proxy.config import BreakerConfig, ConfigError, SyncConfig, Timeouts
+from proxy.errors import InvalidRequest, NotFound
+from proxy.gateway import Gateway
+from proxy.services import refresh
+from proxy.services.sync import status, sync_provider
+from proxy.state import catalogues
+from proxy.state.overlay import PROVIDERS, merged_provider
+from proxy.store.records import RecordQuery
+
+_USAGE_FIELDS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost_micro_usd")
+_USAGE_PAGES = 50  # at most 50 x 1000 ledger records are summed per listing
+
+
+class ProviderPatch(BaseModel):
+    plugin: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None  # a ${VAR} reference only
+    headers: dict[str, str] | None = None
+    enabled: bool | None = None
+    timeouts: Timeouts | None = None
+    breaker: BreakerConfig | None = None
+    sync: SyncConfig | None = None
+
+
+class ProviderModel(BaseModel):
+    name: str
+    plugin: str
+    type: str
+    enabled: bool
+    serving: bool
+    source: str
+    base_url: str
+    sync: dict[str, object] | None
+    models: int
+    sync_status: dict[str, object]
+    usage: dict[str, object] | None = None
+
+
+class ProviderList(BaseModel):
+    data: list[ProviderModel]
+    next_cursor: str | None
+
+
+class SyncReport(BaseModel):
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+    models: int
+    duration_ms: float
+
+
+async def describe(gw: Gateway, name: str) -> dict[str, object]:
+    snapshot = gw.snapshot
+    config, instance = snapshot.settings.providers[name], snapshot.providers[name]
+    base = gw.live.base.settings if gw.live is not None else snapshot.settings
+    override = await gw.store.get_doc(PROVIDERS, name)
+    source = ("yaml+override" if override else "yaml") if name in base.providers else "runtime"
+    models = sum(1 for _ in catalogues.live_entries({name: await _catalogue(gw, name)}, time.time()))
+    if not models:  # no catalogue: the routes that name it
+        models = sum(1 for r in snapshot.routing.exact.values() if any(t.provider == name for t in r.targets))
+    return {
+        "name": name,
+        "plugin": config.plugin,
+        "type": instance.provider_type.value,
+        "enabled": config.enabled,
+        "serving": snapshot.serving(name),
+        "source": source,
+        "base_url": instance.base_url,
+        "sync": config.sync.model_dump() if config.sync else None,
+        "models": models,
+        "sync_status": await status(gw, name),
+    }
+
+
+async def _catalogue(gw: Gateway, name: str) -> bytes:
+    return await gw.store.get_doc(catalogues.KIND, name) or b"{}"
+
+
+async def usage_by_provider(gw: Gateway, since: float) -> dict[str, dict[str, int]]:
+    totals: dict[str, dict[str, int]] = {}
+    cursor: str | None = None
+    for _ in range(_USAGE_PAGES):
+        page = await gw.store.records(RecordQuery(since=since, limit=1000, cursor=cursor))
+        for r in page.data:
+            t = totals.setdefault(r.provider, dict.fromkeys(_USAGE_FIELDS, 0))
+            t["requests"] += 1
+            t["errors"] += r.outcome.value != "completed"
+            t["prompt_tokens"] += r.prompt_tokens
+            t["completion_tokens"] += r.completion_tokens
+            t["cost_micro_usd"] += r.cost_micro_usd
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    return totals
+
+
+async def list_providers(gw: Gateway, since: float) -> dict[str, object]:
+    """Every provider, with its usage totals since ``since``."""
+    usage = await usage_by_provider(gw, since)
+    data = []
+    for name in gw.snapshot.providers:
+        entry = await describe(gw, name)
+        entry["usage"] = {"since": since, **usage.get(name, dict.fromkeys(_USAGE_FIELDS, 0))}
+        data.append(entry)
+    return {"data": data, "next_cursor": None}
+
+
+def known(gw: Gateway, name: str) -> None:
+    if name not in gw.snapshot.providers:
+        raise NotFound(f"No provider named '{name}'.", param="name")
+
+
+async def get_provider(gw: Gateway, name: str) -> dict[str, object]:
+    known(gw, name)
+    return await describe(gw, name)
+
+
+async def patch_provider(gw: Gateway, name: str, body: Mapping[str, object]) -> dict[str, object]:
+    """Lay ``body``'s fields over the provider's run-time fields (``null`` drops one); the provider must
+    still load with them."""
+    unknown = sorted(set(body) - set(ProviderPatch.model_fields))
+    if unknown:
+        raise InvalidRequest(f"{unknown[0]}: unknown field", param=unknown[0])
+    raw = await gw.store.get_doc(PROVIDERS, name)
+    current: Mapping[str, object] = orjson.loads(raw) if raw else {}
+    override = {k: v for k, v in {**current, **body}.items() if v is not None}
+    base = gw.live.base.settings if gw.live is not None else gw.snapshot.settings
+    try:
+        merged_provider(base, name, override)
+    except ConfigError as exc:
+        first = str(exc).splitlines()[0]
+        raise InvalidRequest(f"Invalid provider '{name}': {exc}", param=first.split(":", 1)[0]) from None
+    await gw.store.put_doc(PROVIDERS, name, orjson.dumps(override))
+    await refresh(gw)
+    return await describe(gw, name)
+
+
+async def drop_override(gw: Gateway, name: str) -> None:
+    """Drop a provider's run-time fields: the YAML provider serves as written."""
+    if not await gw.store.delete_doc(PROVIDERS, name):
+        raise NotFound(f"Provider '{name}' has no run-time changes.", param="name")
+    await refresh(gw)
+
+
+async def sync_now(gw: Gateway, name: str) -> dict[str, object]:
+    """Sync the provider's catalogue; this replica routes by it before returning. SyncFailed and
+    SyncBusy are gateway errors (their envelope is the answer)."""
+    known(gw, name)
+    report = await sync_provider(gw, name)
+    await refresh(gw)
+    return {**report.diff.as_json(), "models": report.models, "duration_ms": round(report.duration * 1000, 1)}
