@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reload.conftest import file_config, write
+from services.conftest import file_config, write
 from support import ADMIN, AUTH, fixture, state
 
 from proxy.testing.fake_provider import FakeProvider
