@@ -91,7 +91,7 @@ class Anthropic(Provider):
         return headers
 
     def build_request(self, call: Call) -> UpstreamRequest:
-        """Raises :class:`~plugins.anthropic.translate.RequestRejected` (its ``error`` is a 400 client
+        """Raises :class:`~plugins.anthropic.errors.RequestRejected` (its ``error`` is a 400 client
         fault) when the body uses an OpenAI feature Anthropic lacks."""
         body = to_messages(call.body, call.model, call.stream)
         return UpstreamRequest(self._url("messages"), self._headers(call.api_key), orjson.dumps(body))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import orjson
 
 from plugins.anthropic.errors import error_of
-from plugins.anthropic.translate import (
+from plugins.anthropic.reply import (
     FINISH_REASONS,
     JSON_TOOL,
     ReplyOptions,

@@ -11,6 +11,9 @@ found dead is skipped by all of them within about ``interval``.
 
 A target that answered ``Retry-After: N`` is skipped for N seconds (local to the replica that saw it:
 the provider's rate limit is often per client connection, and the next answer will say it again).
+
+Time is the ``clock`` given (the wall clock by default, since replicas compare the instants they publish),
+so that tests step a fake clock through cooldowns instead of sleeping.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import enum
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -71,11 +75,19 @@ class Breaker:
 
 
 class Breakers:
-    def __init__(self, store: Store, metrics: Metrics, alerts: Alerter, interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        alerts: Alerter,
+        interval: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
         self.metrics = metrics
         self.alerts = alerts
         self.interval = interval
+        self._clock = clock
         self.replica = secrets.token_hex(6)  # lock owner and document author
         self.breakers: dict[Choice, Breaker] = {}
         self._version = -1
@@ -92,7 +104,7 @@ class Breakers:
         b = self.breakers.get(target)
         if b is None:
             return 0.0
-        now = time.time()
+        now = self._clock()
         until = b.retry_after_until if b.state is State.CLOSED else max(b.open_until, b.retry_after_until)
         return max(0.0, until - now)
 
@@ -102,7 +114,7 @@ class Breakers:
         b = self.breakers.get(target)
         if b is None:
             return True
-        now = time.time()
+        now = self._clock()
         if now < b.retry_after_until:
             return False
         if b.state is State.CLOSED:
@@ -127,13 +139,13 @@ class Breakers:
             return
         b.failures = 0
         if b.state is not State.CLOSED:
-            self._transition(b, State.CLOSED, time.time())
+            self._transition(b, State.CLOSED, self._clock())
             log.info("breaker closed", extra={"fields": {"msg": "breaker closed", "target": b.name}})
             self._publish(b)
 
     def failure(self, target: Choice, config: BreakerConfig) -> None:
         b = self.get(target)
-        now = time.time()
+        now = self._clock()
         if b.state is State.OPEN:
             return  # requests sent before it opened are still failing: that changes nothing
         b.failures += 1
@@ -144,12 +156,12 @@ class Breakers:
         """A probe that was admitted but never reported (cancelled, or never sent): probe again soon."""
         b = self.breakers.get(target)
         if b is not None and b.state is State.HALF_OPEN:
-            self._transition(b, State.OPEN, time.time())
+            self._transition(b, State.OPEN, self._clock())
             b.open_until = b.changed_at
 
     def retry_after(self, target: Choice, seconds: float) -> None:
         b = self.get(target)
-        b.retry_after_until = max(b.retry_after_until, time.time() + min(seconds, MAX_RETRY_AFTER))
+        b.retry_after_until = max(b.retry_after_until, self._clock() + min(seconds, MAX_RETRY_AFTER))
 
     def _open(self, b: Breaker, config: BreakerConfig, now: float) -> None:
         probe_failed = b.state is State.HALF_OPEN
@@ -213,9 +225,10 @@ class Breakers:
             at = float(doc["at"])
             if at <= b.changed_at:
                 continue  # we know something newer
-            if doc["state"] == "open" and b.state is State.CLOSED and float(doc["open_until"]) > time.time():
+            open_until = float(doc["open_until"])
+            if doc["state"] == "open" and b.state is State.CLOSED and open_until > self._clock():
                 self._transition(b, State.OPEN, at)
-                b.open_until = float(doc["open_until"])
+                b.open_until = open_until
             elif doc["state"] == "closed" and b.state is not State.CLOSED:
                 self._transition(b, State.CLOSED, at)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,15 +20,12 @@ from proxy.testing.gateway_process import GatewayProcess
 
 
 @pytest.fixture(scope="module")
-def gateway() -> Iterator[GatewayProcess]:
-    fake = ThreadedFakeProvider().start_in_thread()
-    config = base_config(fake.url)
+def gateway(
+    threaded_fake: ThreadedFakeProvider, gateway_process: Callable[..., GatewayProcess]
+) -> GatewayProcess:
+    config = base_config(threaded_fake.url)
     config["secrets"] = {"master_keys": [base64.urlsafe_b64encode(os.urandom(32)).decode()]}
-    try:
-        with GatewayProcess(config) as gw:
-            yield gw
-    finally:
-        fake.stop_thread()
+    return gateway_process(config)
 
 
 MAX_EXAMPLES = 25  # per operation: the whole run stays well under a minute

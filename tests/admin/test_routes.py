@@ -1,5 +1,5 @@
 """The routing overlay through the admin API on one gateway (the memory store): validation, resolution
-order, listing, deletion; replicas on Redis are in tests/reload/test_replicas.py."""
+order, listing, deletion; replicas on Redis are in tests/services/test_replicas.py."""
 
 from __future__ import annotations
 

@@ -444,6 +444,7 @@ BROKEN: list[tuple[str, str, dict[str, str], list[str]]] = [
 ]
 
 
+@pytest.mark.e2e  # the CLI as a process
 @pytest.mark.parametrize(("text", "files", "expected"), [c[1:] for c in BROKEN], ids=[c[0] for c in BROKEN])
 def test_check_reports_a_broken_config(
     tmp_path: Path, text: str, files: dict[str, str], expected: list[str]
@@ -465,6 +466,7 @@ def test_check_reports_a_broken_config(
         ), line
 
 
+@pytest.mark.e2e  # the CLI as a process
 def test_check_lists_every_problem_on_its_own_line(tmp_path: Path) -> None:
     config = tmp_path / "gateway.yaml"
     config.write_text(
@@ -480,6 +482,7 @@ def test_check_lists_every_problem_on_its_own_line(tmp_path: Path) -> None:
     assert lines[2].startswith(f"{config}: pricing.file: cannot read")
 
 
+@pytest.mark.e2e  # the CLI as a process
 def test_check_on_a_missing_config_file(tmp_path: Path) -> None:
     result = run_check(tmp_path / "absent.yaml")
     assert result.returncode == 2
@@ -488,6 +491,7 @@ def test_check_on_a_missing_config_file(tmp_path: Path) -> None:
     assert "cannot read the config file" in result.stderr
 
 
+@pytest.mark.e2e  # the CLI as a process
 def test_the_example_config_passes_check() -> None:
     result = run_check(EXAMPLE)
     assert result.returncode == 0, result.stderr

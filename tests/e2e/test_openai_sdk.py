@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -22,14 +22,12 @@ BROKE_KEY = "egw-broke-key-0123456789"
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[ThreadedFakeProvider]:
-    provider = ThreadedFakeProvider().start_in_thread()
-    yield provider
-    provider.stop_thread()
+def fake(threaded_fake: ThreadedFakeProvider) -> ThreadedFakeProvider:
+    return threaded_fake
 
 
 @pytest.fixture(scope="module")
-def gateway(fake: ThreadedFakeProvider) -> Iterator[GatewayProcess]:
+def gateway(fake: ThreadedFakeProvider, gateway_process: Callable[..., GatewayProcess]) -> GatewayProcess:
     config = base_config(fake.url)
     config["models"]["e2e-*"] = config["models"].pop("*")  # so that other names are unknown
     config["keys"] += [
@@ -37,8 +35,7 @@ def gateway(fake: ThreadedFakeProvider) -> Iterator[GatewayProcess]:
         {"name": "narrow", "tenant": "acme", "key": NARROW_KEY, "models": ["allowed-*"]},
         {"name": "broke", "tenant": "acme", "key": BROKE_KEY, "budget": {"usd": 0.0001, "period": "daily"}},
     ]
-    with GatewayProcess(config) as gw:
-        yield gw
+    return gateway_process(config)
 
 
 @pytest.fixture

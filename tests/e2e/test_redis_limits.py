@@ -25,7 +25,6 @@ from proxy.store.base import Period, Scope
 from proxy.store.redis import RedisStore
 from proxy.testing.fake_provider import ThreadedFakeProvider
 from proxy.testing.gateway_process import GatewayProcess
-from proxy.testing.redis_server import start_redis, start_redis_cluster
 
 pytestmark = pytest.mark.redis
 
@@ -43,12 +42,10 @@ def race_key(i: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[ThreadedFakeProvider]:
-    provider = ThreadedFakeProvider().start_in_thread()
+def fake(threaded_fake: ThreadedFakeProvider) -> ThreadedFakeProvider:
     for model in ("race", "rpm", "alerting"):
-        script_costly(provider, model)
-    yield provider
-    provider.stop_thread()
+        script_costly(threaded_fake, model)
+    return threaded_fake
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +65,11 @@ def deployment(
 ) -> Iterator[tuple[list[str], dict[str, Any]]]:
     """(gateway URLs, store settings) of one topology, all of its gateways started and ready."""
     topology = request.param
-    cluster = start_redis_cluster(3) if topology == "cluster" else None
-    server = None if cluster else start_redis()
-    url = cluster.url if cluster else server.url  # type: ignore[union-attr]
+    # the session's private server or cluster: the fresh prefix below is this deployment's clean state
+    cluster = topology == "cluster"
+    url = request.getfixturevalue("redis_cluster_url" if cluster else "redis_url")
     journal = tmp_path_factory.mktemp("journal") / "j"
-    store = {"backend": "redis", "url": url, "cluster": cluster is not None, "timeout": "1s",
+    store = {"backend": "redis", "url": url, "cluster": cluster, "timeout": "1s",
              "prefix": f"e2e{uuid.uuid4().hex[:8]}", "journal": str(journal)}  # fmt: skip
     config = metered_config(fake.url, store, ["race", "rpm", "alerting"])
     config["keys"] = [
@@ -97,11 +94,6 @@ def deployment(
         for gateway in gateways:
             gateway.stop()
             gateway._dir.cleanup()
-        if cluster:
-            cluster.stop()
-        if server:
-            server.stop()
-            shutil.rmtree(server.directory, ignore_errors=True)
         shutil.rmtree(Path(journal).parent, ignore_errors=True)
 
 

@@ -12,11 +12,10 @@ ledger count can then be compared with the calls served.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from redis_support import COST, chat, ledger, metered_config, script_costly, sta
 
 from proxy.testing.fake_provider import ThreadedFakeProvider
 from proxy.testing.gateway_process import GatewayProcess
-from proxy.testing.redis_server import RedisServer, start_redis
+from proxy.testing.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -37,19 +36,16 @@ KEY = "egw-outage-key-0123456789"
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[ThreadedFakeProvider]:
-    provider = ThreadedFakeProvider().start_in_thread()
-    script_costly(provider, "outage")
-    yield provider
-    provider.stop_thread()
+def fake(threaded_fake: ThreadedFakeProvider) -> ThreadedFakeProvider:
+    script_costly(threaded_fake, "outage")
+    return threaded_fake
 
 
 @pytest.fixture
-def server() -> Iterator[RedisServer]:
-    private = start_redis("--appendonly", "yes", "--appendfsync", "always")
-    yield private
-    private.stop()
-    shutil.rmtree(private.directory, ignore_errors=True)
+def server(spawn_redis: Callable[..., RedisServer]) -> RedisServer:
+    """A server of the test's own (it is killed and frozen), persisting every write as it comes."""
+    private: RedisServer = spawn_redis("--appendonly", "yes", "--appendfsync", "always")
+    return private
 
 
 def gateways(

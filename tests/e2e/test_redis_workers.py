@@ -15,7 +15,7 @@ import yaml
 from redis_support import metered_config
 
 from proxy.testing.gateway_process import GatewayProcess, free_port
-from proxy.testing.redis_server import start_redis
+from proxy.testing.redis_server import RedisServer
 
 
 def test_workers_are_refused_with_the_memory_store(tmp_path: Path) -> None:
@@ -31,24 +31,20 @@ def test_workers_are_refused_with_the_memory_store(tmp_path: Path) -> None:
 
 
 @pytest.mark.redis
-def test_workers_share_one_port_with_redis(tmp_path: Path) -> None:
-    server = start_redis()
-    store = {"backend": "redis", "url": server.url, "journal": str(tmp_path / "j")}
-    try:
-        with GatewayProcess(metered_config("http://127.0.0.1:9/v1", store, []), workers=3) as gateway:
-            assert gateway.proc is not None
-            deadline = time.monotonic() + 10
-            workers: list[int] = []
-            while len(workers) < 3 and time.monotonic() < deadline:
-                children = Path(f"/proc/{gateway.proc.pid}/task/{gateway.proc.pid}/children").read_text()
-                workers = [int(pid) for pid in children.split() if _serves(int(pid))]
-                time.sleep(0.1)
-            assert len(workers) == 3
-            for _ in range(10):
-                with urllib.request.urlopen(f"{gateway.url}/readyz", timeout=5) as resp:
-                    assert resp.status == 200
-    finally:
-        server.stop()
+def test_workers_share_one_port_with_redis(tmp_path: Path, private_redis: RedisServer) -> None:
+    store = {"backend": "redis", "url": private_redis.url, "journal": str(tmp_path / "j")}
+    with GatewayProcess(metered_config("http://127.0.0.1:9/v1", store, []), workers=3) as gateway:
+        assert gateway.proc is not None
+        deadline = time.monotonic() + 10
+        workers: list[int] = []
+        while len(workers) < 3 and time.monotonic() < deadline:
+            children = Path(f"/proc/{gateway.proc.pid}/task/{gateway.proc.pid}/children").read_text()
+            workers = [int(pid) for pid in children.split() if _serves(int(pid))]
+            time.sleep(0.1)
+        assert len(workers) == 3
+        for _ in range(10):
+            with urllib.request.urlopen(f"{gateway.url}/readyz", timeout=5) as resp:
+                assert resp.status == 200
 
 
 def _serves(pid: int) -> bool:

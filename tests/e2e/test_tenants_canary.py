@@ -7,9 +7,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import shutil
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 from e2e.test_tenants_redis import CHAT, bearer, call
@@ -17,7 +15,7 @@ from support import base_config
 
 from proxy.testing.fake_provider import Behaviour, ThreadedFakeProvider
 from proxy.testing.gateway_process import GatewayProcess, free_port
-from proxy.testing.redis_server import RedisServer, start_redis
+from proxy.testing.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 PIECE = 8
@@ -25,14 +23,6 @@ PIECE = 8
 
 def canary(label: str) -> str:
     return f"{label}-{secrets.token_hex(12)}"
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = start_redis()
-    yield server
-    server.stop()
-    shutil.rmtree(server.directory, ignore_errors=True)
 
 
 def pieces(secret: str) -> set[bytes]:
@@ -71,7 +61,7 @@ def redis_dump(server: RedisServer) -> bytes:
     return bytes(out)
 
 
-def test_no_secret_leaks_anywhere(redis_server: RedisServer) -> None:
+def test_no_secret_leaks_anywhere(private_redis: RedisServer) -> None:
     fake = ThreadedFakeProvider().start_in_thread()
     master = base64.urlsafe_b64encode(os.urandom(32)).decode()
     canaries = {
@@ -84,7 +74,7 @@ def test_no_secret_leaks_anywhere(redis_server: RedisServer) -> None:
     }
     config = base_config(fake.url)
     config["server"]["admin_token"] = canaries["admin token"]
-    config["store"] = {"backend": "redis", "url": redis_server.url, "timeout": "1s"}
+    config["store"] = {"backend": "redis", "url": private_redis.url, "timeout": "1s"}
     config["secrets"] = {"master_keys": [master], "key_secret": canaries["key secret"]}
     config["providers"]["local"]["api_key"] = canaries["shared provider key"]
     config["providers"]["dead"] = {
@@ -168,7 +158,7 @@ def test_no_secret_leaks_anywhere(redis_server: RedisServer) -> None:
             health = repr([call(gw.url + p) for p in ("/healthz", "/readyz")]).encode()
             with urllib.request.urlopen(gw.url + "/metrics", timeout=5) as resp:
                 metrics = resp.read()
-            dump = redis_dump(redis_server)
+            dump = redis_dump(private_redis)
             gw.stop()
             log = gw.log().encode()
         assert b'"level": "debug"' in log or b'"level":"debug"' in log  # DEBUG was really on

@@ -10,14 +10,12 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,7 +24,7 @@ from support import ADMIN, base_config
 from proxy.tenancy.vault import key_id
 from proxy.testing.fake_provider import ThreadedFakeProvider
 from proxy.testing.gateway_process import GatewayProcess
-from proxy.testing.redis_server import RedisServer, start_redis
+from proxy.testing.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -56,18 +54,8 @@ def new_master() -> str:
 
 
 @pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = start_redis()
-    yield server
-    server.stop()
-    shutil.rmtree(server.directory, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[ThreadedFakeProvider]:
-    provider = ThreadedFakeProvider().start_in_thread()
-    yield provider
-    provider.stop_thread()
+def fake(threaded_fake: ThreadedFakeProvider) -> ThreadedFakeProvider:
+    return threaded_fake
 
 
 def redis_config(

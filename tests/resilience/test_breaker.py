@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -20,18 +20,12 @@ from proxy.routing.breaker import Breakers, State
 from proxy.routing.table import Choice
 from proxy.store.base import Store
 from proxy.store.memory import MemoryStore
+from proxy.testing.clock import FakeClock
 from proxy.testing.fake_provider import Behaviour, FakeProvider
-from proxy.testing.redis_server import RedisServer, start_redis
+from proxy.testing.redis_server import RedisServer
 
 A = Choice("local", "model-a")
 CONFIG = BreakerConfig(failures=3, cooldown=0.3)
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = start_redis()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -49,12 +43,13 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     await the_store.close()
 
 
-def replica(store: Store) -> Breakers:
-    return Breakers(store, Metrics(), Alerter(None, {}))
+def replica(store: Store, clock: FakeClock) -> Breakers:
+    return Breakers(store, Metrics(), Alerter(None, {}), clock=clock)
 
 
 async def test_consecutive_failures_open_and_a_probe_closes(store: Store) -> None:
-    b = replica(store)
+    clock = FakeClock()
+    b = replica(store, clock)
     for _ in range(2):
         assert await b.admit(A, CONFIG)
         b.failure(A, CONFIG)
@@ -63,12 +58,12 @@ async def test_consecutive_failures_open_and_a_probe_closes(store: Store) -> Non
         b.failure(A, CONFIG)
     assert b.get(A).state is State.OPEN and not await b.admit(A, CONFIG)
     assert b.metrics.alerts.labels("provider")._value.get() == 1
-    await asyncio.sleep(0.35)
+    clock.advance(0.35)
     assert await b.admit(A, CONFIG), "after the cooldown one request is the probe"
     assert not await b.admit(A, CONFIG), "only one probe at a time"
     b.failure(A, CONFIG)  # the probe failed: open again, no second alert
     assert b.get(A).state is State.OPEN and b.metrics.alerts.labels("provider")._value.get() == 1
-    await asyncio.sleep(0.35)
+    clock.advance(0.35)
     assert await b.admit(A, CONFIG)
     b.success(A)
     assert b.get(A).state is State.CLOSED and await b.admit(A, CONFIG)
@@ -76,18 +71,20 @@ async def test_consecutive_failures_open_and_a_probe_closes(store: Store) -> Non
 
 
 async def test_replicas_share_transitions_and_one_probe(store: Store) -> None:
-    one, two = replica(store), replica(store)
+    clock = FakeClock()
+    one, two = replica(store, clock), replica(store, clock)
     for _ in range(3):
         one.failure(A, CONFIG)
     await one.close()  # the state document is written
     await two.refresh()
     assert two.get(A).state is State.OPEN, "a target one replica found dead is skipped by the others"
     assert not await two.admit(A, CONFIG)
-    await asyncio.sleep(0.35)
+    clock.advance(0.35)
     probes = [await one.admit(A, CONFIG), await two.admit(A, CONFIG)]
     assert probes.count(True) == 1, "one probe across replicas (the store's lock)"
     prober = one if probes[0] else two
     other = two if probes[0] else one
+    clock.advance(0.05)  # the probe's round trip
     prober.success(A)
     await prober.close()
     await other.refresh()
@@ -95,10 +92,11 @@ async def test_replicas_share_transitions_and_one_probe(store: Store) -> None:
 
 
 async def test_retry_after_skips_the_target() -> None:
-    b = replica(MemoryStore())
+    clock = FakeClock()
+    b = replica(MemoryStore(), clock)
     b.retry_after(A, 0.2)
     assert not await b.admit(A, CONFIG) and 0 < b.wait(A) <= 0.2
-    await asyncio.sleep(0.25)
+    clock.advance(0.25)
     assert await b.admit(A, CONFIG)
 
 

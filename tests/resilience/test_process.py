@@ -10,7 +10,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -22,23 +21,14 @@ from proxy.store.records import RecordQuery
 from proxy.store.redis import RedisStore
 from proxy.testing.fake_provider import Behaviour, ThreadedFakeProvider
 from proxy.testing.gateway_process import GatewayProcess
-from proxy.testing.redis_server import RedisServer, start_redis
+from proxy.testing.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[ThreadedFakeProvider]:
-    provider = ThreadedFakeProvider().start_in_thread()
-    yield provider
-    provider.stop_thread()
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = start_redis()
-    yield server
-    server.stop()
+def fake(threaded_fake: ThreadedFakeProvider) -> ThreadedFakeProvider:
+    return threaded_fake
 
 
 def sse(obj: object) -> bytes:

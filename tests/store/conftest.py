@@ -1,45 +1,17 @@
-"""Fixtures of the store suite: private Redis processes (never a shared Redis) and one store per backend.
-
-A missing ``redis-server`` makes the Redis fixtures fail, not skip: CI must run these tests.
-"""
+"""Fixtures of the store suite: one store per backend, on the session's private Redis servers (the Redis
+fixtures are in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from proxy.store.base import Store
 from proxy.store.memory import MemoryStore
 from proxy.store.redis import RedisStore
-from proxy.testing.redis_server import RedisClusterServers, RedisServer, start_redis, start_redis_cluster
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    server = start_redis()
-    yield server
-    server.stop()
-    shutil.rmtree(server.directory, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def redis_url(redis_server: RedisServer) -> str:
-    return redis_server.url
-
-
-@pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[RedisClusterServers]:
-    cluster = start_redis_cluster(3)
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(scope="session")
-def redis_cluster_url(redis_cluster: RedisClusterServers) -> str:
-    return redis_cluster.url
+from proxy.testing.redis_server import RedisServer
 
 
 def redis_store(request: pytest.FixtureRequest, backend: str) -> RedisStore:

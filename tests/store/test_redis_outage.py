@@ -7,16 +7,15 @@ Each test runs its own redis-server, since it stops or kills it.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from proxy.store.base import Admission, Scope, Settlement, StoreUnavailable
 from proxy.store.records import Outcome, UsageRecord
 from proxy.store.redis import RedisStore
-from proxy.testing.redis_server import RedisServer, start_redis
+from proxy.testing.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -27,16 +26,8 @@ Verb = Callable[[RedisStore, int], Awaitable[object]]
 
 
 @pytest.fixture
-def server() -> Iterator[RedisServer]:
-    private = start_redis()
-    yield private
-    private.stop()
-    shutil.rmtree(private.directory, ignore_errors=True)
-
-
-@pytest.fixture
-async def store(server: RedisServer) -> AsyncIterator[RedisStore]:
-    store = RedisStore(server.url, timeout=TIMEOUT, prefix="outage")
+async def store(private_redis: RedisServer) -> AsyncIterator[RedisStore]:
+    store = RedisStore(private_redis.url, timeout=TIMEOUT, prefix="outage")
     yield store
     await store.close()
 
@@ -96,10 +87,10 @@ async def _serves(store: RedisStore, n: int) -> None:
 
 
 async def test_a_frozen_redis_fails_fast_and_the_store_recovers(
-    server: RedisServer, store: RedisStore
+    private_redis: RedisServer, store: RedisStore
 ) -> None:
     await _serves(store, 0)  # connections are pooled and scripts loaded
-    server.freeze()
+    private_redis.freeze()
     try:
         for n, verb in enumerate(VERBS, start=1):
             await _fails_within_bound(verb(store, n))
@@ -109,28 +100,28 @@ async def test_a_frozen_redis_fails_fast_and_the_store_recovers(
         assert all(isinstance(r, StoreUnavailable) for r in results)
         assert time.monotonic() - started <= BOUND
     finally:
-        server.thaw()
+        private_redis.thaw()
     await _serves(store, 200)
 
 
-async def test_a_frozen_redis_fails_fast_on_the_first_connection(server: RedisServer) -> None:
-    server.freeze()
-    store = RedisStore(server.url, timeout=TIMEOUT, prefix="outage")
+async def test_a_frozen_redis_fails_fast_on_the_first_connection(private_redis: RedisServer) -> None:
+    private_redis.freeze()
+    store = RedisStore(private_redis.url, timeout=TIMEOUT, prefix="outage")
     try:
         for n, verb in enumerate(VERBS):
             await _fails_within_bound(verb(store, n))
     finally:
-        server.thaw()
+        private_redis.thaw()
     await _serves(store, 10)
     await store.close()
 
 
 async def test_a_killed_redis_fails_fast_and_the_store_recovers(
-    server: RedisServer, store: RedisStore
+    private_redis: RedisServer, store: RedisStore
 ) -> None:
     await _serves(store, 0)
-    server.kill()
+    private_redis.kill()
     for n, verb in enumerate(VERBS, start=1):
         await _fails_within_bound(verb(store, n))
-    server.start()  # same port, empty (no persistence): scripts must be loaded again
+    private_redis.start()  # same port, empty (no persistence): scripts must be loaded again
     await _serves(store, 100)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,17 +61,15 @@ def chromium() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[ThreadedFakeProvider]:
+def fake(threaded_fake: ThreadedFakeProvider) -> ThreadedFakeProvider:
     import orjson
 
-    provider = ThreadedFakeProvider().start_in_thread()
-    provider.models_body = orjson.dumps(catalogue())
-    yield provider
-    provider.stop_thread()
+    threaded_fake.models_body = orjson.dumps(catalogue())
+    return threaded_fake
 
 
 @pytest.fixture(scope="module")
-def gateway(fake: ThreadedFakeProvider) -> Iterator[GatewayProcess]:
+def gateway(fake: ThreadedFakeProvider, gateway_process: Callable[..., GatewayProcess]) -> GatewayProcess:
     config = base_config(fake.url)
     config["providers"][XSS] = {"plugin": "openai_compatible", "base_url": fake.url}
     config["models"]["xss-model"] = {"targets": [{"provider": XSS}]}
@@ -86,8 +84,7 @@ def gateway(fake: ThreadedFakeProvider) -> Iterator[GatewayProcess]:
         "acme": {"budget": {"usd": 10, "period": "monthly"}},
         XSS: {"budget": {"usd": 2, "period": "daily"}},
     }
-    with GatewayProcess(config, env={FAKE_KEY_ENV: "sk-fake-aggregator"}) as gw:
-        yield gw
+    return gateway_process(config, env={FAKE_KEY_ENV: "sk-fake-aggregator"})
 
 
 class Console:

@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 import pytest
 import yaml
-from reload.conftest import file_config, write
+from services.conftest import file_config, write
 from support import ADMIN, AUTH, state
 
 from proxy.store.records import RecordQuery

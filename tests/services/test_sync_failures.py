@@ -8,8 +8,8 @@ import logging
 from typing import Any
 
 import pytest
+from services.conftest import sync_config
 from support import ADMIN, AUTH, FIXTURES
-from sync.conftest import sync_config
 
 from proxy.testing.fake_provider import Behaviour, FakeProvider
 

@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 import orjson
+from services.conftest import sync_config
 from support import ADMIN, AUTH, FIXTURES, state
-from sync.conftest import sync_config
 
 from proxy.store.records import RecordQuery
 from proxy.testing.fake_provider import Behaviour, FakeProvider

@@ -78,6 +78,7 @@ async def test_unreadable_catalogues_raise(fake: FakeProvider, answer: Behaviour
                 await plugin(ProviderSettings("p", fake.url, "sk")).list_models(http)
 
 
+@pytest.mark.e2e  # the CLI as a process
 def test_sync_cli_reports_and_draws_progress(tmp_path: Path) -> None:
     fake = ThreadedFakeProvider().start_in_thread()
     try:

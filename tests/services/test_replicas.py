@@ -4,31 +4,21 @@ synced catalogue) serves on the other within 2 s, and a schedule runs one sync p
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from reload.conftest import file_config, write
+from services.conftest import file_config, write
 from support import ADMIN, AUTH, fixture, state
 
 from proxy.testing.fake_provider import FakeProvider
-from proxy.testing.redis_server import RedisServer, start_redis
+from proxy.testing.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 SECRETS = {"key_secret": "replica-test-key-secret-0123456789abcdef"}
 BODY = {"model": "m1", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = start_redis()
-    yield server
-    server.stop()
-    shutil.rmtree(server.directory, ignore_errors=True)
 
 
 @pytest.fixture

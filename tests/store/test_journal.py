@@ -4,9 +4,8 @@ disk and settled exactly once when it is back, whoever replays it and however of
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from proxy.store.base import Admission, Scope, Settlement, StoreUnavailable
 from proxy.store.journal import Journal, JournaledStore
 from proxy.store.records import Outcome, RecordQuery, UsageRecord
 from proxy.store.redis import RedisStore
-from proxy.testing.redis_server import RedisServer, start_redis
+from proxy.testing.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -25,16 +24,8 @@ KEY = Scope("key", "k1", "t1", budget_micro_usd=100_000)
 
 
 @pytest.fixture
-def server() -> Iterator[RedisServer]:
-    private = start_redis()
-    yield private
-    private.stop()
-    shutil.rmtree(private.directory, ignore_errors=True)
-
-
-@pytest.fixture
-async def store(server: RedisServer) -> AsyncIterator[RedisStore]:
-    redis_store = RedisStore(server.url, timeout=0.1, prefix="journal")
+async def store(private_redis: RedisServer) -> AsyncIterator[RedisStore]:
+    redis_store = RedisStore(private_redis.url, timeout=0.1, prefix="journal")
     yield redis_store
     await redis_store.close()
 
@@ -90,7 +81,7 @@ async def test_journaled_settlements_are_replayed_once(tmp_path: Path, store: Re
 
 
 async def test_a_replay_cut_short_replays_harmlessly(
-    tmp_path: Path, store: RedisStore, server: RedisServer
+    tmp_path: Path, store: RedisStore, private_redis: RedisServer
 ) -> None:
     journal = Journal(tmp_path / "j")
     for i in range(3):
@@ -98,12 +89,12 @@ async def test_a_replay_cut_short_replays_harmlessly(
     await journal.close()  # a stopped writer: its file is anyone's to replay
     await store.settle(settlement("r0"))
     await store.settle(settlement("r1"))  # as if a replayer crashed after two of three
-    server.freeze()
+    private_redis.freeze()
     try:
         with pytest.raises(StoreUnavailable):
             await Journal(tmp_path / "j").replay(store)
     finally:
-        server.thaw()
+        private_redis.thaw()
     assert len(files(tmp_path)) == 1  # kept whole
     assert await Journal(tmp_path / "j").replay(store) == 3
     assert sorted(await ledger(store)) == ["r0", "r1", "r2"]
@@ -133,18 +124,18 @@ async def test_a_torn_last_line_is_skipped(tmp_path: Path, store: RedisStore) ->
 
 
 async def test_the_journaled_store_journals_what_redis_cannot_take(
-    tmp_path: Path, store: RedisStore, server: RedisServer
+    tmp_path: Path, store: RedisStore, private_redis: RedisServer
 ) -> None:
     wrapped = JournaledStore(store, Journal(tmp_path / "j"))
     assert (await wrapped.admit(Admission("a1", (KEY,), 15, 1000, time.time()))).admitted
-    server.freeze()
+    private_redis.freeze()
     try:
         started = time.monotonic()
         assert await wrapped.settle(settlement("a1")) == []  # neither raises nor waits past the timeout
         assert await wrapped.settle(settlement("u1", reserved=False)) == []
         assert time.monotonic() - started < 0.1 + 0.1
     finally:
-        server.thaw()
+        private_redis.thaw()
     # Not reserved: journaled without asking Redis, even though it answers now.
     assert await wrapped.settle(settlement("u2", reserved=False)) == []
     await wrapped.drain()
