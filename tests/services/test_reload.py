@@ -184,7 +184,7 @@ def _input_price(client: Any) -> float | None:
     return None if price is None else price.input / 1_000_000
 
 
-async def _until(check: Any, within: float = 2.0) -> None:
+async def _until(check: Any, within: float = 10.0) -> None:
     deadline = time.monotonic() + within
     while not check():
         assert time.monotonic() < deadline, "not within the deadline"
