@@ -31,6 +31,7 @@ from proxy.plugin import Call, CallRejected, Fault, Provider, Reply, UpstreamErr
 from proxy.routing.guard import Guard
 from proxy.routing.table import Choice, Route
 from proxy.upstream.client import ConnectFailed, UpstreamClient, UpstreamIOError, UpstreamResponse
+from proxy.upstream.sse import DEFAULT_MAX_EVENT_BYTES
 
 MAX_ERROR_BODY = 1 << 20  # an error page larger than this is cut: it only feeds a message
 
@@ -117,6 +118,7 @@ async def dispatch(
     route: Route | None = None,
     model: str = "",
     providers: Mapping[str, ProviderConfig] | None = None,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
 ) -> Outcome:
     failed = Failed()
     if guard is not None:
@@ -143,7 +145,9 @@ async def dispatch(
                 failed.skipped.append(f"{choice.provider}/{choice.model}: not tried, retry budget spent")
                 break
         tried.add(choice)
-        outcome = await _attempt(upstream, choice, provider, timeouts, make_call, failed, guard, breaker)
+        outcome = await _attempt(
+            upstream, choice, provider, timeouts, make_call, failed, guard, breaker, max_event_bytes
+        )
         if outcome is not None:
             return outcome
         if on_attempt is not None:
@@ -160,11 +164,13 @@ async def _attempt(
     failed: Failed,
     guard: Guard | None,
     breaker: BreakerConfig,
+    max_event_bytes: int,
 ) -> Outcome | None:
     """One target: the outcome to return, or None after a server fault (recorded in ``failed``)."""
     if guard is None:
         try:
-            return await _try(upstream, choice, provider, timeouts, make_call(choice), failed.attempts)
+            call = make_call(choice)
+            return await _try(upstream, choice, provider, timeouts, call, failed.attempts, max_event_bytes)
         except _Fault as fault:
             _record(failed, fault)
             return None
@@ -173,7 +179,8 @@ async def _attempt(
     reported = False
     outcome: Outcome | None = None
     try:
-        outcome = await _try(upstream, choice, provider, timeouts, make_call(choice), failed.attempts)
+        call = make_call(choice)
+        outcome = await _try(upstream, choice, provider, timeouts, call, failed.attempts, max_event_bytes)
     except _Fault as fault:
         _record(failed, fault)
         guard.breakers.failure(choice, breaker)
@@ -218,6 +225,7 @@ async def _try(
     timeouts: Timeouts,
     call: Call,
     attempts: list[Attempt],
+    max_event_bytes: int,
 ) -> Outcome:
     try:
         request = provider.build_request(call)
@@ -257,7 +265,7 @@ async def _try(
             error = _with_retry_after(error, response.headers.get("retry-after"))
             return _judge(choice, error, attempts)
         if call.stream and "text/event-stream" in content_type:
-            opened = await _open_stream(choice, provider, call, response, deadline, attempts)
+            opened = await _open_stream(choice, provider, call, response, deadline, attempts, max_event_bytes)
             handed_over = isinstance(opened, OpenStream)  # the relay owns the response now
             return opened
         body = await response.read(by=deadline)
@@ -294,8 +302,9 @@ async def _open_stream(
     response: UpstreamResponse,
     deadline: float,
     attempts: list[Attempt],
+    max_event_bytes: int,
 ) -> OpenStream | Refused:
-    tap = StreamTap(provider.open_stream(call))
+    tap = StreamTap(provider.open_stream(call), max_event_bytes)
     held: list[bytes] = []
     while not tap.events:
         chunk = await response.readany(by=deadline)

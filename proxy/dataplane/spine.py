@@ -100,6 +100,7 @@ async def _answer(
         route=route,
         model=body.model,
         providers=snapshot.settings.providers,
+        max_event_bytes=snapshot.settings.server.max_sse_event_bytes,
     )
     if isinstance(outcome, Failed):
         charge.attempts = len(outcome.attempts)
