@@ -163,21 +163,39 @@ class SSEParser:
                 if after == size:
                     self._cr_pending = True
             if self._line:
-                self._line.append(chunk[pos:end])
-                line = b"".join(self._line)
-                self._line.clear()
-                self._line_size = 0
+                self._end_pieces(chunk[pos:end], term, out)
             else:
-                line = chunk[pos:end]
+                self._take(chunk[pos:end], term, out)
             pos = after
-            if line:
-                self._grow(len(line) + len(term), out)
-                self._raw.append(line)
-                self._raw.append(term)
-                self._field(line)
-            else:
-                self._raw.append(term)
-                out.append(self._dispatch())
+
+    def _take(self, line: bytes, term: bytes, out: list[SSEEvent]) -> None:
+        """One whole line and its terminator: a field of the block, or the blank line that dispatches it."""
+        if line:
+            self._grow(len(line) + len(term), out)
+            self._raw.append(line)
+            self._raw.append(term)
+            self._field(line)
+        else:
+            self._raw.append(term)
+            out.append(self._dispatch())
+
+    def _end_pieces(self, last: bytes, term: bytes, out: list[SSEEvent]) -> None:
+        """The end of a line that came over several reads. A ``data:`` line (a base64 image, say) is never
+        joined whole: its pieces join the block's raw bytes as they are, and its value is joined once."""
+        pieces = self._line
+        pieces.append(last)
+        size = self._line_size + len(last)
+        self._line = []
+        self._line_size = 0
+        first = pieces[0]  # 6 bytes or more when there are two pieces (see _keep_partial)
+        if len(first) < 6 or not first.startswith(b"data:"):
+            self._take(b"".join(pieces), term, out)
+            return
+        self._grow(size + len(term), out)
+        self._raw += pieces
+        self._raw.append(term)
+        pieces[0] = first[6:] if first[5] == 0x20 else first[5:]
+        self._data.append(b"".join(pieces))
 
     def _plain_events(self, chunk: bytes, pos: int, out: list[SSEEvent]) -> int:
         """The common case, quickly: whole ``data: ...`` events (one line each, LF-terminated) from
@@ -198,9 +216,12 @@ class SSEParser:
 
     def _keep_partial(self, chunk: bytes, pos: int, out: list[SSEEvent]) -> None:
         piece = chunk[pos:] if pos else chunk
+        if self._line and self._line_size < 6:
+            self._line[0] += piece  # the first piece holds at least a field name's "data: "
+        else:
+            self._line.append(piece)
         self._line_size += len(piece)
         self._grow(0, out)
-        self._line.append(piece)
 
     def _grow(self, size: int, out: list[SSEEvent]) -> None:
         """Count ``size`` more bytes into the block; past the bound the parser gives up on the stream."""
@@ -226,10 +247,9 @@ class SSEParser:
         colon = line.find(b":")
         if colon < 0:
             name, value = line, b""
-        else:
-            name, value = line[:colon], line[colon + 1 :]
-            if value[:1] == b" ":
-                value = value[1:]
+        else:  # one slice for the value: it may be megabytes
+            start = colon + 2 if line[colon + 1 : colon + 2] == b" " else colon + 1
+            name, value = line[:colon], line[start:]
         if name == b"data":
             self._data.append(value)
         elif name == b"event":
