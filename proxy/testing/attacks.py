@@ -1,4 +1,4 @@
-"""The attacks a hostile provider can make, what the attacked client must get, and a runner.
+"""The attacks a hostile provider can make and what the client whose request met one must get.
 
 Each :class:`Attack` is a script for :class:`~proxy.testing.hostile_upstream.HostileUpstream` and the
 expectation of the client whose request met it:
@@ -8,9 +8,9 @@ expectation of the client whose request met it:
 - ``"502 or error event"``: either, for a stream whose first event may or may not get through;
 - ``"answer"``: HTTP 200 with the attack's own answer (framing that is odd but readable).
 
-``closes``: the gateway must not send another request on the attack's connection (its framing can no
-longer be trusted). After every attack, the next request of another key on the same provider must get
-its own answer, and the gateway's RSS must have grown by less than ``rss_mib`` while the attack ran.
+After every attack the gateway must send no further request on the attack's connection (its framing can
+no longer be trusted), the next request of another key on the same provider must get its own answer,
+and the gateway's RSS must have grown by less than ``rss_mib`` while the attack ran.
 
 :mod:`proxy.testing.attack_runner` plays them against a gateway process and measures it; the test suite
 and ``python -m bench.attacks`` share both.
@@ -46,7 +46,6 @@ class Attack:
     script: Script
     stream: bool
     expect: str  # "502", "error event", "502 or error event" or "answer"
-    closes: bool = False
     rss_mib: int = 100
 
     @property
@@ -177,14 +176,14 @@ ATTACKS = [
     Attack("100 MiB SSE line", sse_line, True, "502"),
     Attack("data lines without blank", sse_lines_without_blank, True, "error event"),
     Attack("100 Continue flood", continue_flood, False, "502"),
-    Attack("TE and CL", te_and_cl, False, "answer", closes=True),
+    Attack("TE and CL", te_and_cl, False, "answer"),
     Attack("chunked, gzip", chunked_then_gzip, False, "502"),
-    Attack("chunk size with spaces", chunk_size_with_spaces, False, "502", closes=True),
-    Attack("chunk size not hex", chunk_size_not_hex, False, "502", closes=True),
-    Attack("unicode Content-Length", unicode_content_length, False, "502", closes=True),
-    Attack("truncated gzip", truncated_gzip, False, "502", closes=True),
-    Attack("glued response", glued_response, False, "answer", closes=True),
-    Attack("unsolicited response", unsolicited_response, False, "answer", closes=True),
+    Attack("chunk size with spaces", chunk_size_with_spaces, False, "502"),
+    Attack("chunk size not hex", chunk_size_not_hex, False, "502"),
+    Attack("unicode Content-Length", unicode_content_length, False, "502"),
+    Attack("truncated gzip", truncated_gzip, False, "502"),
+    Attack("glued response", glued_response, False, "answer"),
+    Attack("unsolicited response", unsolicited_response, False, "answer"),
 ]
 
 

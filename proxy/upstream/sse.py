@@ -60,6 +60,7 @@ class SSEParser:
     __slots__ = (
         "_blank",
         "_comments",
+        "_cr_at",
         "_cr_pending",
         "_data",
         "_event",
@@ -88,6 +89,7 @@ class SSEParser:
         self._cr_pending = False  # the last line ended in CR: an LF right after belongs to it
         self._head: bytes | None = b""  # the stream's first bytes while they may be a BOM; None after
         self._blank = -2  # where the quick path found the next LF LF in this read (-2: not looked for)
+        self._cr_at = -2  # and the next CR
         self._failed = False
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
@@ -105,12 +107,18 @@ class SSEParser:
                 # The LF of a CRLF split across reads. Right after a dispatch it belongs to no block:
                 # hand it on alone (data None) so that the relayed bytes stay exactly the upstream's.
                 if self._raw:
-                    self._grow(1, out)
+                    self._raw_size += 1
+                    if self._raw_size > self._limit:
+                        self._give_up(out)
                     self._raw.append(_LF)
                 else:
                     out.append(SSEEvent(_LF))
                 pos = 1
-        self._blank = -2  # not looked for yet in this read
+        self._blank = self._cr_at = -2  # not looked for yet in this read
+        if self._quick and not self._raw and not self._line:
+            pos = self._plain_events(chunk, pos, out)
+            if pos == len(chunk):
+                return out
         self._scan(chunk, pos, out)
         return out
 
@@ -143,10 +151,6 @@ class SSEParser:
         size = len(chunk)
         lf = cr = -2  # -2: not looked for yet; -1: none left in this read
         while pos < size:
-            if self._quick and not self._raw and not self._line:
-                pos = self._plain_events(chunk, pos, out)
-                if pos >= size:
-                    return
             if -1 != lf < pos:
                 lf = chunk.find(b"\n", pos)
             if -1 != cr < pos:
@@ -164,20 +168,25 @@ class SSEParser:
                     self._cr_pending = True
             if self._line:
                 self._end_pieces(chunk[pos:end], term, out)
-            else:
-                self._take(chunk[pos:end], term, out)
-            pos = after
+                pos = after
+            elif end > pos:
+                self._add_line(chunk[pos:end], term, out)
+                pos = after
+            else:  # a blank line: the block is whole
+                self._raw.append(term)
+                out.append(self._dispatch())
+                pos = after
+                if self._quick:
+                    pos = self._plain_events(chunk, pos, out)
 
-    def _take(self, line: bytes, term: bytes, out: list[SSEEvent]) -> None:
-        """One whole line and its terminator: a field of the block, or the blank line that dispatches it."""
-        if line:
-            self._grow(len(line) + len(term), out)
-            self._raw.append(line)
-            self._raw.append(term)
-            self._field(line)
-        else:
-            self._raw.append(term)
-            out.append(self._dispatch())
+    def _add_line(self, line: bytes, term: bytes, out: list[SSEEvent]) -> None:
+        """A field line (not blank) and its terminator."""
+        self._raw_size += len(line) + len(term)
+        if self._raw_size > self._limit:
+            self._give_up(out)
+        self._raw.append(line)
+        self._raw.append(term)
+        self._field(line)
 
     def _end_pieces(self, last: bytes, term: bytes, out: list[SSEEvent]) -> None:
         """The end of a line that came over several reads. A ``data:`` line (a base64 image, say) is never
@@ -189,9 +198,11 @@ class SSEParser:
         self._line_size = 0
         first = pieces[0]  # 6 bytes or more when there are two pieces (see _keep_partial)
         if len(first) < 6 or not first.startswith(b"data:"):
-            self._take(b"".join(pieces), term, out)
+            self._add_line(b"".join(pieces), term, out)
             return
-        self._grow(size + len(term), out)
+        self._raw_size += size + len(term)
+        if self._raw_size > self._limit:
+            self._give_up(out)
         self._raw += pieces
         self._raw.append(term)
         pieces[0] = first[6:] if first[5] == 0x20 else first[5:]
@@ -200,18 +211,21 @@ class SSEParser:
     def _plain_events(self, chunk: bytes, pos: int, out: list[SSEEvent]) -> int:
         """The common case, quickly: whole ``data: ...`` events (one line each, LF-terminated) from
         ``pos``; returns where they end. The line-by-line path does the rest with the same result."""
-        limit = self._limit
+        # The next LF LF and the next CR are searched again only once passed: one pass over the read.
+        end, cr, limit, last_id = self._blank, self._cr_at, self._limit, self._id
         while chunk.startswith(b"data:", pos):
-            end = self._blank
             if end < pos and end != -1:
-                end = self._blank = chunk.find(b"\n\n", pos)
-            if end < 0 or end + 1 - pos > limit or chunk.find(b"\n", pos, end) >= 0:
+                end = chunk.find(b"\n\n", pos)
+            if end < 0 or end + 1 - pos > limit:
                 break
-            if chunk.find(b"\r", pos, end) >= 0:
+            if cr < pos and cr != -1:
+                cr = chunk.find(b"\r", pos)
+            if -1 < cr < end or chunk.find(b"\n", pos, end) >= 0:
                 break
             value = chunk[pos + 6 : end] if chunk[pos + 5] == 0x20 else chunk[pos + 5 : end]
-            out.append(SSEEvent(chunk[pos : end + 2], value, None, self._id))
+            out.append(SSEEvent(chunk[pos : end + 2], value, None, last_id))
             pos = end + 2
+        self._blank, self._cr_at = end, cr
         return pos
 
     def _keep_partial(self, chunk: bytes, pos: int, out: list[SSEEvent]) -> None:
@@ -221,15 +235,14 @@ class SSEParser:
         else:
             self._line.append(piece)
         self._line_size += len(piece)
-        self._grow(0, out)
-
-    def _grow(self, size: int, out: list[SSEEvent]) -> None:
-        """Count ``size`` more bytes into the block; past the bound the parser gives up on the stream."""
-        self._raw_size += size
         if self._raw_size + self._line_size > self._limit:
-            self._reset()
-            self._failed = True
-            raise EventTooLarge(self._limit, out)
+            self._give_up(out)
+
+    def _give_up(self, out: list[SSEEvent]) -> None:
+        """The block passed the bound: drop what it holds and refuse the rest of the stream."""
+        self._reset()
+        self._failed = True
+        raise EventTooLarge(self._limit, out)
 
     def _reset(self) -> None:
         self._line = []

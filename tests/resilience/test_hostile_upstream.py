@@ -42,10 +42,10 @@ def test_the_runner_sees_a_failure(gateway: GatewayProcess, upstream: HostileUps
     """The checks can fail: an honest answer where a 502 is expected is reported."""
     assert gateway.proc is not None
 
-    async def honest(x: object) -> bool:
+    async def hang_up(x: object) -> bool:
         raise ConnectionError  # closes at once: the gateway answers 502, not the expected answer
 
-    attack = Attack("runner check", honest, False, "answer", rss_mib=0)
+    attack = Attack("runner check", hang_up, False, "answer", rss_mib=0)
     found = problems(run(gateway.url, gateway.proc.pid, upstream, attack))
     assert any("expected its own answer" in p for p in found)
     assert any("RSS grew" in p for p in found)
