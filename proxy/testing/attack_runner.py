@@ -190,10 +190,10 @@ def problems(result: Result) -> list[str]:
         found.append(f"expected its own answer {attack.model!r}, got {_show(answer)}")
     if _content(result.follow_up, attack.stream) != result.follow_up_model:
         found.append(f"the next client (another key) got {_show(result.follow_up)}")
-    if result.reused:
-        found.append("the gateway sent another request on the attack's connection")
     if result.rss_growth_mib >= attack.rss_mib:
         found.append(f"RSS grew by {result.rss_growth_mib:.0f} MiB (bound: {attack.rss_mib} MiB)")
+    if result.reused:
+        found.append("the gateway sent another request on the attack's connection")
     return found
 
 

@@ -124,8 +124,8 @@ class SSEParser:
 
     def close(self) -> bool:
         """End of input. Returns True when the stream stopped inside an event (it is discarded)."""
-        partial = b"".join(self._line) if self._head is None else self._head
-        truncated = bool(partial.strip()) or bool(self._data) or self._event is not None
+        partial = self._line if self._head is None else [self._head]
+        truncated = any(p and not p.isspace() for p in partial) or bool(self._data) or self._event is not None
         self._reset()
         return truncated
 
