@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from proxy.config.periods import Period
+from proxy.upstream.sse import DEFAULT_MAX_EVENT_BYTES
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -56,6 +57,9 @@ class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     max_body_bytes: PositiveInt = 8 * 1024 * 1024
+    # One provider SSE event (its lines up to the blank one) may hold this much; a larger one ends the
+    # stream with an error (502 before the first byte) and closes the provider's connection.
+    max_sse_event_bytes: PositiveInt = DEFAULT_MAX_EVENT_BYTES
     admin_token: str | None = None
     access_log: bool = True
     # Reliability (README "Reliability"): overload cap, slow clients, graceful shutdown, retry budget.

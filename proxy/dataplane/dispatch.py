@@ -33,6 +33,7 @@ from proxy.plugin import Call, CallRejected, Fault, Provider, Reply, UpstreamErr
 from proxy.routing.guard import Guard
 from proxy.routing.table import Choice, Route
 from proxy.upstream.client import ConnectFailed, UpstreamClient, UpstreamIOError, UpstreamResponse
+from proxy.upstream.sse import DEFAULT_MAX_EVENT_BYTES
 
 MAX_ERROR_BODY = 1 << 20  # an error page larger than this is cut: it only feeds a message
 
@@ -127,6 +128,7 @@ async def dispatch(
     route: Route | None = None,
     model: str = "",
     providers: Mapping[str, ProviderConfig] | None = None,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
 ) -> DispatchResult:
     failed = Failed()
     if guard is not None:
@@ -154,7 +156,7 @@ async def dispatch(
                 failed.skipped.append(f"{choice.provider}/{choice.model}: not tried, retry budget spent")
                 break
         tried.add(choice)
-        result = await _attempt(upstream, candidate, make_call, failed, guard, breaker)
+        result = await _attempt(upstream, candidate, make_call, failed, guard, breaker, max_event_bytes)
         if result is not None:
             return result
         if on_attempt is not None:
@@ -173,12 +175,13 @@ async def _attempt(
     failed: Failed,
     guard: Guard | None,
     breaker: BreakerConfig,
+    max_event_bytes: int,
 ) -> DispatchResult | None:
     """One target: the result to return, or None after a server fault (recorded in ``failed``)."""
     choice = candidate.choice
     if guard is None:
         try:
-            return await _try(upstream, candidate, make_call(choice), failed.attempts)
+            return await _try(upstream, candidate, make_call(choice), failed.attempts, max_event_bytes)
         except _Fault as fault:
             _record(failed, fault)
             return None
@@ -187,7 +190,7 @@ async def _attempt(
     reported = False
     result: DispatchResult | None = None
     try:
-        result = await _try(upstream, candidate, make_call(choice), failed.attempts)
+        result = await _try(upstream, candidate, make_call(choice), failed.attempts, max_event_bytes)
     except _Fault as fault:
         _record(failed, fault)
         guard.breakers.failure(choice, breaker)
@@ -226,7 +229,11 @@ def _record(failed: Failed, fault: _Fault) -> None:
 
 
 async def _try(
-    upstream: UpstreamClient, candidate: Candidate, call: Call, attempts: list[Attempt]
+    upstream: UpstreamClient,
+    candidate: Candidate,
+    call: Call,
+    attempts: list[Attempt],
+    max_event_bytes: int,
 ) -> DispatchResult:
     choice, provider, timeouts = candidate.choice, candidate.provider, candidate.timeouts
     try:
@@ -267,7 +274,7 @@ async def _try(
             error = _with_retry_after(error, response.headers.get("retry-after"))
             return _judge(candidate, error, attempts)
         if call.stream and "text/event-stream" in content_type:
-            opened = await _open_stream(candidate, call, response, deadline, attempts)
+            opened = await _open_stream(candidate, call, response, deadline, attempts, max_event_bytes)
             handed_over = isinstance(opened, OpenStream)  # the relay owns the response now
             return opened
         body = await response.read(by=deadline)
@@ -304,9 +311,10 @@ async def _open_stream(
     response: UpstreamResponse,
     deadline: float,
     attempts: list[Attempt],
+    max_event_bytes: int,
 ) -> OpenStream | Refused:
     choice = candidate.choice
-    tap = StreamTap(candidate.provider.open_stream(call))
+    tap = StreamTap(candidate.provider.open_stream(call), max_event_bytes)
     held: list[bytes] = []
     while not tap.events:
         chunk = await response.readany(by=deadline)

@@ -73,6 +73,7 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
             route=route,
             model=body.model,
             providers=snapshot.settings.providers,
+            max_event_bytes=snapshot.settings.server.max_sse_event_bytes,
         )
         ctx.attempts = len(result.attempts)
         if isinstance(result, _UNANSWERED):

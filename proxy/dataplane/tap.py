@@ -4,27 +4,49 @@ It parses each read into SSE events (:mod:`proxy.upstream.sse`) and lets the pro
 say what becomes of each: relayed verbatim, translated, or dropped. The reader meanwhile records usage,
 errors and the end marker. Dispatch uses the tap to look at a stream's first event before committing;
 the relay uses the same tap for the rest, so one code path decides what the client receives.
+
+A read costs time in proportion to its own size: the parser never rescans earlier reads, and the bytes
+for the client are joined once per read. An event past ``max_event_bytes`` (``server.max_sse_event_bytes``)
+ends the stream with a server-fault ``error``: before the first event dispatch falls back or answers 502,
+after it the relay sends an error event; either way the upstream connection is closed, not reused.
 """
 
 from __future__ import annotations
 
-from proxy.plugin import StreamReader, UpstreamError, Usage
-from proxy.upstream.sse import SSEParser
+from proxy.plugin import Fault, StreamReader, UpstreamError, Usage
+from proxy.upstream.sse import DEFAULT_MAX_EVENT_BYTES, EventTooLarge, SSEEvent, SSEParser
 
 
 class StreamTap:
-    __slots__ = ("events", "parser", "reader")
+    __slots__ = ("events", "failure", "parser", "reader")
 
-    def __init__(self, reader: StreamReader) -> None:
+    def __init__(self, reader: StreamReader, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.reader = reader
-        self.parser = SSEParser()
+        self.parser = SSEParser(max_event_bytes)
         self.events = 0  # data events passed to the client
+        self.failure: UpstreamError | None = None  # the stream broke the parser's bound
 
     def feed(self, chunk: bytes) -> bytes:
-        """The bytes the client gets for this read. Stops at an error event (see ``error``)."""
+        """The bytes the client gets for this read. Stops at an error (see ``error``)."""
+        too_large: EventTooLarge | None = None
+        try:
+            events = self.parser.feed(chunk)
+        except EventTooLarge as exc:
+            events, too_large = exc.events, exc
+        out = self._relay(events)
+        if too_large is not None and not self.reader.finished and self.reader.error is None:
+            self.failure = UpstreamError(
+                502,
+                Fault.SERVER,
+                f"the provider sent an event larger than {too_large.limit} bytes"
+                " (server.max_sse_event_bytes)",
+            )
+        return out
+
+    def _relay(self, events: list[SSEEvent]) -> bytes:
         reader = self.reader
         out: list[bytes] = []
-        for event in self.parser.feed(chunk):
+        for event in events:
             piece = reader.on_event(event)
             if reader.error is not None:
                 break
@@ -44,7 +66,9 @@ class StreamTap:
 
     @property
     def error(self) -> UpstreamError | None:
-        return self.reader.error
+        """The provider's error in the stream, or the stream's own failure (an event past the bound)."""
+        error = self.reader.error
+        return error if error is not None else self.failure
 
     @property
     def finished(self) -> bool:
