@@ -19,8 +19,9 @@ from proxy.upstream.client import (
     ExchangeBroken,
     UpstreamClient,
     UpstreamResponse,
-    target,
+    origin,
 )
+from proxy.upstream.egress import DEFAULT_EGRESS
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 
@@ -161,11 +162,11 @@ async def test_connections_the_server_ends_are_not_reused(client: UpstreamClient
 def parse(raw: bytes, splits: list[int]) -> tuple[UpstreamResponse, bytes]:
     """Feed ``raw`` to a response in pieces cut at ``splits``, collecting the body as it is decoded."""
     loop = asyncio.get_running_loop()
-    response = UpstreamResponse(UpstreamClient(), None, ("http", "x", 80), loop, None, None)  # type: ignore[arg-type]
+    response = UpstreamResponse(UpstreamClient(), None, ("http", "x", 80, ""), loop, None, None, DEFAULT_EGRESS)
     body = b""
     start = 0
     for cut in [*splits, len(raw)]:
-        response._feed(raw[start:cut])
+        response.feed(raw[start:cut])
         start = cut
         if response._chunks:
             body += response._take()
@@ -380,8 +381,8 @@ async def test_a_slow_reader_pauses_the_socket(client: UpstreamClient) -> None:
     await server.stop()
 
 
-def test_targets_are_parsed_once() -> None:
-    t = target("https://api.example.com/v1/chat/completions?x=1")
+def test_origins_are_parsed_once() -> None:
+    t = origin("https://api.example.com/v1/chat/completions?x=1")
     assert (t.host, t.port, t.tls, t.path, t.host_header) == (
         "api.example.com",
         443,
@@ -389,10 +390,10 @@ def test_targets_are_parsed_once() -> None:
         "/v1/chat/completions?x=1",
         "api.example.com",
     )
-    assert target("http://[::1]:8080/v1").host_header == "[::1]:8080"
-    assert target("https://api.example.com/v1/chat/completions?x=1") is t
+    assert origin("http://[::1]:8080/v1").host_header == "[::1]:8080"
+    assert origin("https://api.example.com/v1/chat/completions?x=1") is t
     with pytest.raises(ValueError):
-        target("ftp://example.com/")
+        origin("ftp://example.com/")
 
 
 def self_signed(tmp_path: Path) -> tuple[Path, Path]:
@@ -466,7 +467,7 @@ async def test_a_finished_stream_waits_for_its_last_chunk(
 ) -> None:
     """After [DONE] the relay releases at once; the chunked terminator arrives a moment later and the
     connection is reused, or it never does and the connection is closed after LINGER."""
-    monkeypatch.setattr("proxy.upstream.client.LINGER", 0.2)
+    monkeypatch.setattr("proxy.upstream.response.LINGER", 0.2)
     release_now = asyncio.Event()
 
     async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
