@@ -30,7 +30,14 @@ from proxy.dataplane.tap import StreamTap
 from proxy.plugin import Call, CallRejected, Fault, Provider, Reply, UpstreamError
 from proxy.routing.guard import Guard
 from proxy.routing.table import Choice, Route
-from proxy.upstream.client import ConnectFailed, UpstreamClient, UpstreamIOError, UpstreamResponse
+from proxy.upstream.client import (
+    ConnectFailed,
+    LimitExceeded,
+    UpstreamClient,
+    UpstreamIOError,
+    UpstreamResponse,
+)
+from proxy.upstream.egress import DEFAULT_EGRESS, Egress
 
 MAX_ERROR_BODY = 1 << 20  # an error page larger than this is cut: it only feeds a message
 
@@ -117,6 +124,7 @@ async def dispatch(
     route: Route | None = None,
     model: str = "",
     providers: Mapping[str, ProviderConfig] | None = None,
+    egress: Mapping[str, Egress] | None = None,
 ) -> Outcome:
     failed = Failed()
     if guard is not None:
@@ -143,7 +151,8 @@ async def dispatch(
                 failed.skipped.append(f"{choice.provider}/{choice.model}: not tried, retry budget spent")
                 break
         tried.add(choice)
-        outcome = await _attempt(upstream, choice, provider, timeouts, make_call, failed, guard, breaker)
+        way = egress.get(choice.provider, DEFAULT_EGRESS) if egress is not None else DEFAULT_EGRESS
+        outcome = await _attempt(upstream, choice, provider, timeouts, way, make_call, failed, guard, breaker)
         if outcome is not None:
             return outcome
         if on_attempt is not None:
@@ -156,6 +165,7 @@ async def _attempt(
     choice: Choice,
     provider: Provider,
     timeouts: Timeouts,
+    egress: Egress,
     make_call: Callable[[Choice], Call],
     failed: Failed,
     guard: Guard | None,
@@ -164,7 +174,9 @@ async def _attempt(
     """One target: the outcome to return, or None after a server fault (recorded in ``failed``)."""
     if guard is None:
         try:
-            return await _try(upstream, choice, provider, timeouts, make_call(choice), failed.attempts)
+            return await _try(
+                upstream, choice, provider, timeouts, egress, make_call(choice), failed.attempts
+            )
         except _Fault as fault:
             _record(failed, fault)
             return None
@@ -173,7 +185,7 @@ async def _attempt(
     reported = False
     outcome: Outcome | None = None
     try:
-        outcome = await _try(upstream, choice, provider, timeouts, make_call(choice), failed.attempts)
+        outcome = await _try(upstream, choice, provider, timeouts, egress, make_call(choice), failed.attempts)
     except _Fault as fault:
         _record(failed, fault)
         guard.breakers.failure(choice, breaker)
@@ -216,6 +228,7 @@ async def _try(
     choice: Choice,
     provider: Provider,
     timeouts: Timeouts,
+    egress: Egress,
     call: Call,
     attempts: list[Attempt],
 ) -> Outcome:
@@ -236,13 +249,14 @@ async def _try(
             idle=timeouts.idle or None,
             total=timeouts.total or None,
             headers_by=deadline,
+            egress=egress,
         )
     except TimeoutError:
         raise _Fault(
             Attempt(choice.provider, choice.model, "timeout before the answer", timeout=True)
         ) from None
-    except ConnectFailed:
-        raise _Fault(Attempt(choice.provider, choice.model, "connect error")) from None
+    except ConnectFailed as exc:  # the reason names the provider (a TLS certificate not trusted, ...)
+        raise _Fault(Attempt(choice.provider, choice.model, f"connect error ({exc})")) from None
     except UpstreamIOError as exc:
         raise _Fault(Attempt(choice.provider, choice.model, f"connection failed ({exc})")) from None
     except ValueError as exc:  # the URL or a header cannot be sent (a configuration error)
@@ -273,6 +287,8 @@ async def _try(
         raise _Fault(
             Attempt(choice.provider, choice.model, "timeout before the answer", timeout=True)
         ) from None
+    except LimitExceeded as exc:  # the answer went past a bound (a 2xx body is read whole, capped)
+        raise _Fault(Attempt(choice.provider, choice.model, f"answer refused ({exc})")) from None
     except UpstreamIOError as exc:
         raise _Fault(Attempt(choice.provider, choice.model, f"connection lost ({exc})")) from None
     finally:

@@ -100,6 +100,7 @@ async def _answer(
         route=route,
         model=body.model,
         providers=snapshot.settings.providers,
+        egress=snapshot.egress,
     )
     if isinstance(outcome, Failed):
         charge.attempts = len(outcome.attempts)

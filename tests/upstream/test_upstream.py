@@ -162,7 +162,9 @@ async def test_connections_the_server_ends_are_not_reused(client: UpstreamClient
 def parse(raw: bytes, splits: list[int]) -> tuple[UpstreamResponse, bytes]:
     """Feed ``raw`` to a response in pieces cut at ``splits``, collecting the body as it is decoded."""
     loop = asyncio.get_running_loop()
-    response = UpstreamResponse(UpstreamClient(), None, ("http", "x", 80, ""), loop, None, None, DEFAULT_EGRESS)
+    response = UpstreamResponse(
+        UpstreamClient(), None, ("http", "x", 80, ""), loop, None, None, DEFAULT_EGRESS
+    )
     body = b""
     start = 0
     for cut in [*splits, len(raw)]:
