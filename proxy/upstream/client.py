@@ -65,7 +65,9 @@ __all__ = [
 KEEPALIVE = 15.0  # seconds an idle connection is kept (servers commonly close theirs after 5 to 75)
 MAX_IDLE_PER_ORIGIN = 256
 
-PoolKey = tuple[str, str, int, str]  # scheme, host, port, egress proxy ("" for none)
+# scheme, host, port, egress proxy ("" for none), TLS context: connections made with one provider's client
+# certificate or CA are never handed to another's calls.
+PoolKey = tuple[str, str, int, str, ssl.SSLContext | None]
 
 
 class UpstreamClient:
@@ -106,7 +108,8 @@ class UpstreamClient:
         # A plain-HTTP upstream through a proxy: the request goes to the proxy in absolute form.
         forwarded = proxy is not None and not where.tls
         head = request_head(where, headers, len(body), proxy.authorization if forwarded and proxy else None)
-        key: PoolKey = (*where.key, proxy.key if proxy is not None else "")
+        context = (egress.ssl or self._ssl) if where.tls else None
+        key: PoolKey = (*where.key, proxy.key if proxy is not None else "", context)
         loop = asyncio.get_running_loop()
         now = loop.time()
         deadline = now + total if total else None
@@ -114,7 +117,7 @@ class UpstreamClient:
             conn = self._reuse(key, now) if attempt == 1 else None
             fresh = conn is None
             if conn is None:
-                conn = await self._connect(where, proxy, egress, connect, deadline)
+                conn = await self._connect(where, proxy, context, egress.provider, connect, deadline)
             response = UpstreamResponse(self, conn, key, loop, idle, deadline, egress)
             conn.response = response
             if len(body) < 65536:
@@ -180,7 +183,8 @@ class UpstreamClient:
         self,
         where: Origin,
         proxy: EgressProxy | None,
-        egress: Egress,
+        context: ssl.SSLContext | None,
+        provider: str,
         within: float | None,
         deadline: float | None,
     ) -> Connection:
@@ -188,12 +192,11 @@ class UpstreamClient:
         limit = within and loop.time() + within
         if deadline is not None and (not limit or deadline < limit):
             limit = deadline
-        context = (egress.ssl or self._ssl) if where.tls else None
         async with asyncio.timeout_at(limit or None):
             if proxy is None:
-                conn = await self._direct(where, context, egress.provider)
+                conn = await self._direct(where, context, provider)
             else:
-                conn = await self._through(proxy, where, context, egress.provider)
+                conn = await self._through(proxy, where, context, provider)
         self.opened[where.url] = self.opened.get(where.url, 0) + 1
         return conn
 
@@ -247,5 +250,5 @@ class UpstreamClient:
 
 
 def _origin_url(key: PoolKey) -> str:
-    scheme, host, port, _ = key
+    scheme, host, port, _, _ = key
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"

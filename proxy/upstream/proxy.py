@@ -31,10 +31,10 @@ class EgressProxy:
     host: str
     port: int
     authorization: str  # the Proxy-Authorization value, "" without credentials
-    key: str  # host:port and user: part of the pool's key
+    key: str  # host, port and credential: part of the pool's key (a tunnel is authorized once, at CONNECT)
 
     def __repr__(self) -> str:  # never the credential
-        return f"EgressProxy({self.key!r})"
+        return f"EgressProxy({self.host}:{self.port})"
 
 
 def parse_proxy(url: str) -> EgressProxy:
@@ -49,12 +49,10 @@ def parse_proxy(url: str) -> EgressProxy:
     except ValueError:
         raise ValueError("a proxy URL is http://[user:pass@]host:port (bad port)") from None
     authorization = ""
-    user = ""
     if parts.username is not None:
-        user = unquote(parts.username)
-        secret = f"{user}:{unquote(parts.password or '')}".encode()
+        secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
         authorization = "Basic " + base64.b64encode(secret).decode("ascii")
-    return EgressProxy(parts.hostname, port, authorization, f"{parts.hostname}:{port}:{user}")
+    return EgressProxy(parts.hostname, port, authorization, f"{parts.hostname}:{port} {authorization}")
 
 
 class EnvironmentProxies:

@@ -32,7 +32,7 @@ from proxy.upstream.egress import RATIO_FLOOR, Egress
 from proxy.upstream.errors import ClosedBeforeAnswer, ExchangeBroken, LimitExceeded, named
 
 if TYPE_CHECKING:
-    from proxy.upstream.client import UpstreamClient
+    from proxy.upstream.client import PoolKey, UpstreamClient
 
 HIGH_WATER = 256 * 1024  # unread body bytes before the socket is paused
 LINGER = 1.0  # seconds a finished stream's connection waits for the rest of its framing (see release)
@@ -59,7 +59,7 @@ class UpstreamResponse:
         self,
         client: UpstreamClient,
         conn: Connection | None,
-        pool_key: tuple[str, str, int, str],
+        pool_key: PoolKey,
         loop: asyncio.AbstractEventLoop,
         idle: float | None,
         deadline: float | None,

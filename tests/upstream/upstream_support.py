@@ -172,6 +172,8 @@ class HTTPProxy:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
             pass
+        except asyncio.CancelledError:  # stopped: the test is over
+            pass
         finally:
             self._tasks.discard(task)
             writer.close()
@@ -267,7 +269,7 @@ async def serve(script: Script) -> RawServer:
 def parse(raw: bytes, splits: list[int], egress: Egress = DEFAULT_EGRESS) -> tuple[UpstreamResponse, bytes]:
     """Feed ``raw`` to a response in pieces cut at ``splits``, collecting the body as it is decoded."""
     loop = asyncio.get_running_loop()
-    response = UpstreamResponse(UpstreamClient(), None, ("http", "x", 80, ""), loop, None, None, egress)
+    response = UpstreamResponse(UpstreamClient(), None, ("http", "x", 80, "", None), loop, None, None, egress)
     body = b""
     start = 0
     for cut in [*splits, len(raw)]:
