@@ -4,13 +4,11 @@ client certificates; failures are ConnectFailed naming the provider."""
 
 from __future__ import annotations
 
-import asyncio
-import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from upstream_support import HTTPProxy, PrivateCA, RawServer, answer, read_request, serve
+from upstream_support import HTTPProxy, PrivateCA, RawServer, answering
 
 from proxy.config import ConfigError, Settings, parse_settings
 from proxy.state.snapshot import build_snapshot
@@ -20,53 +18,14 @@ from proxy.upstream.proxy import EnvironmentProxies, parse_proxy
 from proxy.upstream.tls import provider_context
 
 
-class TLSServer:
-    """An https server on 127.0.0.1 answering every request with ``body`` (keep-alive)."""
-
-    def __init__(self, context: ssl.SSLContext, body: bytes = b"secret") -> None:
-        self.context = context
-        self.body = body
-        self.requests: list[bytes] = []
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> TLSServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.context)
-        return self
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None
-        port: int = self.server.sockets[0].getsockname()[1]
-        return port
-
-    def url(self, host: str = "localhost") -> str:
-        return f"https://{host}:{self.port}/v1/chat/completions"
-
-    async def _serve(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                self.requests.append(await read_request(r))
-                w.write(answer(self.body))
-                await w.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, OSError, asyncio.CancelledError):
-            pass  # a cancellation too: the test is over, the loop is closing
-        finally:
-            w.close()
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        await self.server.wait_closed()
-
-
 @pytest.fixture
 def ca(tmp_path: Path) -> PrivateCA:
     return PrivateCA(tmp_path)
 
 
 @pytest.fixture
-async def upstream(ca: PrivateCA) -> AsyncIterator[TLSServer]:
-    server = await TLSServer(ca.server_context("localhost")).start()
+async def upstream(ca: PrivateCA) -> AsyncIterator[RawServer]:
+    server = await answering(b"secret", ca.server_context("localhost"))
     yield server
     await server.stop()
 
@@ -86,63 +45,63 @@ async def call(client: UpstreamClient, url: str, egress: Egress) -> bytes:
         response.release()
 
 
-async def test_a_private_ca_is_trusted_through_tls_ca_file(ca: PrivateCA, upstream: TLSServer) -> None:
+async def test_a_private_ca_is_trusted_through_tls_ca_file(ca: PrivateCA, upstream: RawServer) -> None:
     client = UpstreamClient(environ={})
     trusted = Egress(provider="private", ssl=provider_context("private", ca_file=str(ca.ca_file)))
-    assert await call(client, upstream.url(), trusted) == b"secret"
+    assert await call(client, upstream.url, trusted) == b"secret"
     only = Egress(
         provider="private", ssl=provider_context("private", ca_file=str(ca.ca_file), system_ca=False)
     )
-    assert await call(client, upstream.url(), only) == b"secret"
+    assert await call(client, upstream.url, only) == b"secret"
     with pytest.raises(ConnectFailed) as caught:  # the system's store does not know the private CA
-        await call(client, upstream.url(), Egress(provider="private"))
+        await call(client, upstream.url, Egress(provider="private"))
     message = str(caught.value)
     assert "provider 'private'" in message and "certificate" in message and "localhost" in message
     await client.close()
 
 
 async def test_a_client_certificate_is_presented(ca: PrivateCA, tmp_path: Path) -> None:
-    server = await TLSServer(ca.server_context("localhost", client_ca=True)).start()
+    server = await answering(b"secret", ca.server_context("localhost", client_ca=True))
     cert, key = ca.issue("gateway", client=True)
     client = UpstreamClient(environ={})
     mutual = provider_context("mtls", ca_file=str(ca.ca_file), cert_file=str(cert), key_file=str(key))
-    assert await call(client, server.url(), Egress(provider="mtls", ssl=mutual)) == b"secret"
+    assert await call(client, server.url, Egress(provider="mtls", ssl=mutual)) == b"secret"
     anonymous = provider_context("mtls", ca_file=str(ca.ca_file))
     # The server refuses the handshake (with TLS 1.3, after the client's side of it has completed).
     with pytest.raises(UpstreamIOError):
-        await call(client, server.url(), Egress(provider="mtls", ssl=anonymous))
+        await call(client, server.url, Egress(provider="mtls", ssl=anonymous))
     await client.close()
     await server.stop()
 
 
-async def test_https_through_a_connect_proxy(ca: PrivateCA, upstream: TLSServer, proxy: HTTPProxy) -> None:
+async def test_https_through_a_connect_proxy(ca: PrivateCA, upstream: RawServer, proxy: HTTPProxy) -> None:
     client = UpstreamClient(environ={})
     context = provider_context("tunnelled", ca_file=str(ca.ca_file))
     egress = Egress(provider="tunnelled", ssl=context, proxy=parse_proxy(proxy.url()))
     for _ in range(2):
-        assert await call(client, upstream.url(), egress) == b"secret"
+        assert await call(client, upstream.url, egress) == b"secret"
     assert proxy.tunnels == 1  # the tunnel's connection went back to the pool and was reused
     assert proxy.heads[0].startswith(f"CONNECT localhost:{upstream.port} HTTP/1.1\r\n".encode())
     assert b"proxy-authorization" not in proxy.heads[0].lower()
     # The provider saw an ordinary origin-form request: the tunnel is TLS end to end.
     assert upstream.requests[0].startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
     # The pool's key includes the proxy: a direct call to the same origin opens its own connection.
-    assert await call(client, upstream.url(), Egress(provider="tunnelled", ssl=context)) == b"secret"
+    assert await call(client, upstream.url, Egress(provider="tunnelled", ssl=context)) == b"secret"
     assert client.idle_connections() == 2
     await client.close()
 
 
-async def test_proxy_authentication(ca: PrivateCA, upstream: TLSServer) -> None:
+async def test_proxy_authentication(ca: PrivateCA, upstream: RawServer) -> None:
     proxy = await HTTPProxy(credentials="alice:s3cr@t").start()
     client = UpstreamClient(environ={})
     context = provider_context("tunnelled", ca_file=str(ca.ca_file))
     good = Egress(provider="tunnelled", ssl=context, proxy=parse_proxy(proxy.url("alice:s3cr%40t")))
-    assert await call(client, upstream.url(), good) == b"secret"
+    assert await call(client, upstream.url, good) == b"secret"
     assert b"Proxy-Authorization: Basic YWxpY2U6czNjckB0\r\n" in proxy.heads[0]
     for credentials in (None, "alice:wrong"):
         bad = Egress(provider="tunnelled", ssl=context, proxy=parse_proxy(proxy.url(credentials)))
         with pytest.raises(ConnectFailed) as caught:
-            await call(client, upstream.url(), bad)
+            await call(client, upstream.url, bad)
         assert "provider 'tunnelled'" in str(caught.value) and "407" in str(caught.value)
         assert "wrong" not in str(caught.value)  # never the credential
     await client.close()
@@ -151,15 +110,7 @@ async def test_proxy_authentication(ca: PrivateCA, upstream: TLSServer) -> None:
 
 async def test_plain_http_through_a_proxy_uses_the_absolute_form() -> None:
     proxy = await HTTPProxy(credentials="bob:pw").start()
-    server: RawServer
-
-    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
-        while True:
-            await read_request(r, server)
-            w.write(answer(b"plain"))
-            await w.drain()
-
-    server = await serve(script)
+    server = await answering(b"plain")
     client = UpstreamClient(environ={"HTTP_PROXY": proxy.url("bob:pw")})
     for _ in range(2):
         assert await call(client, server.url, Egress(provider="plain")) == b"plain"
@@ -174,11 +125,11 @@ async def test_plain_http_through_a_proxy_uses_the_absolute_form() -> None:
 
 
 async def test_the_environment_proxy_and_no_proxy(
-    ca: PrivateCA, upstream: TLSServer, proxy: HTTPProxy
+    ca: PrivateCA, upstream: RawServer, proxy: HTTPProxy
 ) -> None:
     context = provider_context("p", ca_file=str(ca.ca_file))
     via_env = UpstreamClient(environ={"https_proxy": proxy.url()})
-    assert await call(via_env, upstream.url(), Egress(provider="p", ssl=context)) == b"secret"
+    assert await call(via_env, upstream.url, Egress(provider="p", ssl=context)) == b"secret"
     assert proxy.tunnels == 1
     await via_env.close()
     for no_proxy in (
@@ -188,13 +139,13 @@ async def test_the_environment_proxy_and_no_proxy(
         f"example.com, localhost:{upstream.port}",
     ):
         bypass = UpstreamClient(environ={"HTTPS_PROXY": proxy.url(), "NO_PROXY": no_proxy})
-        assert await call(bypass, upstream.url(), Egress(provider="p", ssl=context)) == b"secret"
+        assert await call(bypass, upstream.url, Egress(provider="p", ssl=context)) == b"secret"
         await bypass.close()
     assert proxy.tunnels == 1  # none of the NO_PROXY calls went through it
     # A provider's own proxy setting wins over NO_PROXY and the environment.
     explicit = UpstreamClient(environ={"HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "*"})
     egress = Egress(provider="p", ssl=context, proxy=parse_proxy(proxy.url()))
-    assert await call(explicit, upstream.url(), egress) == b"secret"
+    assert await call(explicit, upstream.url, egress) == b"secret"
     assert proxy.tunnels == 2
     await explicit.close()
 

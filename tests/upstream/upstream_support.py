@@ -204,30 +204,40 @@ Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[N
 
 
 class RawServer:
-    """A TCP server running ``script(reader, writer, connection_number)`` per connection; it keeps the
-    raw requests it read (``read_request``) so tests can check what was sent."""
+    """A TCP (or, with ``ssl_context``, TLS) server running ``script(reader, writer, connection_number)``
+    per connection; it keeps the raw requests it read (``read_request``) so tests can check what was sent."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, ssl_context: ssl.SSLContext | None = None) -> None:
         self.script = script
+        self.ssl_context = ssl_context
         self.connections = 0
         self.requests: list[bytes] = []
         self.server: asyncio.Server | None = None
 
     async def start(self) -> RawServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.ssl_context)
         return self
 
     @property
-    def url(self) -> str:
+    def port(self) -> int:
         assert self.server is not None
-        port = self.server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}/v1/chat/completions"
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def url(self) -> str:
+        """Plain: by address; TLS: by the name the test certificates carry."""
+        if self.ssl_context is None:
+            return f"http://127.0.0.1:{self.port}/v1/chat/completions"
+        return f"https://localhost:{self.port}/v1/chat/completions"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         try:
             await self.script(reader, writer, self.connections)
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+        except asyncio.CancelledError:  # the test is over and the loop is closing
             pass
         finally:
             writer.close()
@@ -262,8 +272,22 @@ def chunked(*pieces: bytes) -> bytes:
     return out + b"0\r\n\r\n"
 
 
-async def serve(script: Script) -> RawServer:
-    return await RawServer(script).start()
+async def serve(script: Script, ssl_context: ssl.SSLContext | None = None) -> RawServer:
+    return await RawServer(script, ssl_context).start()
+
+
+async def answering(body: bytes, ssl_context: ssl.SSLContext | None = None) -> RawServer:
+    """A server answering every request with ``body``, connections kept open (requests recorded)."""
+    server: RawServer
+
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        while True:
+            await read_request(r, server)
+            w.write(answer(body))
+            await w.drain()
+
+    server = await serve(script, ssl_context)
+    return server
 
 
 def parse(raw: bytes, splits: list[int], egress: Egress = DEFAULT_EGRESS) -> tuple[UpstreamResponse, bytes]:
