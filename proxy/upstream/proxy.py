@@ -3,7 +3,8 @@
 - A provider's ``proxy: http://[user:pass@]host:port`` setting wins; otherwise the environment's
   ``HTTPS_PROXY`` (https upstreams) or ``HTTP_PROXY`` (http upstreams), lower-case forms first, unless
   ``NO_PROXY`` names the host (``*``; a name, which also covers its subdomains; ``.name``; ``host:port``;
-  an IP literal). The environment is read once, when the client is made.
+  an IP literal). Loopback hosts (``localhost``, 127.0.0.0/8, ``::1``) never take the environment's proxy:
+  the proxy's loopback is not ours. The environment is read once, when the client is made.
 - https upstreams: ``CONNECT host:port`` to the proxy, then TLS to the provider through the tunnel (SNI
   and the certificate's hostname are the provider's). http upstreams: the request in absolute form to
   the proxy. Credentials in the proxy URL go as ``Proxy-Authorization: Basic``.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,7 +75,7 @@ class EnvironmentProxies:
             pass
         scheme, host, port = key
         proxy = self.https if scheme == "https" else self.http
-        if proxy is not None and self._bypassed(host.lower(), port):
+        if proxy is not None and (_loopback(host) or self._bypassed(host.lower(), port)):
             proxy = None
         if len(self._decided) < 4096:
             self._decided[key] = proxy
@@ -89,6 +91,15 @@ class EnvironmentProxies:
             name = name.strip("[]").lstrip(".")
             if host == name or host.endswith("." + name):
                 return True
+        return False
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
         return False
 
 

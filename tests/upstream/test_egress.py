@@ -111,9 +111,10 @@ async def test_proxy_authentication(ca: PrivateCA, upstream: RawServer) -> None:
 async def test_plain_http_through_a_proxy_uses_the_absolute_form() -> None:
     proxy = await HTTPProxy(credentials="bob:pw").start()
     server = await answering(b"plain")
-    client = UpstreamClient(environ={"HTTP_PROXY": proxy.url("bob:pw")})
+    client = UpstreamClient(environ={})
+    egress = Egress(provider="plain", proxy=parse_proxy(proxy.url("bob:pw")))
     for _ in range(2):
-        assert await call(client, server.url, Egress(provider="plain")) == b"plain"
+        assert await call(client, server.url, egress) == b"plain"
     head = proxy.heads[0]
     assert head.startswith(f"POST {server.url} HTTP/1.1\r\n".encode())
     assert b"\r\nProxy-Authorization: Basic Ym9iOnB3\r\n" in head
@@ -124,30 +125,32 @@ async def test_plain_http_through_a_proxy_uses_the_absolute_form() -> None:
     await proxy.stop()
 
 
-async def test_the_environment_proxy_and_no_proxy(
-    ca: PrivateCA, upstream: RawServer, proxy: HTTPProxy
-) -> None:
+async def test_the_environment_proxy_and_no_proxy(ca: PrivateCA) -> None:
+    """The upstream is ``upstream.test``, a name only the proxy can resolve: a call that bypasses the
+    proxy fails to connect, one through it succeeds."""
+    upstream = await answering(b"secret", ca.server_context("upstream.test"))
+    url = f"https://upstream.test:{upstream.port}/v1/chat/completions"
+    proxy = await HTTPProxy(names={"upstream.test": "127.0.0.1"}).start()
     context = provider_context("p", ca_file=str(ca.ca_file))
-    via_env = UpstreamClient(environ={"https_proxy": proxy.url()})
-    assert await call(via_env, upstream.url, Egress(provider="p", ssl=context)) == b"secret"
+    via_env = UpstreamClient(environ={"https_proxy": proxy.url(), "no_proxy": "example.com"})
+    assert await call(via_env, url, Egress(provider="p", ssl=context)) == b"secret"
     assert proxy.tunnels == 1
     await via_env.close()
-    for no_proxy in (
-        "localhost",
-        ".localhost",
-        "*",
-        f"example.com, localhost:{upstream.port}",
-    ):
+    for no_proxy in ("upstream.test", ".test", "*", f"example.com, upstream.test:{upstream.port}"):
         bypass = UpstreamClient(environ={"HTTPS_PROXY": proxy.url(), "NO_PROXY": no_proxy})
-        assert await call(bypass, upstream.url, Egress(provider="p", ssl=context)) == b"secret"
+        with pytest.raises(ConnectFailed) as caught:  # went direct: the name does not resolve here
+            await call(bypass, url, Egress(provider="p", ssl=context))
+        assert "cannot connect to upstream.test" in str(caught.value)
         await bypass.close()
     assert proxy.tunnels == 1  # none of the NO_PROXY calls went through it
     # A provider's own proxy setting wins over NO_PROXY and the environment.
     explicit = UpstreamClient(environ={"HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "*"})
     egress = Egress(provider="p", ssl=context, proxy=parse_proxy(proxy.url()))
-    assert await call(explicit, upstream.url, egress) == b"secret"
+    assert await call(explicit, url, egress) == b"secret"
     assert proxy.tunnels == 2
     await explicit.close()
+    await proxy.stop()
+    await upstream.stop()
 
 
 def test_no_proxy_matching() -> None:
@@ -165,6 +168,8 @@ def test_no_proxy_matching() -> None:
     assert env.for_origin(("https", "api.x", 8443)) is None
     assert env.for_origin(("https", "api.x", 443)) is env.https
     assert env.for_origin(("http", "api.openai.com", 80)) is None  # no HTTP_PROXY
+    for loopback in ("localhost", "127.0.0.1", "127.8.9.1", "::1"):  # never through the environment's proxy
+        assert env.for_origin(("https", loopback, 443)) is None
     with pytest.raises(ValueError):
         parse_proxy("https://proxy:443")
 

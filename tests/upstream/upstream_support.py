@@ -115,11 +115,13 @@ class PrivateCA:
 
 class HTTPProxy:
     """A forward proxy on 127.0.0.1: ``CONNECT host:port`` opens a tunnel; an absolute-form request is
-    forwarded to its origin (and the rest of the connection piped there). With ``credentials``
+    forwarded to its origin (and the rest of the connection piped there); ``names`` resolves host names only
+    the proxy knows. With ``credentials``
     (``user:pass``), a request without the matching ``Proxy-Authorization: Basic`` gets 407."""
 
-    def __init__(self, credentials: str | None = None) -> None:
+    def __init__(self, credentials: str | None = None, names: dict[str, str] | None = None) -> None:
         self.credentials = credentials
+        self.names = names or {}  # host name -> address, resolved by the proxy only
         self.heads: list[bytes] = []  # each request head the proxy read (CONNECT or absolute form)
         self.tunnels = 0
         self._server: asyncio.Server | None = None
@@ -159,7 +161,8 @@ class HTTPProxy:
                 return
             if method == "CONNECT":
                 host, _, port = target.rpartition(":")
-                up_reader, up_writer = await asyncio.open_connection(host.strip("[]"), int(port))
+                host = self.names.get(host, host.strip("[]"))
+                up_reader, up_writer = await asyncio.open_connection(host, int(port))
                 self.tunnels += 1
                 writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 await writer.drain()
