@@ -121,6 +121,35 @@ class SyncConfig(_Section):
     timeout: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 30.0
 
 
+class UpstreamConfig(_Section):
+    """Bounds on what a provider may send back (proxy/upstream), each exceeded with a clean error and the
+    connection closed. ``max_response_bytes`` is the default of the providers' own setting."""
+
+    max_response_bytes: PositiveInt = 64 * 1024 * 1024  # a non-stream body, decoded
+    max_head_bytes: PositiveInt = 64 * 1024  # status line and headers, 1xx answers included
+    max_informational: Annotated[int, Field(ge=0, le=1000)] = 10  # 1xx answers before the real one
+    max_decompression_ratio: PositiveInt = 100  # decoded bytes per byte on the wire (past 1 MiB)
+
+
+class ProviderTLSConfig(_Section):
+    """A provider's own TLS: ``ca_file`` (PEM) is trusted in addition to the system's CA store, or instead
+    of it with ``system_ca: false``; ``cert_file`` (with ``key_file``, or one PEM holding both) is the
+    client certificate. Relative paths resolve against the config file's folder."""
+
+    ca_file: str | None = None
+    system_ca: bool = True
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ProviderTLSConfig:
+        if self.key_file and not self.cert_file:
+            raise ValueError("key_file needs cert_file")
+        if not self.system_ca and not self.ca_file:
+            raise ValueError("system_ca: false needs a ca_file to trust")
+        return self
+
+
 class ProviderConfig(_Section):
     plugin: str
     api_key: str | None = None
@@ -133,11 +162,19 @@ class ProviderConfig(_Section):
     timeouts: Timeouts = Timeouts()
     breaker: BreakerConfig = BreakerConfig()
     sync: SyncConfig | None = None
+    # Egress (proxy/upstream): an HTTP proxy that wins over HTTPS_PROXY / HTTP_PROXY / NO_PROXY
+    # (http://[user:pass@]host:port), the provider's own TLS, and its cap on a non-stream body
+    # (default: upstream.max_response_bytes).
+    proxy: str | None = None
+    tls: ProviderTLSConfig | None = None
+    max_response_bytes: PositiveInt | None = None
 
     @model_validator(mode="after")
     def _check_base_url(self) -> ProviderConfig:
         if self.base_url and not re.match(r"^https?://[^/\s]+", self.base_url):
             raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
+        if self.proxy and not re.match(r"^http://[^/\s]+(/)?$", self.proxy):
+            raise ValueError("proxy must be an http://[user:pass@]host:port URL")
         return self
 
 
@@ -229,6 +266,7 @@ class Settings(_Section):
     keys: list[KeyConfig] = []
     tenants: dict[str, TenantConfig] = {}
     metering: MeteringConfig = MeteringConfig()
+    upstream: UpstreamConfig = UpstreamConfig()
     # Where the file was read from; relative paths inside it (pricing.file) resolve against it.
     base_dir: str = Field(default=".", exclude=True)
 

@@ -32,7 +32,14 @@ from proxy.metering.pricing import Price
 from proxy.plugin import Call, CallRejected, Fault, Provider, Reply, UpstreamError
 from proxy.routing.guard import Guard
 from proxy.routing.table import Choice, Route
-from proxy.upstream.client import ConnectFailed, UpstreamClient, UpstreamIOError, UpstreamResponse
+from proxy.upstream.client import (
+    ConnectFailed,
+    LimitExceeded,
+    UpstreamClient,
+    UpstreamIOError,
+    UpstreamResponse,
+)
+from proxy.upstream.egress import DEFAULT_EGRESS, Egress
 from proxy.upstream.sse import DEFAULT_MAX_EVENT_BYTES
 
 MAX_ERROR_BODY = 1 << 20  # an error page larger than this is cut: it only feeds a message
@@ -129,6 +136,7 @@ async def dispatch(
     model: str = "",
     providers: Mapping[str, ProviderConfig] | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    egress: Mapping[str, Egress] | None = None,
 ) -> DispatchResult:
     failed = Failed()
     if guard is not None:
@@ -156,7 +164,8 @@ async def dispatch(
                 failed.skipped.append(f"{choice.provider}/{choice.model}: not tried, retry budget spent")
                 break
         tried.add(choice)
-        result = await _attempt(upstream, candidate, make_call, failed, guard, breaker, max_event_bytes)
+        way = egress.get(choice.provider, DEFAULT_EGRESS) if egress is not None else DEFAULT_EGRESS
+        result = await _attempt(upstream, candidate, way, make_call, failed, guard, breaker, max_event_bytes)
         if result is not None:
             return result
         if on_attempt is not None:
@@ -171,6 +180,7 @@ def _choice_of(candidate: Candidate) -> Choice:
 async def _attempt(
     upstream: UpstreamClient,
     candidate: Candidate,
+    egress: Egress,
     make_call: Callable[[Choice], Call],
     failed: Failed,
     guard: Guard | None,
@@ -181,7 +191,9 @@ async def _attempt(
     choice = candidate.choice
     if guard is None:
         try:
-            return await _try(upstream, candidate, make_call(choice), failed.attempts, max_event_bytes)
+            return await _try(
+                upstream, candidate, egress, make_call(choice), failed.attempts, max_event_bytes
+            )
         except _Fault as fault:
             _record(failed, fault)
             return None
@@ -190,7 +202,7 @@ async def _attempt(
     reported = False
     result: DispatchResult | None = None
     try:
-        result = await _try(upstream, candidate, make_call(choice), failed.attempts, max_event_bytes)
+        result = await _try(upstream, candidate, egress, make_call(choice), failed.attempts, max_event_bytes)
     except _Fault as fault:
         _record(failed, fault)
         guard.breakers.failure(choice, breaker)
@@ -231,6 +243,7 @@ def _record(failed: Failed, fault: _Fault) -> None:
 async def _try(
     upstream: UpstreamClient,
     candidate: Candidate,
+    egress: Egress,
     call: Call,
     attempts: list[Attempt],
     max_event_bytes: int,
@@ -253,13 +266,14 @@ async def _try(
             idle=timeouts.idle or None,
             total=timeouts.total or None,
             headers_by=deadline,
+            egress=egress,
         )
     except TimeoutError:
         raise _Fault(
             Attempt(choice.provider, choice.model, "timeout before the answer", timeout=True)
         ) from None
-    except ConnectFailed:
-        raise _Fault(Attempt(choice.provider, choice.model, "connect error")) from None
+    except ConnectFailed as exc:  # the reason names the provider (a TLS certificate not trusted, ...)
+        raise _Fault(Attempt(choice.provider, choice.model, f"connect error ({exc})")) from None
     except UpstreamIOError as exc:
         raise _Fault(Attempt(choice.provider, choice.model, f"connection failed ({exc})")) from None
     except ValueError as exc:  # the URL or a header cannot be sent (a configuration error)
@@ -290,6 +304,8 @@ async def _try(
         raise _Fault(
             Attempt(choice.provider, choice.model, "timeout before the answer", timeout=True)
         ) from None
+    except LimitExceeded as exc:  # the answer went past a bound (a 2xx body is read whole, capped)
+        raise _Fault(Attempt(choice.provider, choice.model, f"answer refused ({exc})")) from None
     except UpstreamIOError as exc:
         raise _Fault(Attempt(choice.provider, choice.model, f"connection lost ({exc})")) from None
     finally:

@@ -74,6 +74,7 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
             model=body.model,
             providers=snapshot.settings.providers,
             max_event_bytes=snapshot.settings.server.max_sse_event_bytes,
+            egress=snapshot.egress,
         )
         ctx.attempts = len(result.attempts)
         if isinstance(result, _UNANSWERED):

@@ -25,7 +25,7 @@ from proxy.config import ConfigError, ProviderConfig, RouteConfig, Settings, int
 from proxy.plugin import Provider, ProviderSettings
 from proxy.plugin.registry import PluginNotFound, load_plugin
 from proxy.routing.table import Route, build_route
-from proxy.state.snapshot import Snapshot
+from proxy.state.snapshot import Snapshot, build_egress
 
 log = logging.getLogger("efflux.overlay")
 
@@ -109,6 +109,7 @@ def providers_layer(snapshot: Snapshot, docs: dict[str, bytes]) -> Snapshot:
         return snapshot
     configs = dict(snapshot.settings.providers)
     instances = dict(snapshot.providers)
+    egress = dict(snapshot.egress)
     for name, raw in sorted(docs.items()):
         try:
             override = orjson.loads(raw)
@@ -116,9 +117,11 @@ def providers_layer(snapshot: Snapshot, docs: dict[str, bytes]) -> Snapshot:
                 raise ConfigError("<root>: not an object")
             config = merged_provider(snapshot.settings, name, override)
             instance = instantiate(name, config)
+            # A provider added at run time gets its egress here (the API cannot set TLS files: none read).
+            way = egress.get(name) or build_egress(name, config, snapshot.settings)
         except (ConfigError, orjson.JSONDecodeError) as exc:
             log.warning("provider override %r skipped: %s", name, exc)
             continue
-        configs[name], instances[name] = config, instance
+        configs[name], instances[name], egress[name] = config, instance, way
     settings = snapshot.settings.model_copy(update={"providers": configs})
-    return dataclasses.replace(snapshot, settings=settings, providers=instances)
+    return dataclasses.replace(snapshot, settings=settings, providers=instances, egress=egress)

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from proxy.config import ConfigError, Period, Settings, TenantConfig
+from proxy.config import ConfigError, Period, ProviderConfig, Settings, TenantConfig
 from proxy.metering.pricing import Price, PriceTable, load_price_table, usd_to_micro
 from proxy.plugin import Provider, ProviderSettings, ProviderType
 from proxy.plugin.registry import PluginNotFound, load_plugin
 from proxy.routing.table import Resolution, Route, RoutingTable, build_route
 from proxy.store.base import Scope
 from proxy.tenancy.keys import KeyRing, build_keyring, process_secret
+from proxy.upstream.egress import Egress
+from proxy.upstream.proxy import parse_proxy
+from proxy.upstream.tls import TLSSetupError, provider_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,9 @@ class Snapshot:
     # Synced names a sync found removed upstream -> when they stop being routable (unix seconds).
     retiring: Mapping[str, float] = field(default_factory=dict)
     tenant_provider_keys: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # How the client reaches each YAML provider (proxy, TLS context, bounds), built with the snapshot: the
+    # TLS files are read here, at load, never by a request.
+    egress: Mapping[str, Egress] = field(default_factory=dict)
 
     def resolve(self, model: str) -> Resolution | None:
         """Resolution order: exact YAML name, the overlay, synced models, then wildcards."""
@@ -79,7 +86,12 @@ def build_snapshot(settings: Settings, *, key_secret: bytes | None = None, versi
     """Turn validated settings into live objects; raises ConfigError naming the YAML path."""
     problems: list[str] = []
     providers: dict[str, Provider] = {}
+    egress: dict[str, Egress] = {}
     for name, config in settings.providers.items():
+        try:
+            egress[name] = build_egress(name, config, settings)
+        except ConfigError as exc:
+            problems.append(str(exc))
         try:
             cls = load_plugin(config.plugin)
         except PluginNotFound as exc:
@@ -113,7 +125,40 @@ def build_snapshot(settings: Settings, *, key_secret: bytes | None = None, versi
         keys=build_keyring(settings, secret),
         tenant_scopes=tenant_scopes,
         version=version,
+        egress=egress,
     )
+
+
+def build_egress(name: str, config: ProviderConfig, settings: Settings) -> Egress:
+    """A provider's egress: its proxy, its TLS context (files read now) and its bounds. Raises ConfigError
+    naming the YAML path, the provider and the file."""
+    limits = settings.upstream
+    egress = Egress(
+        provider=name,
+        max_head_bytes=limits.max_head_bytes,
+        max_response_bytes=config.max_response_bytes or limits.max_response_bytes,
+        max_informational=limits.max_informational,
+        max_decompression_ratio=limits.max_decompression_ratio,
+    )
+    if config.proxy:
+        try:
+            egress.proxy = parse_proxy(config.proxy)
+        except ValueError as exc:
+            raise ConfigError(f"providers.{name}.proxy: {exc}") from None
+    tls = config.tls
+    if tls is not None:
+        base = Path(settings.base_dir)
+        try:
+            egress.ssl = provider_context(
+                name,
+                ca_file=str(base / tls.ca_file) if tls.ca_file else None,
+                cert_file=str(base / tls.cert_file) if tls.cert_file else None,
+                key_file=str(base / tls.key_file) if tls.key_file else None,
+                system_ca=tls.system_ca,
+            )
+        except TLSSetupError as exc:
+            raise ConfigError(f"providers.{name}.tls: {exc}") from None
+    return egress
 
 
 def tenant_scope(name: str, tenant: TenantConfig) -> Scope:

@@ -1,1 +1,2 @@
-"""Talking to providers: the pooled HTTP/1.1 client and the incremental SSE parser."""
+"""Talking to providers: the pooled HTTP/1.1 client (answers parsed by llhttp, bounded), its egress proxies
+and TLS settings (``client`` maps the modules), and the incremental SSE parser."""

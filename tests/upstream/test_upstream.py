@@ -8,80 +8,19 @@ import datetime
 import gzip
 import ssl
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from upstream_support import RawServer, answer, chunked, parse, read_request, serve
 
 from proxy.upstream.client import (
     HIGH_WATER,
     ConnectFailed,
     ExchangeBroken,
     UpstreamClient,
-    UpstreamResponse,
-    target,
+    origin,
 )
-
-Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
-
-
-class RawServer:
-    """A TCP server running ``script(reader, writer, connection_number)`` per connection; it keeps the
-    raw requests it read (``read_request``) so tests can check what was sent."""
-
-    def __init__(self, script: Script) -> None:
-        self.script = script
-        self.connections = 0
-        self.requests: list[bytes] = []
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> RawServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        port = self.server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}/v1/chat/completions"
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            await self.script(reader, writer, self.connections)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        await self.server.wait_closed()
-
-
-async def read_request(reader: asyncio.StreamReader, server: RawServer | None = None) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    body = await reader.readexactly(length)
-    if server is not None:
-        server.requests.append(head + body)
-    return head + body
-
-
-def answer(body: bytes, *extra: str, status: str = "200 OK") -> bytes:
-    head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-    return (head + "".join(f"{h}\r\n" for h in extra) + "\r\n").encode() + body
-
-
-def chunked(*pieces: bytes) -> bytes:
-    out = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
-    for p in pieces:
-        out += f"{len(p):x}\r\n".encode() + p + b"\r\n"
-    return out + b"0\r\n\r\n"
 
 
 @pytest.fixture
@@ -89,10 +28,6 @@ async def client() -> AsyncIterator[UpstreamClient]:
     c = UpstreamClient()
     yield c
     await c.close()
-
-
-async def serve(script: Script) -> RawServer:
-    return await RawServer(script).start()
 
 
 async def test_keep_alive_reuses_one_connection(client: UpstreamClient) -> None:
@@ -156,20 +91,6 @@ async def test_connections_the_server_ends_are_not_reused(client: UpstreamClient
     response.release()
     assert client.idle_connections() == 0
     await server.stop()
-
-
-def parse(raw: bytes, splits: list[int]) -> tuple[UpstreamResponse, bytes]:
-    """Feed ``raw`` to a response in pieces cut at ``splits``, collecting the body as it is decoded."""
-    loop = asyncio.get_running_loop()
-    response = UpstreamResponse(UpstreamClient(), None, ("http", "x", 80), loop, None, None)  # type: ignore[arg-type]
-    body = b""
-    start = 0
-    for cut in [*splits, len(raw)]:
-        response._feed(raw[start:cut])
-        start = cut
-        if response._chunks:
-            body += response._take()
-    return response, body
 
 
 async def test_chunked_bodies_survive_every_split() -> None:
@@ -380,8 +301,8 @@ async def test_a_slow_reader_pauses_the_socket(client: UpstreamClient) -> None:
     await server.stop()
 
 
-def test_targets_are_parsed_once() -> None:
-    t = target("https://api.example.com/v1/chat/completions?x=1")
+def test_origins_are_parsed_once() -> None:
+    t = origin("https://api.example.com/v1/chat/completions?x=1")
     assert (t.host, t.port, t.tls, t.path, t.host_header) == (
         "api.example.com",
         443,
@@ -389,10 +310,10 @@ def test_targets_are_parsed_once() -> None:
         "/v1/chat/completions?x=1",
         "api.example.com",
     )
-    assert target("http://[::1]:8080/v1").host_header == "[::1]:8080"
-    assert target("https://api.example.com/v1/chat/completions?x=1") is t
+    assert origin("http://[::1]:8080/v1").host_header == "[::1]:8080"
+    assert origin("https://api.example.com/v1/chat/completions?x=1") is t
     with pytest.raises(ValueError):
-        target("ftp://example.com/")
+        origin("ftp://example.com/")
 
 
 def self_signed(tmp_path: Path) -> tuple[Path, Path]:
@@ -466,7 +387,7 @@ async def test_a_finished_stream_waits_for_its_last_chunk(
 ) -> None:
     """After [DONE] the relay releases at once; the chunked terminator arrives a moment later and the
     connection is reused, or it never does and the connection is closed after LINGER."""
-    monkeypatch.setattr("proxy.upstream.client.LINGER", 0.2)
+    monkeypatch.setattr("proxy.upstream.response.LINGER", 0.2)
     release_now = asyncio.Event()
 
     async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
