@@ -43,6 +43,11 @@ class StreamTap:
         return self.reader.usage
 
     @property
+    def output_chars(self) -> int:
+        """Characters of text and tool-call arguments the provider sent (the reader counts them)."""
+        return self.reader.output_chars
+
+    @property
     def error(self) -> UpstreamError | None:
         return self.reader.error
 
