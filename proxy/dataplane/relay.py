@@ -154,7 +154,7 @@ async def relay(
         # After [DONE] only the body's last chunk may be missing: the connection waits for it and is reused.
         upstream.release(rest_expected=tap.finished)
         opened.done(tap.error is None and error is None)
-    ctx.usage, ctx.output_chars, ctx.ttfb, ctx.answered = tap.usage, tap.output_chars, ttfb, True
+    ctx.usage, ctx.output_chars, ctx.ttfb = tap.usage, tap.output_chars, ttfb
     if not client_ok:
         ctx.outcome = Outcome.CLIENT_ABORTED
     elif error is not None:

@@ -84,6 +84,7 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         if isinstance(result, _UNANSWERED):
             raise _failure(ctx, result, body.model, _secrets(snapshot, key, candidates))
         _target(ctx, result.candidate)
+        ctx.answered = True  # from here a missing usage is estimated, not taken as nothing to bill
         headers = _headers(ctx, decision)
         if isinstance(result, Served):
             return _reply(request, ctx, result, headers)
@@ -124,7 +125,7 @@ def _reply(
     request: web.Request, ctx: RequestContext, served: Served, headers: dict[str, str]
 ) -> web.Response:
     reply = served.reply
-    ctx.usage, ctx.answered, ctx.output_chars = reply.usage, True, reply.output_chars
+    ctx.usage, ctx.output_chars = reply.usage, reply.output_chars
     ctx.outcome, ctx.status = Outcome.COMPLETED, 200
     if request.transport is None or request.transport.is_closing():
         ctx.outcome = Outcome.CLIENT_ABORTED

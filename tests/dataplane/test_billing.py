@@ -3,6 +3,7 @@ its end is not completed, and a request that can never fit a limit is told so (n
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -161,6 +162,28 @@ async def test_a_stream_without_usage_is_estimated_from_its_content_not_its_chun
     await resp.read()
     record = await only_record(client)
     assert record.estimated and record.outcome == Outcome.COMPLETED
+    assert record.completion_tokens == 32 * 125 // ESTIMATE_CHARS_PER_TOKEN
+
+
+async def test_a_drained_disconnect_without_usage_is_estimated_from_the_content(
+    make_gateway: Make, fake: FakeProvider
+) -> None:
+    """The client leaves at once; the gateway drains the provider's 1,000 tokens (4,000 characters in
+    32 chunks), whose usage never comes before the drain gives up: 1,000 tokens, not 34 (one per chunk)."""
+    chunks = content_stream(32, 125)[:-2]  # no finish, no usage, no [DONE]: the provider then stalls
+    fake.script("m", Behaviour(200, b"", "text/event-stream", {}, chunks, stall=3.0))
+    client = await make_gateway(metering={"on_client_disconnect": "drain", "drain_timeout": 0.5})
+    body = {"model": "m", "messages": MESSAGES, "stream": True}
+    resp = await client.post("/v1/chat/completions", json=body, headers=AUTH)
+    assert resp.status == 200
+    await resp.content.read(10)
+    resp.close()
+    page = await state(client).store.records(RecordQuery())
+    while not page.data:  # settled once the drain gives up (bounded by drain_timeout)
+        await asyncio.sleep(0.05)
+        page = await state(client).store.records(RecordQuery())
+    record = page.data[0]
+    assert (record.outcome, record.estimated) == (Outcome.CLIENT_ABORTED, True)
     assert record.completion_tokens == 32 * 125 // ESTIMATE_CHARS_PER_TOKEN
 
 
