@@ -45,20 +45,18 @@ class Prompt:
 
     def reserve(self, image_tokens: int, ceiling: int) -> int:
         """The most this prompt may be billed (text at TEXT_BYTES_PER_TOKEN), capped at ``ceiling``."""
-        if self.unbounded:
-            return ceiling
-        tokens = self.text_bytes // TEXT_BYTES_PER_TOKEN + 1 + self.images * image_tokens + self.media_tokens
-        return min(tokens, ceiling)
+        return self._tokens(TEXT_BYTES_PER_TOKEN, image_tokens, ceiling)
 
     def estimate(self, image_tokens: int, ceiling: int) -> int:
         """What an estimated record charges for this prompt: text at ESTIMATE_BYTES_PER_TOKEN, media
         parts at their reservation."""
+        return self._tokens(ESTIMATE_BYTES_PER_TOKEN, image_tokens, ceiling)
+
+    def _tokens(self, text_bytes_per_token: int, image_tokens: int, ceiling: int) -> int:
         if self.unbounded:
             return ceiling
-        tokens = (
-            self.text_bytes // ESTIMATE_BYTES_PER_TOKEN + 1 + self.images * image_tokens + self.media_tokens
-        )
-        return min(tokens, ceiling)
+        text = self.text_bytes // text_bytes_per_token + 1
+        return min(text + self.images * image_tokens + self.media_tokens, ceiling)
 
 
 def measure(obj: JSONObject, size: int, settings: ReserveConfig) -> Prompt:
