@@ -26,6 +26,7 @@ from support import (
     vision_body,
 )
 
+from proxy.config import PriceConfig, ReserveConfig
 from proxy.metering.meter import make_plan
 from proxy.metering.pricing import Price, usd_to_micro
 from proxy.metering.reserve import (
@@ -145,3 +146,17 @@ async def test_budget_race_with_image_requests_on_the_memory_store(
     assert spend.spent_micro_usd <= BUDGET, spend
     assert spend.reserved_micro_usd == 0
     assert sum(r.cost_micro_usd for r in records) == billed == served * BILL == spend.spent_micro_usd
+
+
+def test_the_reserve_settings_and_a_prices_image_tokens_change_the_reservation() -> None:
+    """metering.reserve.{image_tokens, audio_bytes_per_token, file_bytes_per_token} and
+    pricing.models.<name>.image_tokens each change what admission reserves."""
+    audio = {"type": "input_audio", "input_audio": {"data": "B" * 3200, "format": "wav"}}
+    data = "data:application/pdf;base64," + "C" * 900
+    body = Body(chat(image(PIXEL), audio, {"type": "file", "file": {"file_data": data}}))
+    text = (body.size - len(PIXEL) - 3200 - len(data)) // TEXT_BYTES_PER_TOKEN + 1
+    settings = ReserveConfig(image_tokens=7, audio_bytes_per_token=8, file_bytes_per_token=2)
+    plan = make_plan((), body, [PRICE], 100, settings)
+    assert plan.prompt_tokens == text + 7 + 3200 // 8 + -(-len(data) // 2)
+    priced = Price.of(PriceConfig(input=1.0, output=2.0, image_tokens=99))
+    assert make_plan((), body, [priced], 100, settings).prompt_tokens == plan.prompt_tokens - 7 + 99
