@@ -111,9 +111,11 @@ class OpenAIStreamReader(StreamReader):
     into ``error`` (openai/chat-stream-midstream-error.sse, openrouter/chat-stream-midstream-error.sse).
 
     Only chunks that can matter are parsed (those mentioning usage, an error or a finish reason); the
-    rest pass through as bytes. The answer is ``complete`` once every requested choice has a finish
-    reason, or the usage-only chunk arrived: a stream cut after that lost nothing but its end marker
-    (anthropic/openai-compat-stream-tool-index-1.sse stops inside ``data: [DONE]``).
+    rest pass through as bytes, their output counted by :func:`output_chars`. The answer is ``complete``
+    once every requested choice has a finish reason and the usage arrived (the gateway always asks for
+    it), or the usage-only chunk arrived: a stream cut after that lost nothing but its end marker. One
+    cut after the finish reason but before the usage (quirks/truncated-mid-event.sse) is not whole: the
+    usage is lost, and so may be the end of the answer.
     """
 
     def __init__(self, include_usage: bool, choices: int = 1) -> None:
@@ -129,6 +131,7 @@ class OpenAIStreamReader(StreamReader):
         if data == b"[DONE]":
             self.finished = self.complete = True
             return event.raw
+        self.output_chars += output_chars(data)
         if not (
             event.event == "error"
             or b'"error"' in data
@@ -157,17 +160,17 @@ class OpenAIStreamReader(StreamReader):
                 if isinstance(choice, dict) and choice.get("finish_reason"):
                     index = choice.get("index")
                     self.finished_choices.add(index if isinstance(index, int) else 0)
-            if len(self.finished_choices) >= self.choices:
-                self.complete = True
         usage = usage_from(obj.get("usage"))
         if usage is not None:
             # Last usage object wins: Gemini repeats it on every chunk, Groq sends it twice
             # (gemini/openai-compat-stream-usage-every-chunk.sse, groq/chat-stream-usage-twice.sse).
             self.usage = usage
-            if choices == []:
-                self.complete = True
-                if not self.include_usage:
-                    return None
+        # Whole once every choice finished and the usage is in (on the finish chunk for DeepSeek,
+        # deepseek/chat-stream-usage-on-finish-chunk.sse), or the usage-only chunk came.
+        if self.usage is not None and (choices == [] or len(self.finished_choices) >= self.choices):
+            self.complete = True
+        if usage is not None and choices == [] and not self.include_usage:
+            return None
         return event.raw
 
 
@@ -222,6 +225,40 @@ def number(value: object) -> float | None:
     return None
 
 
+# The JSON string fields that carry output: text (and reasoning_content, by the same suffix), reasoning,
+# refusals, tool-call arguments, and the legacy completions' text.
+_OUTPUT_FIELDS = (b'content":"', b'reasoning":"', b'refusal":"', b'arguments":"', b'"text":"')
+
+
+def output_chars(data: bytes) -> int:
+    """Characters of the output fields' strings in a chunk or reply, as sent (JSON escapes count as
+    written): found with a few scans of the bytes, never parsed, so that counting a stream chunk
+    allocates nothing. The estimate of an answer whose provider reported no usage."""
+    total = 0
+    for field in _OUTPUT_FIELDS:
+        at = data.find(field)
+        while at >= 0:
+            start = at + len(field)
+            end = _string_end(data, start)
+            total += end - start
+            at = data.find(field, end)
+    return total
+
+
+def _string_end(data: bytes, start: int) -> int:
+    """The index of the quote closing the JSON string that starts at ``start`` (the end of ``data`` if
+    it is cut): a quote preceded by an odd number of backslashes is escaped."""
+    end = data.find(b'"', start)
+    while end > 0:
+        back = end - 1
+        while back >= start and data[back] == 0x5C:
+            back -= 1
+        if (end - 1 - back) % 2 == 0:
+            return end
+        end = data.find(b'"', end + 1)
+    return len(data)
+
+
 def _has_value(data: bytes, key: bytes) -> bool:
     """A cheap test before parsing: does ``key`` appear with a value other than null? (OpenAI's 2025
     format sends ``"usage":null`` and ``"finish_reason":null`` on every chunk.)"""
@@ -264,7 +301,8 @@ class OpenAICompatible(Provider):
             error = error_from_envelope(200, obj)
             if error is not None:
                 return error
-        return Reply(body, usage_from(obj.get("usage")))
+        usage = usage_from(obj.get("usage"))
+        return Reply(body, usage, output_chars=0 if usage is not None else output_chars(body))
 
     def open_stream(self, call: Call) -> StreamReader:
         n = call.body.get("n")

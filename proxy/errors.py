@@ -2,6 +2,7 @@
 
     GatewayError                      status  code
     ├── InvalidRequest                400     invalid_request_error (param names the field)
+    │   └── ExceedsLimit              400     exceeds_limit: the request alone exceeds a limit (TPM)
     ├── RequestTooLarge               413     request_too_large
     ├── InvalidApiKey                 401     invalid_api_key (one body for missing, unknown, revoked)
     ├── ModelNotFound                 404     model_not_found
@@ -51,6 +52,13 @@ class InvalidRequest(GatewayError):
     status = 400
     type = "invalid_request_error"
     code = "invalid_request_error"
+
+
+class ExceedsLimit(InvalidRequest):
+    """A request that no wait can admit (its worst case alone exceeds a limit): not a 429, which clients
+    retry."""
+
+    code = "exceeds_limit"
 
 
 class RequestTooLarge(GatewayError):

@@ -62,6 +62,7 @@ class AnthropicStream(StreamReader):
             return None
         chunks = self.translator.translate(payload)
         self.usage = self.translator.usage
+        self.output_chars = self.translator.output_chars
         self.error = self.translator.error
         out = b"".join(b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks)
         if event.event == "message_delta" or payload.get("type") == "message_delta":

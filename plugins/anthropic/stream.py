@@ -43,6 +43,7 @@ class StreamTranslator:
         self._blocks: dict[int, tuple[str, int]] = {}  # Anthropic block index -> (kind, OpenAI tool index)
         self._tools = 0
         self._finish_sent = False
+        self.output_chars = 0  # text, thinking and tool input characters (the estimate without usage)
 
     @property
     def usage(self) -> Usage | None:
@@ -129,10 +130,14 @@ class StreamTranslator:
         kind, tool_index = self._blocks.get(index, ("text", -1))
         dtype = delta.get("type")
         if dtype == "text_delta" and isinstance(delta.get("text"), str):
+            self.output_chars += len(delta["text"])
             return self._text("text", str(delta["text"]))
         if dtype == "thinking_delta" and isinstance(delta.get("thinking"), str):
+            self.output_chars += len(delta["thinking"])
             return self._text("thinking", str(delta["thinking"]))
         fragment = delta.get("partial_json")
+        if isinstance(fragment, str):
+            self.output_chars += len(fragment)
         # The first fragment is often "" (anthropic/messages-stream-tool-use.sse): nothing to send.
         if dtype != "input_json_delta" or not isinstance(fragment, str) or not fragment:
             return []  # signature_delta, citations_delta: no OpenAI form

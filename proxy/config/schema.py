@@ -211,6 +211,8 @@ class PriceConfig(_Section):
     cached_input: NonNegative | None = None
     cache_write: NonNegative | None = None
     context_length: PositiveInt | None = None
+    # Tokens admission reserves per image part on this model (metering.reserve.image_tokens otherwise).
+    image_tokens: PositiveInt | None = None
 
 
 class PricingConfig(_Section):
@@ -249,8 +251,17 @@ class TenantConfig(_Section):
     alerts: AlertsConfig = AlertsConfig()
 
 
+class ReserveConfig(_Section):
+    """What admission reserves for a prompt's media parts (their bytes say nothing of their cost)."""
+
+    image_tokens: PositiveInt = 2500  # per image_url part: the most a provider bills for one image
+    audio_bytes_per_token: PositiveInt = 32  # input_audio parts, by their base64 size
+    file_bytes_per_token: PositiveInt = 1  # file parts with file_data, by its size (by id: whole context)
+
+
 class MeteringConfig(_Section):
     default_max_tokens: PositiveInt = 4096  # worst-case output when a request sets no max_tokens
+    reserve: ReserveConfig = ReserveConfig()
     on_client_disconnect: Literal["drain", "cancel"] = "drain"
     drain_timeout: Duration = 10.0  # how long to keep reading upstream for usage after a disconnect
 

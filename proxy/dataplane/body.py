@@ -31,6 +31,12 @@ REDIRECTING_FIELDS = frozenset(
 )
 
 
+# orjson parses up to 1024 levels of nesting but serialises only 254: a body between the two would pass
+# here and fail when the request is built for the provider. Refused here instead, as the client's fault.
+MAX_DEPTH = 254
+MAX_MODEL_NAME = 256  # characters
+
+
 class BodyTimeout(GatewayError):
     status = 408
     type = "invalid_request_error"
@@ -71,6 +77,8 @@ async def read_body(request: web.Request, endpoint: Endpoint, limit: int, within
         ) from None
     if not isinstance(obj, dict):
         raise InvalidRequest("The request body must be a JSON object.")
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:  # only then can it be too deep: check for real
+        _check_depth(obj)
     for name in REDIRECTING_FIELDS.intersection(obj):
         raise InvalidRequest(
             f"The field '{name}' is not accepted: the gateway's routing table decides where requests go.",
@@ -79,6 +87,13 @@ async def read_body(request: web.Request, endpoint: Endpoint, limit: int, within
     model = obj.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a non-empty string.", param="model")
+    if len(model) > MAX_MODEL_NAME or not model.isprintable():
+        # It becomes an upstream request's field, a response header and a ledger value: a control
+        # character (CR/LF, NUL, ESC) or a name of kilobytes has no business in any of them.
+        raise InvalidRequest(
+            f"'model' must be at most {MAX_MODEL_NAME} printable characters (no control characters).",
+            param="model",
+        )
     stream = _optional(obj, "stream", bool, False)
     if stream and endpoint is Endpoint.EMBEDDINGS:
         raise InvalidRequest("Embeddings cannot be streamed.", param="stream")
@@ -106,6 +121,16 @@ async def read_body(request: web.Request, endpoint: Endpoint, limit: int, within
     elif endpoint is Endpoint.EMBEDDINGS and "input" not in obj:
         raise InvalidRequest("'input' is required.", param="input")
     return ClientBody(obj, len(raw), model, stream, include_usage, max_tokens, n)
+
+
+def _check_depth(obj: JSONObject) -> None:
+    """Refuse a body nested deeper than the gateway can forward (orjson's serialisation limit)."""
+    try:
+        orjson.dumps(obj)
+    except orjson.JSONEncodeError:
+        raise InvalidRequest(
+            f"The request body is nested too deep: at most {MAX_DEPTH} levels of arrays and objects."
+        ) from None
 
 
 async def _read_slowly(request: web.Request, limit: int, within: float) -> bytearray:

@@ -5,10 +5,12 @@ one write per read (events that arrived together leave together), so nothing wai
 ``write`` awaits the client's socket draining, which bounds per-stream memory when a reader is slow.
 
 How a stream ends:
-- the provider finishes (``[DONE]``, or EOF between events): ``completed``;
-- the provider reports an error, the connection breaks, the stream stops mid-event or stalls longer than
-  the idle timeout: the client gets one ``data: {"error": ...}`` event and the stream ends, never a fake
-  ``[DONE]``: ``upstream_error``;
+- the provider finishes (``[DONE]``, or EOF once the answer is whole: every choice finished and the usage
+  in, as in quirks/no-done-terminator.sse): ``completed``;
+- the provider reports an error, the connection breaks, the stream ends before the answer is whole (mid
+  event, or after the finish reason but before the usage) or stalls longer than the idle timeout: the
+  client gets one ``data: {"error": ...}`` event and the stream ends, never a fake ``[DONE]``:
+  ``upstream_error``;
 - the client goes away: by policy, keep reading upstream (bounded by ``drain_timeout``) to get the
   provider's usage, or stop at once and estimate: ``client_aborted``;
 - the client stays connected but takes nothing for ``write_timeout`` (a stuck or malicious reader): the
@@ -128,8 +130,15 @@ async def relay(
                     continue
                 raise
             if not chunk:
-                if tap.close() and not tap.reader.complete:
-                    error = "the provider's stream stopped in the middle of an event"
+                # Ended without its end marker: an error unless the answer was whole (finish and usage
+                # in); quirks/truncated-mid-event.sse is cut after the finish reason, inside the usage.
+                cut = tap.close()
+                if not tap.reader.complete:
+                    error = (
+                        "the provider's stream stopped in the middle of an event"
+                        if cut
+                        else "the provider's stream ended before its end marker"
+                    )
                 break
             await send(tap.feed(chunk))
         if tap.error is not None:
@@ -145,7 +154,7 @@ async def relay(
         # After [DONE] only the body's last chunk may be missing: the connection waits for it and is reused.
         upstream.release(rest_expected=tap.finished)
         opened.done(tap.error is None and error is None)
-    ctx.usage, ctx.events, ctx.ttfb = tap.usage, tap.events, ttfb
+    ctx.usage, ctx.output_chars, ctx.ttfb = tap.usage, tap.output_chars, ttfb
     if not client_ok:
         ctx.outcome = Outcome.CLIENT_ABORTED
     elif error is not None:

@@ -53,7 +53,13 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     ctx.model = body.model
     route, candidates = resolve(snapshot, key, body.model, endpoint)
     metering = snapshot.settings.metering
-    plan = make_plan(scopes(snapshot, key), body, [c.price for c in candidates], metering.default_max_tokens)
+    plan = make_plan(
+        scopes(snapshot, key),
+        body,
+        [c.price for c in candidates],
+        metering.default_max_tokens,
+        metering.reserve,
+    )
     decision = await admit(gw.store, ctx.request_id, plan, snapshot.settings.store.on_outage == "fail_open")
     _target(ctx, candidates[0])  # recorded until another target answers
 
@@ -80,6 +86,7 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         if isinstance(result, _UNANSWERED):
             raise _failure(ctx, result, body.model, _secrets(snapshot, key, candidates))
         _target(ctx, result.candidate)
+        ctx.answered = True  # from here a missing usage is estimated, not taken as nothing to bill
         headers = _headers(ctx, decision)
         if isinstance(result, Served):
             return _reply(request, ctx, result, headers)
@@ -89,7 +96,7 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         ctx.status = 200
         return response
     finally:
-        await _meter(gw, ctx, str(endpoint), body.size, plan, decision.reserved)
+        await _meter(gw, ctx, str(endpoint), plan, decision.reserved)
 
 
 def _target(ctx: RequestContext, candidate: Candidate) -> None:
@@ -120,7 +127,7 @@ def _reply(
     request: web.Request, ctx: RequestContext, served: Served, headers: dict[str, str]
 ) -> web.Response:
     reply = served.reply
-    ctx.usage = reply.usage
+    ctx.usage, ctx.output_chars = reply.usage, reply.output_chars
     ctx.outcome, ctx.status = Outcome.COMPLETED, 200
     if request.transport is None or request.transport.is_closing():
         ctx.outcome = Outcome.CLIENT_ABORTED
@@ -128,11 +135,9 @@ def _reply(
     return web.Response(body=reply.body, headers={**headers, "Content-Type": reply.content_type})
 
 
-async def _meter(
-    gw: Gateway, ctx: RequestContext, endpoint: str, body_size: int, plan: Plan, reserved: bool
-) -> None:
+async def _meter(gw: Gateway, ctx: RequestContext, endpoint: str, plan: Plan, reserved: bool) -> None:
     """Settle the request (``endpoint``: the StrEnum's value, without the enum property lookup)."""
-    record = ctx.record = build_record(ctx, endpoint, body_size)
+    record = ctx.record = build_record(ctx, endpoint, plan)
     crossings = await settle(gw.store, record, plan, reserved)
     m = gw.metrics.route(record.model, record.provider)
     m.prompt.inc(record.prompt_tokens)

@@ -16,6 +16,8 @@ from __future__ import annotations
 from proxy.plugin import Fault, StreamReader, UpstreamError, Usage
 from proxy.upstream.sse import DEFAULT_MAX_EVENT_BYTES, EventTooLarge, SSEEvent, SSEParser
 
+_DONE = SSEEvent(b"", b"[DONE]")  # the end marker, told to the reader when the stream cut its blank line
+
 
 class StreamTap:
     __slots__ = ("events", "failure", "parser", "reader")
@@ -57,12 +59,20 @@ class StreamTap:
         return b"".join(out)
 
     def close(self) -> bool:
-        """End of the upstream body; True when it stopped in the middle of an event."""
+        """End of the upstream body; True when it stopped in the middle of an event. A ``[DONE]`` that
+        lost only its blank line still ends the answer: the reader is told (nothing more is relayed)."""
+        if self.parser.ends_with_done():
+            self.reader.on_event(_DONE)
         return self.parser.close()
 
     @property
     def usage(self) -> Usage | None:
         return self.reader.usage
+
+    @property
+    def output_chars(self) -> int:
+        """Characters of text and tool-call arguments the provider sent (the reader counts them)."""
+        return self.reader.output_chars
 
     @property
     def error(self) -> UpstreamError | None:

@@ -36,6 +36,8 @@ class RequestContext:
     status: int = 502
     usage: Usage | None = None  # the provider's own figures; None: settlement estimates them
     ttfb: float | None = None  # seconds from the start of the request to the first byte sent
-    events: int = 0  # data events relayed (the estimate of a stream's output without usage)
+    # A provider answered (a reply, or a stream opened): only then is a missing usage estimated.
+    answered: bool = False
+    output_chars: int = 0  # characters of text and tool-call arguments the provider sent (the estimate)
     # Settled: the usage record (None when the request was never admitted).
     record: UsageRecord | None = None

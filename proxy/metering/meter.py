@@ -1,9 +1,15 @@
 """Metering: what admission reserves, what settlement charges, and the one usage record per request.
 
-Admission reserves the worst case over the targets that may serve: (estimated prompt tokens + maximum
-output tokens) against TPM, and that many tokens at the dearest candidate's price against budgets.
-Settlement charges the provider's own usage at the price of the target that served, or an estimate
-flagged ``estimated: true`` when the provider reported none.
+Admission reserves the worst case over the targets that may serve: (the prompt's reservation
+(:mod:`.reserve`) + maximum output tokens) against TPM, and that many tokens at the dearest candidate's
+price against budgets. A request whose worst case exceeds a TPM limit on its own can never be admitted:
+it is refused as invalid (400), not rate limited, so that clients do not retry it.
+
+Settlement charges the provider's own usage at the price of the target that served. When a provider
+answered without usage, an estimate flagged ``estimated: true``: the prompt from its reservation's
+measure (text at 4 bytes per token, media at their reservation), the output from the characters of text
+and tool-call arguments the provider sent, at ``ESTIMATE_CHARS_PER_TOKEN``. A request no provider
+answered (nothing reached one, or an error answer without usage) is recorded at zero.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from proxy.errors import BudgetExceeded, MeteringUnavailable, RateLimited
+from proxy.config import ReserveConfig
+from proxy.errors import BudgetExceeded, ExceedsLimit, MeteringUnavailable, RateLimited
 from proxy.metering.alerts import Alerter, follow
 from proxy.metering.context import RequestContext
 from proxy.metering.pricing import Price, cost_micro_usd, micro_to_usd, usd_to_micro, worst_case_micro_usd
-from proxy.plugin import Usage
+from proxy.metering.reserve import DEFAULTS, MAX_PROMPT_ESTIMATE, Prompt, measure
+from proxy.plugin import JSONObject, Usage
 from proxy.store.base import (
     Admission,
     Crossing,
@@ -30,11 +38,8 @@ from proxy.store.base import (
 )
 from proxy.store.records import Outcome, UsageRecord
 
-# Bytes of request JSON per prompt token. A conservative (high) guess for the reservation: JSON syntax
-# and English text run at ~4 bytes per token, CJK at ~3.
-RESERVE_BYTES_PER_TOKEN = 3
-ESTIMATE_BYTES_PER_TOKEN = 4
-MAX_PROMPT_ESTIMATE = 1_000_000
+# Characters of output text (and tool-call arguments) per token, for an estimate: English runs at ~4.
+ESTIMATE_CHARS_PER_TOKEN = 4
 
 
 # Not frozen, though never changed: one per request (see proxy.store.records.UsageRecord).
@@ -44,14 +49,26 @@ class Plan:
     prompt_tokens: int
     max_output_tokens: int
     cost_micro_usd: int
+    prompt: Prompt  # the measure the reservation came from (an estimate without usage uses it too)
+    image_tokens: int  # the default per image part (a candidate's price may set its own)
+    ceiling: int  # the prompt's cap: the tightest candidate's context length
 
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.max_output_tokens
 
+    def prompt_estimate(self, price: Price | None) -> int:
+        image_tokens = price.image_tokens if price is not None and price.image_tokens else self.image_tokens
+        return self.prompt.estimate(image_tokens, self.ceiling)
+
 
 class Demand(Protocol):
     """What admission reads of a request body (the data plane's parsed body has these fields)."""
+
+    @property
+    def obj(self) -> JSONObject:
+        """The parsed body (its media parts are reserved at their worst case)."""
+        ...
 
     @property
     def size(self) -> int:
@@ -66,23 +83,33 @@ class Demand(Protocol):
 
 
 def make_plan(
-    scopes: tuple[Scope, ...], demand: Demand, prices: list[Price], default_max_tokens: int
+    scopes: tuple[Scope, ...],
+    demand: Demand,
+    prices: list[Price],
+    default_max_tokens: int,
+    reserve: ReserveConfig = DEFAULTS,
 ) -> Plan:
     contexts = [p.context_length for p in prices if p.context_length]
     ceiling = min(contexts) if contexts else MAX_PROMPT_ESTIMATE
-    prompt = min(demand.size // RESERVE_BYTES_PER_TOKEN + 1, ceiling)
+    prompt = measure(demand.obj, demand.size, reserve)
     max_output = (demand.max_tokens or default_max_tokens) * demand.n
-    cost = max((worst_case_micro_usd(prompt, max_output, p) for p in prices), default=0)
-    return Plan(scopes, prompt, max_output, cost)
+    tokens = prompt.reserve(reserve.image_tokens, ceiling)
+    cost = 0
+    for price in prices:
+        mine = prompt.reserve(price.image_tokens, ceiling) if price.image_tokens else tokens
+        cost = max(cost, worst_case_micro_usd(mine, max_output, price))
+        tokens = max(tokens, mine)
+    return Plan(scopes, tokens, max_output, cost, prompt, reserve.image_tokens, ceiling)
 
 
-def estimate_usage(body_size: int, events: int) -> Usage:
-    """When the provider reported nothing: prompt from the body size, output one token per data event
-    relayed (providers send about one token per chunk)."""
-    return Usage(prompt_tokens=body_size // ESTIMATE_BYTES_PER_TOKEN + 1, completion_tokens=max(0, events))
+def estimate_output(chars: int) -> int:
+    """Output tokens of an answer whose provider reported none, from the characters of text and
+    tool-call arguments it sent (never from the number of chunks: a chunk may hold many tokens)."""
+    return -(-chars // ESTIMATE_CHARS_PER_TOKEN)
 
 
 async def admit(store: Store, request_id: str, plan: Plan, fail_open: bool) -> Decision:
+    never_fits(plan)
     try:
         decision = await store.admit(
             Admission(request_id, plan.scopes, plan.tokens, plan.cost_micro_usd, time.time())
@@ -98,35 +125,80 @@ async def admit(store: Store, request_id: str, plan: Plan, fail_open: bool) -> D
     if decision.verdict is Verdict.RATE_LIMITED:
         scope = decision.refused_by
         what = "requests per minute" if decision.limit == "rpm" else "tokens per minute"
-        name = f"{scope.kind} '{scope.name}'" if scope else "this key"
         raise RateLimited(
-            f"Rate limit reached for {name}: too many {what}. Retry after {decision.retry_after or 1:.1f}s.",
+            f"Rate limit reached for {_name(scope)}: too many {what}. "
+            f"Retry after {decision.retry_after or 1:.1f}s.",
             retry_after=decision.retry_after or 1.0,
         )
     if decision.verdict is Verdict.BUDGET_EXCEEDED:
-        scope = decision.refused_by
-        name = f"{scope.kind} '{scope.name}'" if scope else "this key"
-        raise BudgetExceeded(
-            f"The budget of {name} is exhausted for this period (this request could cost up to "
-            f"${micro_to_usd(plan.cost_micro_usd):.6f}). Ask the gateway operator to raise it.",
-        )
+        raise BudgetExceeded(_budget_refusal(decision, plan))
     return decision
 
 
-def build_record(ctx: RequestContext, endpoint: str, body_size: int) -> UsageRecord:
+def never_fits(plan: Plan) -> None:
+    """Refuse, as invalid, a request whose worst case exceeds a scope's TPM on its own: no wait makes it
+    fit, so a 429 would only make clients retry it for nothing."""
+    for scope in plan.scopes:
+        if scope.tpm is not None and plan.tokens > scope.tpm:
+            raise ExceedsLimit(
+                f"This request may use up to {plan.tokens} tokens (max_tokens {plan.max_output_tokens} "
+                f"in all, prompt reserved at {plan.prompt_tokens}), more than the limit of {_name(scope)} "
+                f"of {scope.tpm} tokens per minute: it can never be admitted. Lower max_tokens (or n).",
+                param="max_tokens",
+            )
+
+
+def _name(scope: Scope | None) -> str:
+    return f"{scope.kind} '{scope.name}'" if scope else "this key"
+
+
+def _budget_refusal(decision: Decision, plan: Plan) -> str:
+    """Whether the budget is spent, or only this request's worst case does not fit (and by how much)."""
+    scope = decision.refused_by
+    budget = scope.budget_micro_usd if scope is not None else None
+    worst = micro_to_usd(plan.cost_micro_usd)
+    if budget is None or decision.spent_micro_usd is None:
+        return (
+            f"The budget of {_name(scope)} is exhausted for this period (this request could cost up to "
+            f"${worst:.6f}). Ask the gateway operator to raise it."
+        )
+    spent, held = decision.spent_micro_usd, decision.reserved_micro_usd or 0
+    if spent >= budget:
+        return (
+            f"The budget of {_name(scope)} is spent for this period (${micro_to_usd(spent):.6f} of "
+            f"${micro_to_usd(budget):.6f}). Ask the gateway operator to raise it."
+        )
+    left = budget - spent - held
+    short = plan.cost_micro_usd - max(0, left)
+    in_flight = f", ${micro_to_usd(held):.6f} held by requests in flight" if held else ""
+    return (
+        f"This request's worst case (${worst:.6f}) does not fit in the budget of {_name(scope)}: "
+        f"${micro_to_usd(max(0, left)):.6f} left{in_flight}, short by ${micro_to_usd(short):.6f}. "
+        "Lower max_tokens, or ask the gateway operator to raise the budget."
+    )
+
+
+def build_record(ctx: RequestContext, endpoint: str, plan: Plan) -> UsageRecord:
     """The usage record of an admitted request, from its context as the request left it.
 
-    ``body_size``: the request body's length in bytes (the prompt estimate when the provider reported no
-    usage; a request the provider refused is recorded with no usage at all)."""
+    Without the provider's usage: an estimate when a provider answered (``ctx.answered``), else zero
+    (nothing reached a provider, or it answered with an error and no usage: nothing to bill)."""
     key, tenant, model = ctx.key, ctx.tenant, ctx.model
     provider, upstream_model = ctx.provider, ctx.upstream_model
     assert key is not None and tenant is not None and model is not None, "recorded before authentication"
     assert provider is not None and upstream_model is not None, "recorded before admission"
     outcome = ctx.outcome
     usage = ctx.usage
-    estimated = usage is None
+    estimated = usage is None and ctx.answered and outcome is not Outcome.REJECTED
     if usage is None:
-        usage = estimate_usage(body_size, ctx.events) if outcome is not Outcome.REJECTED else Usage()
+        usage = (
+            Usage(
+                prompt_tokens=plan.prompt_estimate(ctx.price),
+                completion_tokens=estimate_output(ctx.output_chars),
+            )
+            if estimated
+            else Usage()
+        )
     cost = cost_micro_usd(usage, ctx.price) if ctx.price is not None else 0
     provider_cost = usd_to_micro(usage.provider_cost_usd) if usage.provider_cost_usd is not None else None
     return UsageRecord(
@@ -146,7 +218,7 @@ def build_record(ctx: RequestContext, endpoint: str, body_size: int) -> UsageRec
         latency_ms=int((time.monotonic() - ctx.started) * 1000),
         ttfb_ms=None if ctx.ttfb is None else int(ctx.ttfb * 1000),
         outcome=outcome,
-        estimated=estimated and outcome is not Outcome.REJECTED,
+        estimated=estimated,
         started_at=ctx.started_at,
         endpoint=endpoint,
         status=ctx.status,

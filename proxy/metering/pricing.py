@@ -40,6 +40,7 @@ class Price:
     cached_input: int
     cache_write: int
     context_length: int | None = None
+    image_tokens: int | None = None  # reserved per image part (None: metering.reserve.image_tokens)
 
     @classmethod
     def of(cls, config: PriceConfig) -> Price:
@@ -51,6 +52,7 @@ class Price:
             usd_to_micro(cached),
             usd_to_micro(write),
             config.context_length,
+            config.image_tokens,
         )
 
     def usd_per_million(self) -> dict[str, float]:

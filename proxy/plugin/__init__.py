@@ -133,6 +133,8 @@ class Reply:
     body: bytes
     usage: Usage | None
     content_type: str = "application/json"
+    # Without usage: characters of the answer's text and tool-call arguments (the gateway's estimate).
+    output_chars: int = 0
 
 
 class CallRejected(ValueError):
@@ -157,7 +159,9 @@ class StreamReader(abc.ABC):
     reports an error inside the stream (the gateway then sends its own error event and ends the stream),
     sets ``complete`` once the answer is whole (finish and usage seen; only an end marker may follow) and
     ``finished`` when the provider's end marker arrives. A stream cut after ``complete`` is not an error
-    (anthropic/messages-stream-no-trailing-blank-line.sse loses only its ``message_stop``).
+    (anthropic/messages-stream-no-trailing-blank-line.sse loses only its ``message_stop``); one that ends
+    before is (quirks/truncated-mid-event.sse: cut after the finish reason, inside the usage chunk).
+    ``output_chars`` counts the characters of text and tool-call arguments the events carried.
     """
 
     def __init__(self) -> None:
@@ -165,6 +169,9 @@ class StreamReader(abc.ABC):
         self.error: UpstreamError | None = None
         self.complete = False
         self.finished = False
+        # Characters of text and tool-call arguments seen so far (the estimate when usage never comes):
+        # counted per event as it goes by, never by rescanning.
+        self.output_chars = 0
 
     @abc.abstractmethod
     def on_event(self, event: SSEEvent) -> bytes | None: ...

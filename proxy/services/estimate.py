@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from proxy.dataplane.body import ClientBody
 from proxy.errors import InvalidRequest, NotFound
 from proxy.gateway import Gateway
-from proxy.metering.meter import ESTIMATE_BYTES_PER_TOKEN, make_plan
+from proxy.metering.meter import make_plan
 from proxy.metering.pricing import cost_micro_usd, worst_case_micro_usd
 from proxy.plugin import Usage
 from proxy.services.analytics import PAGE
@@ -57,7 +57,8 @@ async def estimate(gw: Gateway, snapshot: Snapshot, body: ClientBody) -> dict[st
     priced = [(c, p) for c in resolution.choices if (p := snapshot.price(c.provider, c.model)) is not None]
     if not priced:
         raise InvalidRequest(f"The model '{body.model}' has no price.", param="model")
-    plan = make_plan((), body, [p for _, p in priced], snapshot.settings.metering.default_max_tokens)
+    metering = snapshot.settings.metering
+    plan = make_plan((), body, [p for _, p in priced], metering.default_max_tokens, metering.reserve)
     recent = await gw.store.records(RecordQuery(since=time.time() - 7 * 86400, limit=PAGE))
     answers = [
         r.completion_tokens for r in recent.data if r.model == body.model and r.outcome is Outcome.COMPLETED
@@ -65,13 +66,14 @@ async def estimate(gw: Gateway, snapshot: Snapshot, body: ClientBody) -> dict[st
     basis: Literal["ledger", "default"] = "ledger" if answers else "default"
     expected_out = round(sum(answers) / len(answers)) if answers else DEFAULT_EXPECTED_OUTPUT
     expected_out = min(expected_out, plan.max_output_tokens)
-    prompt = body.size // ESTIMATE_BYTES_PER_TOKEN + 1
     targets = [
         TargetEstimate(
             provider=c.provider,
             upstream_model=c.model,
             worst_case_micro_usd=worst_case_micro_usd(plan.prompt_tokens, plan.max_output_tokens, p),
-            expected_micro_usd=cost_micro_usd(Usage(prompt_tokens=prompt, completion_tokens=expected_out), p),
+            expected_micro_usd=cost_micro_usd(
+                Usage(prompt_tokens=plan.prompt_estimate(p), completion_tokens=expected_out), p
+            ),
         )
         for c, p in priced
     ]

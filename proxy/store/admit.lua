@@ -12,7 +12,8 @@
 -- Times and scores are passed as strings and handed to Redis unchanged: Lua formats numbers with 14
 -- significant digits, which would move a unix timestamp with microseconds.
 -- Replies: {"admitted", limit_requests, remaining_requests, limit_tokens, remaining_tokens} ("" = none)
---          {"rate_limited" | "budget_exceeded", scope index, "rpm" | "tpm" | "budget", oldest admit time | ""}
+--          {"rate_limited", scope index, "rpm" | "tpm", oldest admit time}
+--          {"budget_exceeded", scope index, "budget", "", spent, reserved}
 
 local rid, now, cutoff = ARGV[1], ARGV[2], ARGV[3]
 local tokens, cost, deadline = tonumber(ARGV[4]), ARGV[5], ARGV[6]
@@ -100,7 +101,7 @@ for i = 1, n do
     local held = redis.call('HMGET', budget_key, 'spent', 'reserved')
     local committed = tonumber(held[1] or '0') + tonumber(held[2] or '0')
     if committed + tonumber(cost) > tonumber(budget) then
-      return {'budget_exceeded', i, 'budget', ''}
+      return {'budget_exceeded', i, 'budget', '', held[1] or '0', held[2] or '0'}
     end
   end
 end

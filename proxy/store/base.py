@@ -81,6 +81,10 @@ class Decision:
     # False: admitted by the ``fail_open`` outage policy without the store, so nothing was reserved and the
     # settlement goes straight to the journal (the store has just failed this request once).
     reserved: bool = True
+    # A budget refusal: the refusing scope's spend and reservations held at that moment, so that the
+    # refusal can say whether the budget is spent or only this request's worst case does not fit.
+    spent_micro_usd: int | None = None
+    reserved_micro_usd: int | None = None
 
     @property
     def admitted(self) -> bool:

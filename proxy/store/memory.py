@@ -131,7 +131,14 @@ class MemoryStore:
                 account = self._account(scope.ident, period)
                 if account.spent + account.reserved + cost > scope.budget_micro_usd:
                     until_end = None if ends is None else ends - now
-                    return Decision(Verdict.BUDGET_EXCEEDED, scope, "budget", until_end)
+                    return Decision(
+                        Verdict.BUDGET_EXCEEDED,
+                        scope,
+                        "budget",
+                        until_end,
+                        spent_micro_usd=account.spent,
+                        reserved_micro_usd=account.reserved,
+                    )
             held.append((window, account))
         # Every scope has room: reserve in all of them (nothing above awaited, so this is atomic).
         for window, account in held:

@@ -103,7 +103,15 @@ def decision(reply: list[Any], admission: Admission) -> Decision:
     now = admission.now
     if limit == "budget":
         ends = scope.period.window(now)[1]
-        return Decision(verdict, scope, limit, None if ends is None else ends - now)
+        spent, held = (int(reply[4]), int(reply[5])) if len(reply) > 5 else (None, None)
+        return Decision(
+            verdict,
+            scope,
+            limit,
+            None if ends is None else ends - now,
+            spent_micro_usd=spent,
+            reserved_micro_usd=held,
+        )
     retry = float(reply[3]) + WINDOW - now if reply[3] else WINDOW
     return Decision(verdict, scope, limit, max(retry, 0.001))
 

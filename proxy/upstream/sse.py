@@ -122,6 +122,13 @@ class SSEParser:
         self._scan(chunk, pos, out)
         return out
 
+    def ends_with_done(self) -> bool:
+        """Whether the input so far ends with a whole ``data: [DONE]`` line that only its blank line is
+        missing (anthropic/openai-compat-stream-tool-index-1.sse ends so): the end marker, cut at its
+        last byte. Asked before :meth:`close`."""
+        partial = self._line if self._head is None else [self._head]
+        return self._data == [b"[DONE]"] and self._event is None and not any(partial)
+
     def close(self) -> bool:
         """End of input. Returns True when the stream stopped inside an event (it is discarded)."""
         partial = self._line if self._head is None else [self._head]

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 from redis_support import COST, chat, ledger, metered_config, script_costly, start_all
+from support import BILL, BUDGET, IMAGE_RACERS, VISION_PRICE, script_vision, vision_body
 
 from proxy.store.base import Period, Scope
 from proxy.store.redis import RedisStore
@@ -35,6 +36,7 @@ RPM = 60
 RPM_CALLS, RPM_SECONDS = 300, 10.0
 ALERT_CALLS = 50  # the alert key's budget is exactly 50 calls: crosses 50, 80 and 100 %
 TOPOLOGIES = ["processes", "workers", "cluster"]
+VIEWER_KEY = "egw-viewer-key-0123456789"
 
 
 def race_key(i: int) -> str:
@@ -45,6 +47,7 @@ def race_key(i: int) -> str:
 def fake(threaded_fake: ThreadedFakeProvider) -> ThreadedFakeProvider:
     for model in ("race", "rpm", "alerting"):
         script_costly(threaded_fake, model)
+    script_vision(threaded_fake, "vision")
     return threaded_fake
 
 
@@ -72,6 +75,7 @@ def deployment(
     store = {"backend": "redis", "url": url, "cluster": cluster, "timeout": "1s",
              "prefix": f"e2e{uuid.uuid4().hex[:8]}", "journal": str(journal)}  # fmt: skip
     config = metered_config(fake.url, store, ["race", "rpm", "alerting"])
+    config["pricing"]["models"]["vision"] = VISION_PRICE
     config["keys"] = [
         {"name": f"race-{i}", "tenant": "racers", "key": race_key(i), "models": ["race"],
          "budget": {"usd": BUDGET_CALLS * COST / 1e6, "period": "total"}}
@@ -81,6 +85,8 @@ def deployment(
         {"name": "rpm", "tenant": "paced", "key": "egw-rpm-key-0123456789", "limits": {"rpm": RPM}},
         {"name": "alerted", "tenant": "watched", "key": "egw-alerted-key-0123456789",
          "budget": {"usd": ALERT_CALLS * COST / 1e6, "period": "monthly"}},
+        {"name": "viewer", "tenant": "viewers", "key": VIEWER_KEY,
+         "budget": {"usd": BUDGET / 1e6, "period": "total"}},
     ]  # fmt: skip
     config["tenants"] = {"watched": {"alerts": {"at": [0.5, 0.8, 1.0], "webhook": f"{hook.url}/alerts"}}}
     if topology == "workers":
@@ -151,6 +157,44 @@ async def test_budget_race(
     finally:
         await store.close()
     assert violations == []
+
+
+async def test_budget_race_with_image_requests(
+    deployment: tuple[list[str], dict[str, Any]], fake: ThreadedFakeProvider, session: aiohttp.ClientSession
+) -> None:
+    """100 concurrent image requests over the processes against a budget of 10,000 micro-USD, each billed
+    1,115 by the provider: spend never passes the budget (the documented overshoot bound is 0 here: the
+    provider bills each prompt under its reservation), and the ledger equals the provider's bill."""
+    urls, store_settings = deployment
+    store = inspect(store_settings)
+    scope = Scope("key", "viewer", "viewers", budget_micro_usd=BUDGET, period=Period.TOTAL)
+    upstream_before = fake.count("vision")
+    racing = asyncio.Event()
+    watcher = asyncio.create_task(_watch_commitment(store, scope, racing))
+
+    async def call(i: int) -> int:
+        async with session.post(
+            f"{urls[i % len(urls)]}/v1/chat/completions",
+            json=vision_body("vision"),
+            headers={"Authorization": f"Bearer {VIEWER_KEY}"},
+        ) as resp:
+            await resp.read()
+            return resp.status
+
+    try:
+        statuses = await asyncio.gather(*(call(i) for i in range(IMAGE_RACERS)))
+        racing.set()
+        peak = await watcher
+        served = statuses.count(200)
+        records = await ledger(session, urls[0], key="viewer")
+        spend = await store.spend(scope, time.time())
+    finally:
+        await store.close()
+    billed = (fake.count("vision") - upstream_before) * BILL
+    assert served >= 1 and statuses.count(429) == IMAGE_RACERS - served
+    assert peak <= BUDGET and spend.spent_micro_usd <= BUDGET, (peak, spend)
+    assert spend.reserved_micro_usd == 0
+    assert sum(r["cost_micro_usd"] for r in records) == billed == served * BILL == spend.spent_micro_usd
 
 
 async def _watch_commitment(store: RedisStore, scope: Scope, done: asyncio.Event) -> int:

@@ -21,7 +21,7 @@ import pytest
 
 from plugins.aihubmix import AiHubMix
 from plugins.openai import OpenAI
-from plugins.openai_compatible import OpenAICompatible, usage_from
+from plugins.openai_compatible import OpenAICompatible, output_chars, usage_from
 from plugins.openrouter import OpenRouter
 from proxy.plugin import (
     Call,
@@ -444,3 +444,25 @@ def test_entry_points_come_first(fresh_registry: None, monkeypatch: pytest.Monke
     assert load_plugin("openai") is OpenRouter  # an installed distribution may shadow a built-in name
     with pytest.raises(PluginNotFound, match=r"^cannot load entry point 'no_such_dist\.plugin:Thing' \("):
         load_plugin("broken")
+
+
+def test_output_chars_counts_text_reasoning_and_tool_arguments_as_sent() -> None:
+    """The estimate's counter (issue 14, item 9): the characters of every output string in a chunk,
+    escapes as written, nothing else (ids, model names and roles do not count)."""
+    chunk = orjson.dumps(
+        {
+            "id": "chatcmpl-123",
+            "model": "gpt-x",
+            "choices": [
+                {"index": 0, "delta": {"role": "assistant", "content": 'say "hi"\\'}},
+                {"index": 1, "delta": {"reasoning_content": "think"}},
+                {"index": 2, "delta": {"tool_calls": [{"function": {"name": "f", "arguments": '{"a":1}'}}]}},
+                {"index": 3, "delta": {"tool_calls": [{"function": {"arguments": "2}"}}]}},
+            ],
+        }
+    )
+    content = len(orjson.dumps('say "hi"\\')) - 2  # 9 characters, 3 of them escaped: 12 as sent
+    assert output_chars(chunk) == content + len("think") + len('{\\"a\\":1}') + len("2}")
+    assert output_chars(b'{"choices":[{"index":0,"text":"abc","finish_reason":null}]}') == 3
+    assert output_chars(b'{"choices":[],"usage":{"prompt_tokens":3}}') == 0
+    assert output_chars(b'{"choices":[{"delta":{"content":"cut here') == len("cut here")

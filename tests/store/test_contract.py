@@ -211,6 +211,18 @@ async def test_budget_race_admits_exactly_what_is_left(store: Store) -> None:
     assert (spend.spent_micro_usd, spend.reserved_micro_usd) == (1_000_000, 0)
 
 
+async def test_a_budget_refusal_tells_what_is_spent_and_what_is_held(store: Store) -> None:
+    """The refusal carries the scope's spent and reserved amounts, so that the client can be told
+    whether the budget is spent or only this request's worst case does not fit (issue 14, item 11)."""
+    now = time.time()
+    key = limited(KEY, budget_micro_usd=10_000)
+    await store.settle(settlement("earlier", key, started_at=now, cost=6000))
+    assert (await store.admit(admission("held", key, now=now, cost=3000))).admitted
+    refused = await store.admit(admission("big", key, now=now, cost=2000))
+    assert refused.verdict is Verdict.BUDGET_EXCEEDED
+    assert (refused.spent_micro_usd, refused.reserved_micro_usd) == (6000, 3000)
+
+
 async def test_budget_periods(store: Store) -> None:
     now = time.time()
     scopes = {p: limited(KEY, name=f"k-{p}", budget_micro_usd=10**9, period=p) for p in Period}

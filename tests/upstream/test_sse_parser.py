@@ -166,3 +166,22 @@ def test_quick_path_is_taken() -> None:
     assert [e.data for e in out] == [b'{"a":1}', b"[DONE]"]
     assert [e.raw for e in out] == [b'data: {"a":1}\n\n', b"data:[DONE]\n\n"]
     assert LinePathParser()._quick is False
+
+
+@pytest.mark.parametrize(
+    ("tail", "done"),
+    [
+        (b"data: [DONE]\n", True),  # only the blank line is missing
+        (b"data: [DONE]\r\n", True),
+        (b"data: [DONE]", False),  # the line itself is cut: it may have gone on
+        (b"data: [DON", False),
+        (b"event: x\ndata: [DONE]\n", False),  # a named event is not the end marker
+        (b'data: {"a":1}\n', False),
+        (b"", False),
+    ],
+)
+def test_a_done_line_that_lost_its_blank_line_is_told_apart(tail: bytes, done: bool) -> None:
+    parser = SSEParser()
+    parser.feed(b'data: {"a":0}\n\n' + tail)
+    assert parser.ends_with_done() is done
+    assert parser.close() is (tail != b"")
