@@ -163,12 +163,15 @@ def authenticate(request: web.Request, snapshot: Snapshot) -> VirtualKey:
 def resolve(
     snapshot: Snapshot, key: VirtualKey, model: str, endpoint: Endpoint
 ) -> tuple[Route, list[Candidate]]:
-    """The targets that may serve this request, in order, each with its price."""
+    """The targets that may serve this request, in order, each with its price and timeouts (the
+    provider's, with the route's own timeouts laid over them)."""
     if not model_allowed(key.models, model):
         raise ModelNotAllowed(f"This key may not use the model '{model}'.", param="model")
     resolution = snapshot.resolve(model)
     if resolution is None:
         raise ModelNotFound(f"The model '{model}' does not exist on this gateway.", param="model")
+    route = resolution.route
+    overrides = route.config.timeouts if route.config is not None else None
     candidates: list[Candidate] = []
     unpriced: list[str] = []
     for choice in resolution.choices:
@@ -184,6 +187,8 @@ def resolve(
             unpriced.append(f"{choice.provider}/{choice.model}")
             continue
         timeouts = snapshot.settings.providers[choice.provider].timeouts
+        if overrides is not None:
+            timeouts = overrides.apply(timeouts)
         candidates.append(Candidate(choice, provider, timeouts, price))
     if not candidates:
         if unpriced:
@@ -197,7 +202,7 @@ def resolve(
             f"or do not serve /v1/{endpoint.value}).",
             param="model",
         )
-    return resolution.route, candidates
+    return route, candidates
 
 
 def _secrets(snapshot: Snapshot, key: VirtualKey, candidates: list[Candidate]) -> list[str | None]:

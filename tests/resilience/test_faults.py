@@ -204,16 +204,48 @@ async def test_every_target_timing_out_is_a_504(make_gateway: Make, fake: FakePr
     assert status == 504 and orjson.loads(text)["error"]["code"] == "upstream_timeout"
 
 
+SLOW = {"connect": 30.0, "first_byte": 30.0, "idle": 30.0, "total": 600.0}  # never fires in a test
+
+
 async def test_route_timeouts_override_the_providers(make_gateway: Make, fake: FakeProvider) -> None:
+    """Only the route's 200 ms first-byte timeout can end the first target's 1.5 s wait before a good
+    stream: the providers' own timeouts are all far longer, so without the override the first target
+    answers."""
     cfg = config(fake, timeouts={"first_byte": "200ms"})
     for name in ("local", "backup"):
-        cfg["providers"][name]["timeouts"]["first_byte"] = 30.0
+        cfg["providers"][name]["timeouts"] = dict(SLOW)
     client = await make_gateway(cfg)
-    fake.script("first", Behaviour(delay=1.5))
-    started = time.monotonic()
-    status, _, headers = await chat(client)
-    assert status == 200 and headers["x-efflux-provider"] == "backup"
-    assert time.monotonic() - started < 1.2, "the route's 200 ms first-byte timeout applied"
+    fake.script("first", streamed("first", delay=1.5))
+    status, text, headers = await chat(client)
+    assert status == 200, text
+    assert headers["x-efflux-provider"] == "backup" and headers["x-efflux-attempts"] == "2"
+    assert (fake.count("first"), fake.count("second")) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("route", "fault", "named"),
+    [
+        ({"idle": "500ms"}, {"stall": 1.2}, "idle timeout"),
+        ({"total": "1500ms"}, {"chunk_delay": 0.4}, "total timeout"),
+    ],
+)
+async def test_route_timeouts_override_the_providers_after_the_first_byte(
+    make_gateway: Make, fake: FakeProvider, route: dict[str, str], fault: dict[str, float], named: str
+) -> None:
+    """The route's idle and total timeouts end a stream the providers' own (30 s, 600 s) would let run."""
+    cfg = config(fake, timeouts=route)
+    for name in ("local", "backup"):
+        cfg["providers"][name]["timeouts"] = dict(SLOW)
+    client = await make_gateway(cfg)
+    chunks = stream_chunks("first")
+    if "stall" in fault:
+        chunks = chunks[:3]  # then the stall, then the end of the body without [DONE]
+    fake.script("first", Behaviour(200, b"", "text/event-stream", {}, chunks, **fault))
+    status, text, _ = await chat(client)
+    assert status == 200
+    got = events(text)
+    assert "[DONE]" not in got, "the route's timeout ended the stream"
+    assert named in orjson.loads(got[-1])["error"]["message"]
 
 
 async def test_retry_after_parks_the_target(make_gateway: Make, fake: FakeProvider) -> None:
