@@ -82,7 +82,13 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         if isinstance(result, Served):
             return _reply(request, ctx, result, headers)
         response = await relay(
-            request, result, headers, ctx, metering.on_client_disconnect == "drain", metering.drain_timeout
+            request,
+            result,
+            headers,
+            ctx,
+            metering.on_client_disconnect == "drain",
+            metering.drain_timeout,
+            server.write_timeout,
         )
         ctx.status = 200
         return response

@@ -107,6 +107,71 @@ def test_a_slow_reader_does_not_grow_the_gateway(fake: ThreadedFakeProvider) -> 
         assert peak - before < 5 * 1024, f"the gateway grew by {peak - before} KiB"
 
 
+def stalled_reader(port: int, body: bytes) -> socket.socket:
+    """A client that asks for a stream, reads the start of the answer, then never reads again."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a tiny window: buffers fill at once
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Authorization: {AUTH['Authorization']}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    sock.settimeout(10)
+    assert sock.recv(1024).startswith(b"HTTP/1.1 200"), "the stream started"
+    return sock
+
+
+def chat_status(url: str) -> int:
+    body = orjson.dumps({"model": "small", "messages": [{"role": "user", "content": "hi"}]})
+    req = urllib.request.Request(
+        f"{url}/v1/chat/completions", body, {**AUTH, "Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            resp.read()
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def closed_by_the_gateway(sock: socket.socket) -> bool:
+    """Read what is left: the gateway reset the connection, or ended it before the stream's end."""
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        return True
+    return not received.rstrip().endswith(b"data: [DONE]")
+
+
+def test_stalled_readers_are_closed_and_free_their_slots(fake: ThreadedFakeProvider) -> None:
+    """server.write_timeout: five clients that stop reading a 10 MB stream hold all five slots of
+    max_concurrency: 5 until the write timeout closes their streams; then a sixth client is served."""
+    piece = content("x" * 65_000)
+    fake.script("huge", Behaviour(200, b"", "text/event-stream", {}, [piece] * 160 + ending(160)))
+    config = base_config(fake.url)
+    config["server"].update({"max_concurrency": 5, "write_timeout": 1.0})
+    with GatewayProcess(config) as gw:
+        huge = orjson.dumps(
+            {"model": "huge", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        )
+        readers = [stalled_reader(gw.port, huge) for _ in range(5)]
+        try:
+            assert chat_status(gw.url) == 503, "the five stalled streams hold every slot"
+            for _ in range(100):  # a liveness bound of ~20 s on a loaded machine, not a timing claim
+                status = chat_status(gw.url)
+                if status != 503:
+                    break
+                time.sleep(0.2)
+            assert status == 200, "a sixth client is served once the stalled streams are closed"
+            assert all(closed_by_the_gateway(sock) for sock in readers), "each stalled stream was cut"
+        finally:
+            for sock in readers:
+                sock.close()
+
+
 def test_sigterm_finishes_50_streams_meters_them_and_exits_0(
     fake: ThreadedFakeProvider, redis_server: RedisServer
 ) -> None:
