@@ -248,6 +248,40 @@ async def test_route_timeouts_override_the_providers_after_the_first_byte(
     assert named in orjson.loads(got[-1])["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("short", "fault", "named"),
+    [
+        ({"first_byte": 0.2}, {"delay": 1.5}, None),
+        ({"idle": 0.5}, {"stall": 1.2}, "idle timeout"),
+        ({"total": 1.5}, {"chunk_delay": 0.4}, "total timeout"),
+    ],
+)
+async def test_each_provider_timeout_fires_alone(
+    make_gateway: Make,
+    fake: FakeProvider,
+    short: dict[str, float],
+    fault: dict[str, float],
+    named: str | None,
+) -> None:
+    """One provider timeout set short, every other one far longer than the fault: only that one can end
+    it (before the first byte: a fallback; after: an error event naming it)."""
+    cfg = config(fake)
+    cfg["providers"]["local"]["timeouts"] = {**SLOW, **short}
+    cfg["providers"]["backup"]["timeouts"] = dict(SLOW)
+    client = await make_gateway(cfg)
+    chunks = stream_chunks("first")
+    if "stall" in fault:
+        chunks = chunks[:3]
+    fake.script("first", Behaviour(200, b"", "text/event-stream", {}, chunks, **fault))
+    status, text, headers = await chat(client)
+    assert status == 200, text
+    if named is None:
+        assert headers["x-efflux-provider"] == "backup" and headers["x-efflux-attempts"] == "2"
+    else:
+        got = events(text)
+        assert "[DONE]" not in got and named in orjson.loads(got[-1])["error"]["message"]
+
+
 async def test_retry_after_parks_the_target(make_gateway: Make, fake: FakeProvider) -> None:
     client = await make_gateway(config(fake))
     fake.script("first", error_json(429, "slow down", headers={"Retry-After": "30"}))
