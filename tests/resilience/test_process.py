@@ -4,6 +4,7 @@ streams in flight: all complete, all metered, exit 0)."""
 from __future__ import annotations
 
 import asyncio
+import http.client
 import signal
 import socket
 import time
@@ -229,6 +230,38 @@ def test_sigterm_finishes_50_streams_meters_them_and_exits_0(
         records = asyncio.run(ledger(redis_server.url, prefix))
         assert len(records) == 50 and {r["outcome"] for r in records} == {"completed"}
         assert all(r["completion_tokens"] == 20 and not r["estimated"] for r in records)
+    finally:
+        gw.stop()
+
+
+def test_sigterm_cuts_streams_still_running_after_drain_timeout(fake: ThreadedFakeProvider) -> None:
+    """server.drain_timeout: a stream that would take ~10 s more is cut when a 0.5 s drain ends, and the
+    process exits; the default drain (30 s) would have let it finish."""
+    fake.script(
+        "long",
+        Behaviour(200, b"", "text/event-stream", {}, [content("w")] * 50 + ending(50), chunk_delay=0.2),
+    )
+    config = base_config(fake.url)
+    config["server"]["drain_timeout"] = 0.5
+    gw = GatewayProcess(config).start()
+    assert gw.proc is not None
+    try:
+        body = orjson.dumps(
+            {"model": "long", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        )
+        req = urllib.request.Request(
+            f"{gw.url}/v1/chat/completions", body, {**AUTH, "Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            received = resp.read1(1024)  # the stream is running
+            gw.proc.send_signal(signal.SIGTERM)
+            try:
+                while chunk := resp.read1(65536):
+                    received += chunk
+            except (OSError, http.client.HTTPException):
+                pass  # cut mid-body
+        assert gw.proc.wait(15) == 0
+        assert b"data: [DONE]" not in received, "the stream was cut when the drain ended"
     finally:
         gw.stop()
 
