@@ -8,14 +8,17 @@ gets, what the fake provider receives, or what the ledger records.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
-from support import AUTH, base_config, state
+from support import AUTH, KEY, base_config, state
 
-from proxy.store.records import RecordQuery
+from proxy.dataplane.spine import scopes
+from proxy.store.base import Settlement
+from proxy.store.records import Outcome, RecordQuery, UsageRecord
 from proxy.testing.fake_provider import Behaviour, FakeProvider
 
 Make = Callable[..., Any]
@@ -74,6 +77,18 @@ async def test_a_disabled_provider_serves_nothing(make_gateway: Make, fake: Fake
     assert status == 404 and body["error"]["code"] == "model_not_found"
     status, _ = await post(client, {**CHAT, "model": "two-step"})  # its other target still serves
     assert status == 200 and fake.count() == 1 and fake.received[-1].body["model"] == "second"  # type: ignore[index]
+
+
+async def test_keys_key_name_and_tenant(make_gateway: Make, fake: FakeProvider) -> None:
+    """The key's secret authenticates; its name and tenant are what the ledger records."""
+    cfg = base_config(fake.url)
+    cfg["keys"][0].update({"name": "web-app", "tenant": "shop"})
+    client = await make_gateway(cfg)
+    assert (await post(client))[0] == 200
+    resp = await client.post("/v1/chat/completions", json=CHAT, headers={"Authorization": "Bearer egw-other"})
+    assert resp.status == 401
+    records = (await state(client).store.records(RecordQuery(tenant="shop"))).data
+    assert [(r.key, r.tenant) for r in records] == [("web-app", "shop")]
 
 
 async def test_keys_models_globs_limit_what_a_key_may_call(make_gateway: Make, fake: FakeProvider) -> None:
@@ -167,3 +182,30 @@ async def test_metering_drain_timeout_bounds_the_wait_for_usage(
         await asyncio.sleep(0.05)
     assert len(records) == 1 and records[0].estimated is estimated
     assert (records[0].completion_tokens == 3) is not estimated
+
+
+@pytest.mark.parametrize(("period", "counted"), [("total", True), ("daily", False)])
+@pytest.mark.parametrize("scope", ["key", "tenant"])
+async def test_budget_period_from_yaml_is_the_window_spend_counts_in(
+    make_gateway: Make, fake: FakeProvider, scope: str, period: str, counted: bool
+) -> None:
+    """Spend settled three days ago still counts against a ``total`` budget, not against a ``daily`` one."""
+    cfg = base_config(fake.url)
+    budget = {"budget": {"usd": 1.0, "period": period}}
+    if scope == "key":
+        cfg["keys"][0].update(budget)
+    else:
+        cfg["tenants"] = {"acme": budget}
+    client = await make_gateway(cfg)
+    gw = state(client)
+    key = gw.snapshot.keys.lookup(KEY)
+    assert key is not None
+    charged = scopes(gw.snapshot, key)
+    then = time.time() - 3 * 86400
+    record = UsageRecord(
+        "old-1", "test", "acme", "small", "local", "small", 10, 5, 0, 0, 0, 500, None, 3, 1,
+        Outcome.COMPLETED, False, then,
+    )  # fmt: skip
+    await gw.store.settle(Settlement(record, charged, 15, 500, reserved=False))
+    budgeted = next(s for s in charged if s.kind == scope)
+    assert ((await gw.store.spend(budgeted, time.time())).spent_micro_usd == 500) is counted

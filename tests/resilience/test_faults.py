@@ -228,6 +228,7 @@ async def test_route_timeouts_override_the_providers(make_gateway: Make, fake: F
         ({"idle": "500ms"}, {"stall": 1.2}, "idle timeout"),
         ({"total": "1500ms"}, {"chunk_delay": 0.4}, "total timeout"),
     ],
+    ids=["idle", "total"],
 )
 async def test_route_timeouts_override_the_providers_after_the_first_byte(
     make_gateway: Make, fake: FakeProvider, route: dict[str, str], fault: dict[str, float], named: str
@@ -255,6 +256,7 @@ async def test_route_timeouts_override_the_providers_after_the_first_byte(
         ({"idle": 0.5}, {"stall": 1.2}, "idle timeout"),
         ({"total": 1.5}, {"chunk_delay": 0.4}, "total timeout"),
     ],
+    ids=["first_byte", "idle", "total"],
 )
 async def test_each_provider_timeout_fires_alone(
     make_gateway: Make,
