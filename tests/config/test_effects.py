@@ -186,7 +186,7 @@ async def test_metering_drain_timeout_bounds_the_wait_for_usage(
 
 @pytest.mark.parametrize(("period", "counted"), [("total", True), ("daily", False)])
 @pytest.mark.parametrize("scope", ["key", "tenant"])
-async def test_budget_period_from_yaml_is_the_window_spend_counts_in(
+async def test_budget_periods_from_yaml(
     make_gateway: Make, fake: FakeProvider, scope: str, period: str, counted: bool
 ) -> None:
     """Spend settled three days ago still counts against a ``total`` budget, not against a ``daily`` one."""

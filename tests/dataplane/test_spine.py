@@ -36,6 +36,6 @@ def test_without_route_timeouts_the_providers_apply() -> None:
 
 
 @pytest.mark.parametrize("name", ["connect", "first_byte", "idle", "total"])
-def test_each_route_timeout_replaces_the_providers_and_only_that_one(name: str) -> None:
+def test_a_route_timeout_replaces_the_providers(name: str) -> None:
     expected = Timeouts(**{**PROVIDER, name: 0.25})
     assert candidate_timeouts(snapshot({name: "250ms"})) == [expected] * 2

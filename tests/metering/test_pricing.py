@@ -269,5 +269,5 @@ def _priced(where: str, field: str | None) -> tuple[int, int]:
 
 @pytest.mark.parametrize("field", list(BASE_PRICE))
 @pytest.mark.parametrize("where", ["default", "models"])
-def test_each_price_field_changes_what_is_charged_or_reserved(where: str, field: str) -> None:
+def test_price_fields_from_yaml(where: str, field: str) -> None:
     assert _priced(where, field) != _priced(where, None)

@@ -230,7 +230,7 @@ async def test_route_timeouts_override_the_providers(make_gateway: Make, fake: F
     ],
     ids=["idle", "total"],
 )
-async def test_route_timeouts_override_the_providers_after_the_first_byte(
+async def test_route_timeouts_override_the_providers_midstream(
     make_gateway: Make, fake: FakeProvider, route: dict[str, str], fault: dict[str, float], named: str
 ) -> None:
     """The route's idle and total timeouts end a stream the providers' own (30 s, 600 s) would let run."""
