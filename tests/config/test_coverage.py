@@ -44,12 +44,12 @@ server.body_timeout resilience/test_overload.py::test_a_trickled_body_times_out
 server.write_timeout resilience/test_process.py::test_stalled_readers_are_closed_and_free_their_slots
 server.shutdown_delay resilience/test_process.py::test_sigterm_finishes_50_streams_meters_them_and_exits_0
 server.drain_timeout resilience/test_process.py::test_sigterm_cuts_streams_still_running_after_drain_timeout
+server.retry_budget.ratio resilience/test_faults.py::test_each_retry_budget_setting[ratio]
 server.retry_budget.ratio routing/test_balance.py::test_retry_budget_allows_a_fifth_of_requests_plus_the_floor
-server.retry_budget.ratio resilience/test_faults.py::test_the_retry_budget_stops_fallbacks
+server.retry_budget.min_per_second resilience/test_faults.py::test_each_retry_budget_setting[min_per_second]
 server.retry_budget.min_per_second
     routing/test_balance.py::test_retry_budget_allows_a_fifth_of_requests_plus_the_floor
-server.retry_budget.min_per_second resilience/test_faults.py::test_the_retry_budget_stops_fallbacks
-server.retry_budget.burst routing/test_balance.py::test_retry_budget_allows_a_fifth_of_requests_plus_the_floor
+server.retry_budget.burst resilience/test_faults.py::test_each_retry_budget_setting[burst]
 server.retry_budget.burst resilience/test_faults.py::test_the_retry_budget_stops_fallbacks
 server.watch_config services/test_reload.py::test_sighup_and_file_watch
 store.backend e2e/test_redis_workers.py::test_workers_are_refused_with_the_memory_store
@@ -77,6 +77,7 @@ providers.*.timeouts.connect resilience/test_faults.py::test_connect_timeout_fir
 providers.*.timeouts.first_byte resilience/test_faults.py::test_each_provider_timeout_fires_alone[first_byte]
 providers.*.timeouts.idle resilience/test_faults.py::test_each_provider_timeout_fires_alone[idle]
 providers.*.timeouts.total resilience/test_faults.py::test_each_provider_timeout_fires_alone[total]
+providers.*.breaker.failures resilience/test_faults.py::test_breaker_failures_is_how_many_faults_open_it
 providers.*.breaker.failures resilience/test_breaker.py::test_consecutive_failures_open_and_a_probe_closes
 providers.*.breaker.failures resilience/test_breaker.py::test_a_503_storm_opens_the_breaker_and_a_recovers
 providers.*.breaker.cooldown resilience/test_breaker.py::test_consecutive_failures_open_and_a_probe_closes

@@ -314,3 +314,37 @@ async def test_the_retry_budget_stops_fallbacks(make_gateway: Make, fake: FakePr
     status, text, _ = await chat(client)
     assert status == 502 and "retry budget" in orjson.loads(text)["error"]["message"]
     assert (fake.count("first"), fake.count("second")) == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("budget", "statuses"),
+    [
+        ({"ratio": 0.5, "min_per_second": 0.0, "burst": 1.0}, [200, 502, 200]),  # two requests earn one
+        ({"ratio": 0.0, "min_per_second": 1e6, "burst": 1.0}, [200, 200, 200]),  # refilled by the time
+        ({"ratio": 0.0, "min_per_second": 0.0, "burst": 2.0}, [200, 200, 502]),  # two saved up, no more
+    ],
+    ids=["ratio", "min_per_second", "burst"],
+)
+async def test_each_retry_budget_setting(
+    make_gateway: Make, fake: FakeProvider, budget: dict[str, float], statuses: list[int]
+) -> None:
+    """The first target always fails: which requests may fall back to the second is the budget's say."""
+    cfg = config(fake)
+    cfg["server"]["retry_budget"] = budget
+    client = await make_gateway(cfg)
+    fake.script("first", error_json(503, "down"))
+    assert [(await chat(client))[0] for _ in statuses] == statuses
+
+
+@pytest.mark.parametrize(("failures", "first_tried"), [(2, 2), (4, 4)])
+async def test_breaker_failures_is_how_many_faults_open_it(
+    make_gateway: Make, fake: FakeProvider, failures: int, first_tried: int
+) -> None:
+    """Four requests while the first target always fails: it is tried until ``failures`` faults in a row
+    open its breaker, then skipped (the cooldown, 30 s, outlasts the test)."""
+    cfg = config(fake)
+    cfg["providers"]["local"]["breaker"] = {"failures": failures, "cooldown": "30s"}
+    client = await make_gateway(cfg)
+    fake.script("first", error_json(503, "down"))
+    assert [(await chat(client))[0] for _ in range(4)] == [200] * 4
+    assert (fake.count("first"), fake.count("second")) == (first_tried, 4)
