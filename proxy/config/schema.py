@@ -6,6 +6,7 @@ Durations are strings (``"500ms"``, ``"5s"``, ``"1h"``) or numbers of seconds. S
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Annotated, Literal
@@ -194,8 +195,15 @@ class TimeoutOverride(_Section):
     total: Duration | None = None
 
     def apply(self, base: Timeouts) -> Timeouts:
-        changes = {k: v for k, v in self.model_dump().items() if v is not None}
-        return base.model_copy(update=changes) if changes else base
+        """``base`` with each timeout set here replaced. Called per request and candidate, so the result is
+        cached by value (both models are frozen, hence hashable): a copy is built once per pair."""
+        return _overridden(self, base)
+
+
+@functools.lru_cache(maxsize=256)
+def _overridden(override: TimeoutOverride, base: Timeouts) -> Timeouts:
+    changes = {k: v for k, v in override.model_dump().items() if v is not None}
+    return base.model_copy(update=changes) if changes else base
 
 
 class RouteConfig(_Section):

@@ -13,8 +13,9 @@ How a stream ends:
   ``upstream_error``;
 - the client goes away: by policy, keep reading upstream (bounded by ``drain_timeout``) to get the
   provider's usage, or stop at once and estimate: ``client_aborted``;
-- the client stays connected but takes nothing for ``write_timeout`` (a stuck or malicious reader): the
-  connection is closed and the stream ends as if the client had gone away: ``client_aborted``.
+- the client stays connected but takes nothing for ``write_timeout`` while bytes wait for it (a stuck or
+  malicious reader): the connection is closed and the stream ends as if the client had gone away:
+  ``client_aborted`` (:class:`WriteWatch`).
 
 Memory per stream stays bounded whatever the reader's speed: ``write`` waits while the socket's buffer is
 full, so the relay stops reading upstream, whose socket buffer fills in turn and throttles the provider.
@@ -40,6 +41,44 @@ SSE_HEADERS = {
 }
 
 
+class WriteWatch:
+    """Closes the connection of a client that takes nothing for ``timeout`` seconds while bytes wait for
+    it: the transport's write buffer is not empty and has not shrunk.
+
+    One timer per stream looks every quarter of the timeout, instead of a timeout around each write
+    (which would cost a timer and an await per chunk); so a stalled client is cut between 1 and 1.25
+    times ``timeout`` after it stopped taking. Closing the transport wakes a write waiting on it (or
+    fails the next one), and the relay goes on as after a disconnect.
+    """
+
+    __slots__ = ("_handle", "_last", "_period", "_still", "_transport")
+
+    TICKS = 4  # looks per timeout
+
+    def __init__(self, transport: asyncio.Transport, timeout: float) -> None:
+        self._transport = transport
+        self._period = timeout / self.TICKS
+        self._last = 0  # the buffer's size at the last look
+        self._still = 0  # looks in a row that found bytes waiting and none taken
+        self._handle = asyncio.get_running_loop().call_later(self._period, self._look)
+
+    def _look(self) -> None:
+        transport = self._transport
+        if transport.is_closing():
+            return
+        size = transport.get_write_buffer_size()
+        # Not shrunk: the client took nothing (or less than the relay added meanwhile).
+        self._still = self._still + 1 if size and size >= self._last else 0
+        self._last = size
+        if self._still >= self.TICKS:
+            transport.abort()
+            return
+        self._handle = asyncio.get_running_loop().call_later(self._period, self._look)
+
+    def stop(self) -> None:
+        self._handle.cancel()
+
+
 def error_event(message: str, type_: str = "upstream_error", code: str | None = "upstream_error") -> bytes:
     body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
     return b"data: " + orjson.dumps(body) + b"\n\n"
@@ -52,16 +91,18 @@ async def relay(
     ctx: RequestContext,
     drain: bool,
     drain_timeout: float,
-    write_timeout: float = 0.0,
+    write_timeout: float,
 ) -> web.StreamResponse:
     """Relay the stream to its end. Once it has ended, the stream's usage, events, time to first byte and
-    outcome are in ``ctx`` (left as they were if the relay raises)."""
+    outcome are in ``ctx`` (left as they were if the relay raises). ``write_timeout`` (0: none) bounds
+    how long a client may take nothing while bytes wait for it (:class:`WriteWatch`)."""
     response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
     tap, upstream = opened.tap, opened.response
     ttfb: float | None = None
     error: str | None = None  # why the stream ended early, on the provider's side
     client_ok = True
     absorbed = False  # a cancellation already turned into a disconnect
+    watch: WriteWatch | None = None
 
     def absorb_cancel() -> bool:
         """A server that cancels handlers when the client disconnects (aiohttp's ``handler_cancellation``,
@@ -80,17 +121,9 @@ async def relay(
         nonlocal client_ok
         if client_ok and data:
             try:
-                if write_timeout:
-                    async with asyncio.timeout(write_timeout):
-                        await response.write(data)
-                else:
-                    await response.write(data)
-            except (ConnectionError, RuntimeError):  # the client went away
+                await response.write(data)
+            except (ConnectionError, RuntimeError):  # the client went away (or was cut by the watch)
                 client_ok = False
-            except TimeoutError:  # no write progress: give up on this reader, free the buffers
-                client_ok = False
-                if request.transport is not None:
-                    request.transport.abort()
             except asyncio.CancelledError:
                 if not absorb_cancel():
                     raise
@@ -100,6 +133,9 @@ async def relay(
             await response.prepare(request)
         except (ConnectionError, RuntimeError):
             client_ok = False
+        transport = request.transport
+        if write_timeout and client_ok and transport is not None:
+            watch = WriteWatch(transport, write_timeout)
         await send(opened.held)
         if client_ok:
             ttfb = time.monotonic() - ctx.started
@@ -151,6 +187,8 @@ async def relay(
             except (ConnectionError, RuntimeError):
                 client_ok = False
     finally:
+        if watch is not None:
+            watch.stop()
         # After [DONE] only the body's last chunk may be missing: the connection waits for it and is reused.
         upstream.release(rest_expected=tap.finished)
         opened.done(tap.error is None and error is None)

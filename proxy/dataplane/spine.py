@@ -91,7 +91,13 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         if isinstance(result, Served):
             return _reply(request, ctx, result, headers)
         response = await relay(
-            request, result, headers, ctx, metering.on_client_disconnect == "drain", metering.drain_timeout
+            request,
+            result,
+            headers,
+            ctx,
+            metering.on_client_disconnect == "drain",
+            metering.drain_timeout,
+            server.write_timeout,
         )
         ctx.status = 200
         return response
@@ -170,12 +176,15 @@ def authenticate(request: web.Request, snapshot: Snapshot) -> VirtualKey:
 def resolve(
     snapshot: Snapshot, key: VirtualKey, model: str, endpoint: Endpoint
 ) -> tuple[Route, list[Candidate]]:
-    """The targets that may serve this request, in order, each with its price."""
+    """The targets that may serve this request, in order, each with its price and timeouts (the
+    provider's, with the route's own timeouts laid over them)."""
     if not model_allowed(key.models, model):
         raise ModelNotAllowed(f"This key may not use the model '{model}'.", param="model")
     resolution = snapshot.resolve(model)
     if resolution is None:
         raise ModelNotFound(f"The model '{model}' does not exist on this gateway.", param="model")
+    route = resolution.route
+    overrides = route.config.timeouts if route.config is not None else None
     candidates: list[Candidate] = []
     unpriced: list[str] = []
     for choice in resolution.choices:
@@ -191,6 +200,8 @@ def resolve(
             unpriced.append(f"{choice.provider}/{choice.model}")
             continue
         timeouts = snapshot.settings.providers[choice.provider].timeouts
+        if overrides is not None:
+            timeouts = overrides.apply(timeouts)
         candidates.append(Candidate(choice, provider, timeouts, price))
     if not candidates:
         if unpriced:
@@ -204,7 +215,7 @@ def resolve(
             f"or do not serve /v1/{endpoint.value}).",
             param="model",
         )
-    return resolution.route, candidates
+    return route, candidates
 
 
 def _secrets(snapshot: Snapshot, key: VirtualKey, candidates: list[Candidate]) -> list[str | None]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from proxy.config import ConfigError, PriceConfig, load_settings, parse_settings
+from proxy.metering.meter import make_plan
 from proxy.metering.pricing import Price, PriceTable, cost_micro_usd, load_price_table, worst_case_micro_usd
 from proxy.plugin import Usage
 
@@ -234,3 +236,38 @@ def test_a_bad_pricing_file_names_the_entry(tmp_path: Path, content: str, messag
 def test_a_missing_pricing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^pricing\.file: cannot read .*nope\.yaml' \(No such file"):
         load_price_table(parse_settings({"pricing": {"file": "nope.yaml"}}, base_dir=str(tmp_path)))
+
+
+# --- each price field, set in YAML, reaches the cost (or, for context_length, the admission plan) -----------
+
+BASE_PRICE = {"input": 1.0, "output": 2.0, "cached_input": 0.5, "cache_write": 3.0, "context_length": 100_000}
+CHANGED = {"input": 10.0, "output": 20.0, "cached_input": 5.0, "cache_write": 30.0, "context_length": 50}
+MIXED = Usage(
+    prompt_tokens=4_000_000,
+    completion_tokens=1_000_000,
+    cached_tokens=1_000_000,
+    cache_write_tokens=1_000_000,
+)
+
+
+@dataclass(slots=True)
+class _Demand:
+    size: int = 3_000_000  # bytes: a prompt estimate far past any context length below
+    max_tokens: int | None = 10
+    n: int = 1
+
+
+def _priced(where: str, field: str | None) -> tuple[int, int]:
+    """The cost of ``MIXED`` and the prompt tokens admission reserves, at a price set under
+    ``pricing.<where>`` with ``field`` changed (None: the base price)."""
+    config = {**BASE_PRICE, **({field: CHANGED[field]} if field else {})}
+    pricing = {"default": config} if where == "default" else {"models": {"m-1": config}}
+    found = load_price_table(parse_settings({"pricing": pricing})).lookup("local", "m-1")
+    assert found is not None
+    return cost_micro_usd(MIXED, found), make_plan((), _Demand(), [found], 4096).prompt_tokens
+
+
+@pytest.mark.parametrize("field", list(BASE_PRICE))
+@pytest.mark.parametrize("where", ["default", "models"])
+def test_price_fields_from_yaml(where: str, field: str) -> None:
+    assert _priced(where, field) != _priced(where, None)

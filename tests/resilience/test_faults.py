@@ -204,16 +204,84 @@ async def test_every_target_timing_out_is_a_504(make_gateway: Make, fake: FakePr
     assert status == 504 and orjson.loads(text)["error"]["code"] == "upstream_timeout"
 
 
+SLOW = {"connect": 30.0, "first_byte": 30.0, "idle": 30.0, "total": 600.0}  # never fires in a test
+
+
 async def test_route_timeouts_override_the_providers(make_gateway: Make, fake: FakeProvider) -> None:
+    """Only the route's 200 ms first-byte timeout can end the first target's 1.5 s wait before a good
+    stream: the providers' own timeouts are all far longer, so without the override the first target
+    answers."""
     cfg = config(fake, timeouts={"first_byte": "200ms"})
     for name in ("local", "backup"):
-        cfg["providers"][name]["timeouts"]["first_byte"] = 30.0
+        cfg["providers"][name]["timeouts"] = dict(SLOW)
     client = await make_gateway(cfg)
-    fake.script("first", Behaviour(delay=1.5))
-    started = time.monotonic()
-    status, _, headers = await chat(client)
-    assert status == 200 and headers["x-efflux-provider"] == "backup"
-    assert time.monotonic() - started < 1.2, "the route's 200 ms first-byte timeout applied"
+    fake.script("first", streamed("first", delay=1.5))
+    status, text, headers = await chat(client)
+    assert status == 200, text
+    assert headers["x-efflux-provider"] == "backup" and headers["x-efflux-attempts"] == "2"
+    assert (fake.count("first"), fake.count("second")) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("route", "fault", "named"),
+    [
+        ({"idle": "500ms"}, {"stall": 1.2}, "idle timeout"),
+        ({"total": "1500ms"}, {"chunk_delay": 0.4}, "total timeout"),
+    ],
+    ids=["idle", "total"],
+)
+async def test_route_timeouts_override_the_providers_midstream(
+    make_gateway: Make, fake: FakeProvider, route: dict[str, str], fault: dict[str, float], named: str
+) -> None:
+    """The route's idle and total timeouts end a stream the providers' own (30 s, 600 s) would let run."""
+    cfg = config(fake, timeouts=route)
+    for name in ("local", "backup"):
+        cfg["providers"][name]["timeouts"] = dict(SLOW)
+    client = await make_gateway(cfg)
+    chunks = stream_chunks("first")
+    if "stall" in fault:
+        chunks = chunks[:3]  # then the stall, then the end of the body without [DONE]
+    fake.script("first", Behaviour(200, b"", "text/event-stream", {}, chunks, **fault))
+    status, text, _ = await chat(client)
+    assert status == 200
+    got = events(text)
+    assert "[DONE]" not in got, "the route's timeout ended the stream"
+    assert named in orjson.loads(got[-1])["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("short", "fault", "named"),
+    [
+        ({"first_byte": 0.2}, {"delay": 1.5}, None),
+        ({"idle": 0.5}, {"stall": 1.2}, "idle timeout"),
+        ({"total": 1.5}, {"chunk_delay": 0.4}, "total timeout"),
+    ],
+    ids=["first_byte", "idle", "total"],
+)
+async def test_each_provider_timeout_fires_alone(
+    make_gateway: Make,
+    fake: FakeProvider,
+    short: dict[str, float],
+    fault: dict[str, float],
+    named: str | None,
+) -> None:
+    """One provider timeout set short, every other one far longer than the fault: only that one can end
+    it (before the first byte: a fallback; after: an error event naming it)."""
+    cfg = config(fake)
+    cfg["providers"]["local"]["timeouts"] = {**SLOW, **short}
+    cfg["providers"]["backup"]["timeouts"] = dict(SLOW)
+    client = await make_gateway(cfg)
+    chunks = stream_chunks("first")
+    if "stall" in fault:
+        chunks = chunks[:3]
+    fake.script("first", Behaviour(200, b"", "text/event-stream", {}, chunks, **fault))
+    status, text, headers = await chat(client)
+    assert status == 200, text
+    if named is None:
+        assert headers["x-efflux-provider"] == "backup" and headers["x-efflux-attempts"] == "2"
+    else:
+        got = events(text)
+        assert "[DONE]" not in got and named in orjson.loads(got[-1])["error"]["message"]
 
 
 async def test_retry_after_parks_the_target(make_gateway: Make, fake: FakeProvider) -> None:
@@ -246,3 +314,37 @@ async def test_the_retry_budget_stops_fallbacks(make_gateway: Make, fake: FakePr
     status, text, _ = await chat(client)
     assert status == 502 and "retry budget" in orjson.loads(text)["error"]["message"]
     assert (fake.count("first"), fake.count("second")) == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("budget", "statuses"),
+    [
+        ({"ratio": 0.5, "min_per_second": 0.0, "burst": 1.0}, [200, 502, 200]),  # two requests earn one
+        ({"ratio": 0.0, "min_per_second": 1e6, "burst": 1.0}, [200, 200, 200]),  # refilled by the time
+        ({"ratio": 0.0, "min_per_second": 0.0, "burst": 2.0}, [200, 200, 502]),  # two saved up, no more
+    ],
+    ids=["ratio", "min_per_second", "burst"],
+)
+async def test_each_retry_budget_setting(
+    make_gateway: Make, fake: FakeProvider, budget: dict[str, float], statuses: list[int]
+) -> None:
+    """The first target always fails: which requests may fall back to the second is the budget's say."""
+    cfg = config(fake)
+    cfg["server"]["retry_budget"] = budget
+    client = await make_gateway(cfg)
+    fake.script("first", error_json(503, "down"))
+    assert [(await chat(client))[0] for _ in statuses] == statuses
+
+
+@pytest.mark.parametrize(("failures", "first_tried"), [(2, 2), (4, 4)])
+async def test_breaker_failures_is_how_many_faults_open_it(
+    make_gateway: Make, fake: FakeProvider, failures: int, first_tried: int
+) -> None:
+    """Four requests while the first target always fails: it is tried until ``failures`` faults in a row
+    open its breaker, then skipped (the cooldown, 30 s, outlasts the test)."""
+    cfg = config(fake)
+    cfg["providers"]["local"]["breaker"] = {"failures": failures, "cooldown": "30s"}
+    client = await make_gateway(cfg)
+    fake.script("first", error_json(503, "down"))
+    assert [(await chat(client))[0] for _ in range(4)] == [200] * 4
+    assert (fake.count("first"), fake.count("second")) == (first_tried, 4)

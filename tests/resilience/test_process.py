@@ -4,6 +4,7 @@ streams in flight: all complete, all metered, exit 0)."""
 from __future__ import annotations
 
 import asyncio
+import http.client
 import signal
 import socket
 import time
@@ -107,6 +108,71 @@ def test_a_slow_reader_does_not_grow_the_gateway(fake: ThreadedFakeProvider) -> 
         assert peak - before < 5 * 1024, f"the gateway grew by {peak - before} KiB"
 
 
+def stalled_reader(port: int, body: bytes) -> socket.socket:
+    """A client that asks for a stream, reads the start of the answer, then never reads again."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a tiny window: buffers fill at once
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Authorization: {AUTH['Authorization']}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    sock.settimeout(10)
+    assert sock.recv(1024).startswith(b"HTTP/1.1 200"), "the stream started"
+    return sock
+
+
+def chat_status(url: str) -> int:
+    body = orjson.dumps({"model": "small", "messages": [{"role": "user", "content": "hi"}]})
+    req = urllib.request.Request(
+        f"{url}/v1/chat/completions", body, {**AUTH, "Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            resp.read()
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def closed_by_the_gateway(sock: socket.socket) -> bool:
+    """Read what is left: the gateway reset the connection, or ended it before the stream's end."""
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        return True
+    return not received.rstrip().endswith(b"data: [DONE]")
+
+
+def test_stalled_readers_are_closed_and_free_their_slots(fake: ThreadedFakeProvider) -> None:
+    """server.write_timeout: five clients that stop reading a 10 MB stream hold all five slots of
+    max_concurrency: 5 until the write timeout closes their streams; then a sixth client is served."""
+    piece = content("x" * 65_000)
+    fake.script("huge", Behaviour(200, b"", "text/event-stream", {}, [piece] * 160 + ending(160)))
+    config = base_config(fake.url)
+    config["server"].update({"max_concurrency": 5, "write_timeout": 1.0})
+    with GatewayProcess(config) as gw:
+        huge = orjson.dumps(
+            {"model": "huge", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        )
+        readers = [stalled_reader(gw.port, huge) for _ in range(5)]
+        try:
+            assert chat_status(gw.url) == 503, "the five stalled streams hold every slot"
+            for _ in range(100):  # a liveness bound of ~20 s on a loaded machine, not a timing claim
+                status = chat_status(gw.url)
+                if status != 503:
+                    break
+                time.sleep(0.2)
+            assert status == 200, "a sixth client is served once the stalled streams are closed"
+            assert all(closed_by_the_gateway(sock) for sock in readers), "each stalled stream was cut"
+        finally:
+            for sock in readers:
+                sock.close()
+
+
 def test_sigterm_finishes_50_streams_meters_them_and_exits_0(
     fake: ThreadedFakeProvider, redis_server: RedisServer
 ) -> None:
@@ -164,6 +230,38 @@ def test_sigterm_finishes_50_streams_meters_them_and_exits_0(
         records = asyncio.run(ledger(redis_server.url, prefix))
         assert len(records) == 50 and {r["outcome"] for r in records} == {"completed"}
         assert all(r["completion_tokens"] == 20 and not r["estimated"] for r in records)
+    finally:
+        gw.stop()
+
+
+def test_sigterm_cuts_streams_still_running_after_drain_timeout(fake: ThreadedFakeProvider) -> None:
+    """server.drain_timeout: a stream that would take ~10 s more is cut when a 0.5 s drain ends, and the
+    process exits; the default drain (30 s) would have let it finish."""
+    fake.script(
+        "long",
+        Behaviour(200, b"", "text/event-stream", {}, [content("w")] * 50 + ending(50), chunk_delay=0.2),
+    )
+    config = base_config(fake.url)
+    config["server"]["drain_timeout"] = 0.5
+    gw = GatewayProcess(config).start()
+    assert gw.proc is not None
+    try:
+        body = orjson.dumps(
+            {"model": "long", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        )
+        req = urllib.request.Request(
+            f"{gw.url}/v1/chat/completions", body, {**AUTH, "Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            received = resp.read1(1024)  # the stream is running
+            gw.proc.send_signal(signal.SIGTERM)
+            try:
+                while chunk := resp.read1(65536):
+                    received += chunk
+            except (OSError, http.client.HTTPException):
+                pass  # cut mid-body
+        assert gw.proc.wait(15) == 0
+        assert b"data: [DONE]" not in received, "the stream was cut when the drain ended"
     finally:
         gw.stop()
 

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from proxy.config import parse_settings
 from proxy.metering.alerts import Alerter
 from proxy.metering.meter import start_background
+from proxy.store import open_store
 from proxy.store.base import Admission, Scope, Settlement, StoreUnavailable
 from proxy.store.journal import Journal, JournaledStore
 from proxy.store.records import Outcome, RecordQuery, UsageRecord
 from proxy.store.redis import RedisStore
+from proxy.testing.gateway_process import free_port
 from proxy.testing.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -164,3 +167,21 @@ async def test_a_journaled_store_asks_for_its_replay_and_the_redis_alert_feed(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await wrapped.journal.close()
+
+
+async def test_open_store_journals_where_store_journal_says(tmp_path: Path) -> None:
+    """``store.journal`` names the files a Redis deployment journals to (here Redis is not even there)."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    journal = tmp_path / "ledger-spool"
+    settings = parse_settings(
+        {"store": {"backend": "redis", "url": url, "timeout": "50ms", "journal": str(journal)}}
+    )
+    store = open_store(settings)
+    assert isinstance(store, JournaledStore)
+    try:
+        assert await store.settle(settlement("u1", reserved=False)) == []
+        await store.drain()
+    finally:
+        await store.close()
+    files = await asyncio.to_thread(lambda: [p.name for p in tmp_path.iterdir()])
+    assert len(files) == 1 and files[0].startswith("ledger-spool-"), files
