@@ -10,7 +10,9 @@ data event and holds it, so an error sent with HTTP 200 still falls back. After 
 With a :class:`Guard` (the app's; tests may go without), dispatch also
 - orders each priority level by the route's strategy (:mod:`proxy.routing.balance`);
 - skips targets whose circuit breaker is open or that asked to wait (``Retry-After``)
-  (:mod:`proxy.routing.breaker`);
+  (:mod:`proxy.routing.breaker`), per credential: ``credential(provider)`` names the key this request
+  sends (``""``: the provider's shared key; else a tenant's own key's id), so a tenant's own key that
+  fails parks that key for that tenant only;
 - spends the retry budget on every attempt after the first, and stops when it is spent
   (:mod:`proxy.routing.retry`).
 A target is tried at most once per request: one that timed out or broke after the request was sent may
@@ -127,6 +129,7 @@ async def dispatch(
     route: Route | None = None,
     model: str = "",
     providers: Mapping[str, ProviderConfig] | None = None,
+    credential: Callable[[str], str] | None = None,
 ) -> DispatchResult:
     failed = Failed()
     if guard is not None:
@@ -138,23 +141,25 @@ async def dispatch(
         if choice in tried:
             continue  # never the same request to the same target twice: it may have started on it
         breaker = _DEFAULT_BREAKER
+        cred = credential(choice.provider) if credential is not None else ""
         if guard is not None:
             if providers is not None and choice.provider in providers:
                 breaker = providers[choice.provider].breaker
-            if not await guard.breakers.admit(choice, breaker):
-                wait = guard.breakers.wait(choice)
-                failed.skipped.append(f"{choice.provider}/{choice.model}: skipped, cooling down")
+            if not await guard.breakers.admit(choice, breaker, cred):
+                wait = guard.breakers.wait(choice, cred)
+                whose = " (the tenant's own key)" if cred else ""
+                failed.skipped.append(f"{choice.provider}/{choice.model}: skipped, cooling down{whose}")
                 if wait > 0:
                     failed.retry_after = min(failed.retry_after or wait, wait)
                 continue
             if tried and not guard.budget.withdraw():
-                guard.breakers.abandon(choice)
+                guard.breakers.abandon(choice, cred)
                 if guard.metrics is not None:
                     guard.metrics.retries_denied.inc()
                 failed.skipped.append(f"{choice.provider}/{choice.model}: not tried, retry budget spent")
                 break
         tried.add(choice)
-        result = await _attempt(upstream, candidate, make_call, failed, guard, breaker)
+        result = await _attempt(upstream, candidate, make_call, failed, guard, breaker, cred)
         if result is not None:
             return result
         if on_attempt is not None:
@@ -173,8 +178,10 @@ async def _attempt(
     failed: Failed,
     guard: Guard | None,
     breaker: BreakerConfig,
+    cred: str,
 ) -> DispatchResult | None:
-    """One target: the result to return, or None after a server fault (recorded in ``failed``)."""
+    """One target: the result to return, or None after a server fault (recorded in ``failed``); the
+    breaker reported to is the one of ``cred``, the credential the call sends."""
     choice = candidate.choice
     if guard is None:
         try:
@@ -190,31 +197,31 @@ async def _attempt(
         result = await _try(upstream, candidate, make_call(choice), failed.attempts)
     except _Fault as fault:
         _record(failed, fault)
-        guard.breakers.failure(choice, breaker)
+        guard.breakers.failure(choice, breaker, cred)
         guard.balancer.finish(choice)
         if fault.retry_after is not None:
-            guard.breakers.retry_after(choice, fault.retry_after)
+            guard.breakers.retry_after(choice, fault.retry_after, cred)
         reported = True
         return None
     finally:
         if not reported and result is None:  # cancelled: neither a success nor a fault
-            guard.breakers.abandon(choice)
+            guard.breakers.abandon(choice, cred)
             guard.balancer.finish(choice)
     if isinstance(result, OpenStream | Served | Refused):
-        guard.breakers.success(choice)  # a client fault still shows the target is alive
+        guard.breakers.success(choice, cred)  # a client fault still shows the target is alive
         guard.balancer.observe(choice, time.monotonic() - started)
     if isinstance(result, OpenStream):
-        result.done = _stream_done(guard, choice, breaker)
+        result.done = _stream_done(guard, choice, breaker, cred)
     else:
         guard.balancer.finish(choice)
     return result
 
 
-def _stream_done(guard: Guard, choice: Choice, breaker: BreakerConfig) -> Callable[[bool], None]:
+def _stream_done(guard: Guard, choice: Choice, breaker: BreakerConfig, cred: str) -> Callable[[bool], None]:
     def done(ok: bool) -> None:
         guard.balancer.finish(choice)
         if not ok:  # broke after the first byte: the client got an error event; the target is suspect
-            guard.breakers.failure(choice, breaker)
+            guard.breakers.failure(choice, breaker, cred)
 
     return done
 

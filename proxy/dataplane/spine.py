@@ -73,6 +73,7 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
             route=route,
             model=body.model,
             providers=snapshot.settings.providers,
+            credential=lambda provider: snapshot.credential(key.tenant, provider),
         )
         ctx.attempts = len(result.attempts)
         if isinstance(result, _UNANSWERED):

@@ -1,4 +1,5 @@
-"""Circuit breakers: one per upstream target (provider + upstream model), shared by every replica.
+"""Circuit breakers: one per upstream target (provider + upstream model) and credential, shared by every
+replica.
 
     closed --(``failures`` consecutive server faults)--> open --(``cooldown``)--> half-open
     half-open: one probe request (one across all replicas: a store lock); success -> closed, fault -> open
@@ -11,6 +12,13 @@ found dead is skipped by all of them within about ``interval``.
 
 A target that answered ``Retry-After: N`` is skipped for N seconds (local to the replica that saw it:
 the provider's rate limit is often per client connection, and the next answer will say it again).
+
+Breakers and cool-downs are per credential (:mod:`proxy.tenancy.credentials`): the provider's shared key
+(credential ``""``) has the target's breaker, which every tenant without a key of its own shares; a
+tenant's own key has a breaker of its own, so that a key the provider refuses (429), cannot take (a
+malformed key) or fails on (5xx) parks that key for that tenant only. A tenant's breaker is shared
+between replicas like the others, but raises no provider alert and sets no ``efflux_breaker_state``
+series (one per tenant key would be unbounded): ``GET /admin/breakers`` lists it with its credential.
 
 Time is the ``clock`` given (the wall clock by default, since replicas compare the instants they publish),
 so that tests step a fake clock through cooldowns instead of sleeping.
@@ -50,6 +58,7 @@ class State(enum.IntEnum):  # the values are the /metrics gauge's
 @dataclass(slots=True)
 class Breaker:
     target: Choice
+    credential: str = ""  # "": the provider's shared key; else the id of a tenant's own key
     state: State = State.CLOSED
     failures: int = 0  # consecutive server faults while closed
     open_until: float = 0.0  # wall clock (replicas compare it), when the cooldown ends
@@ -59,13 +68,15 @@ class Breaker:
 
     @property
     def name(self) -> str:
-        return f"{self.target.provider}/{self.target.model}"
+        name = f"{self.target.provider}/{self.target.model}"
+        return f"{name}@{self.credential}" if self.credential else name
 
     def view(self) -> dict[str, object]:
         return {
             "target": self.name,
             "provider": self.target.provider,
             "model": self.target.model,
+            "credential": self.credential or None,
             "state": self.state.name.lower(),
             "failures": self.failures,
             "open_until": self.open_until if self.state is not State.CLOSED else None,
@@ -89,29 +100,40 @@ class Breakers:
         self.interval = interval
         self._clock = clock
         self.replica = secrets.token_hex(6)  # lock owner and document author
-        self.breakers: dict[Choice, Breaker] = {}
+        self.breakers: dict[Choice, Breaker] = {}  # the shared keys'
+        self.own: dict[tuple[Choice, str], Breaker] = {}  # tenants' own keys', by (target, credential)
         self._version = -1
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def get(self, target: Choice) -> Breaker:
-        breaker = self.breakers.get(target)
+    def get(self, target: Choice, credential: str = "") -> Breaker:
+        breaker = self._find(target, credential)
         if breaker is None:
-            breaker = self.breakers[target] = Breaker(target)
+            breaker = Breaker(target, credential)
+            if credential:
+                self.own[(target, credential)] = breaker
+            else:
+                self.breakers[target] = breaker
         return breaker
 
-    def wait(self, target: Choice) -> float:
+    def _find(self, target: Choice, credential: str) -> Breaker | None:
+        return self.own.get((target, credential)) if credential else self.breakers.get(target)
+
+    def all(self) -> list[Breaker]:
+        return [*self.breakers.values(), *self.own.values()]
+
+    def wait(self, target: Choice, credential: str = "") -> float:
         """Seconds until this target may be tried again (0: now, or a probe is due)."""
-        b = self.breakers.get(target)
+        b = self._find(target, credential)
         if b is None:
             return 0.0
         now = self._clock()
         until = b.retry_after_until if b.state is State.CLOSED else max(b.open_until, b.retry_after_until)
         return max(0.0, until - now)
 
-    async def admit(self, target: Choice, config: BreakerConfig) -> bool:
-        """Whether a request may go to ``target`` now. True in half-open means: this request is the probe
-        (report its outcome with ``success``/``failure``, or ``abandon`` it)."""
-        b = self.breakers.get(target)
+    async def admit(self, target: Choice, config: BreakerConfig, credential: str = "") -> bool:
+        """Whether a request may go to ``target`` with ``credential`` now. True in half-open means: this
+        request is the probe (report its outcome with ``success``/``failure``, or ``abandon`` it)."""
+        b = self._find(target, credential)
         if b is None:
             return True
         now = self._clock()
@@ -133,8 +155,8 @@ class Breakers:
             return False
         return True
 
-    def success(self, target: Choice) -> None:
-        b = self.breakers.get(target)
+    def success(self, target: Choice, credential: str = "") -> None:
+        b = self._find(target, credential)
         if b is None:
             return
         b.failures = 0
@@ -143,8 +165,8 @@ class Breakers:
             log.info("breaker closed", extra={"fields": {"msg": "breaker closed", "target": b.name}})
             self._publish(b)
 
-    def failure(self, target: Choice, config: BreakerConfig) -> None:
-        b = self.get(target)
+    def failure(self, target: Choice, config: BreakerConfig, credential: str = "") -> None:
+        b = self.get(target, credential)
         now = self._clock()
         if b.state is State.OPEN:
             return  # requests sent before it opened are still failing: that changes nothing
@@ -152,15 +174,15 @@ class Breakers:
         if b.state is State.HALF_OPEN or b.failures >= config.failures:
             self._open(b, config, now)
 
-    def abandon(self, target: Choice) -> None:
+    def abandon(self, target: Choice, credential: str = "") -> None:
         """A probe that was admitted but never reported (cancelled, or never sent): probe again soon."""
-        b = self.breakers.get(target)
+        b = self._find(target, credential)
         if b is not None and b.state is State.HALF_OPEN:
             self._transition(b, State.OPEN, self._clock())
             b.open_until = b.changed_at
 
-    def retry_after(self, target: Choice, seconds: float) -> None:
-        b = self.get(target)
+    def retry_after(self, target: Choice, seconds: float, credential: str = "") -> None:
+        b = self.get(target, credential)
         b.retry_after_until = max(b.retry_after_until, self._clock() + min(seconds, MAX_RETRY_AFTER))
 
     def _open(self, b: Breaker, config: BreakerConfig, now: float) -> None:
@@ -169,7 +191,12 @@ class Breakers:
         b.open_until = now + config.cooldown
         b.opened += 1
         self._publish(b)
-        if not probe_failed:  # one alert per outage, not one per failed probe
+        if b.credential:  # a tenant's own key: not the provider's outage, no operator alert
+            log.info(
+                "breaker opened for a tenant's own key",
+                extra={"fields": {"msg": "breaker open", "target": b.name, "failures": b.failures}},
+            )
+        elif not probe_failed:  # one alert per outage, not one per failed probe
             self.metrics.alerts.labels("provider").inc()
             self.alerts.raise_alert(
                 {
@@ -188,7 +215,8 @@ class Breakers:
         b.state, b.changed_at = state, now
         if state is State.CLOSED:
             b.failures = 0
-        self.metrics.breaker_state.labels(b.target.provider, b.target.model).set(int(state))
+        if not b.credential:
+            self.metrics.breaker_state.labels(b.target.provider, b.target.model).set(int(state))
 
     # -- sharing through the store ----------------------------------------------------------------
     def _publish(self, b: Breaker) -> None:
@@ -199,6 +227,7 @@ class Breakers:
             "by": self.replica,
             "provider": b.target.provider,
             "model": b.target.model,
+            "credential": b.credential,
         }
         task = asyncio.get_running_loop().create_task(self._put(b.name, orjson.dumps(doc)))
         self._tasks.add(task)
@@ -221,7 +250,7 @@ class Breakers:
             doc = orjson.loads(raw)
             if doc.get("by") == self.replica:
                 continue
-            b = self.get(Choice(str(doc["provider"]), str(doc["model"])))
+            b = self.get(Choice(str(doc["provider"]), str(doc["model"])), str(doc.get("credential") or ""))
             at = float(doc["at"])
             if at <= b.changed_at:
                 continue  # we know something newer

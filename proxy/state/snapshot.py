@@ -35,6 +35,9 @@ class Snapshot:
     # Synced names a sync found removed upstream -> when they stop being routable (unix seconds).
     retiring: Mapping[str, float] = field(default_factory=dict)
     tenant_provider_keys: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # The id of each of those keys, by (tenant, provider): what breakers and cool-downs are keyed by
+    # (proxy.tenancy.credentials), never the secret itself.
+    tenant_credentials: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def resolve(self, model: str) -> Resolution | None:
         """Resolution order: exact YAML name, the overlay, synced models, then wildcards."""
@@ -51,6 +54,16 @@ class Snapshot:
             return own
         instance = self.providers.get(provider)
         return instance.settings.api_key if instance is not None else None
+
+    def credential(self, tenant: str, provider: str) -> str:
+        """Whose key :meth:`api_key` sends: "" for the shared key, else the id of the tenant's own key.
+        Breakers and ``Retry-After`` cool-downs are kept per credential, so that a tenant's own key failing
+        parks that key for that tenant only."""
+        if not self.tenant_credentials:  # the usual case: nobody brought a key
+            return ""
+        if self._byok(provider) == "never":
+            return ""
+        return self.tenant_credentials.get((tenant, provider), "")
 
     def _byok(self, provider: str) -> str:
         config = self.settings.providers.get(provider)

@@ -100,6 +100,29 @@ async def test_retry_after_skips_the_target() -> None:
     assert await b.admit(A, CONFIG)
 
 
+async def test_a_tenant_credential_has_its_own_breaker(store: Store) -> None:
+    """A tenant's own key failing (or asked to wait) parks that key only; the shared key's breaker, its
+    gauge and the provider alert are untouched; the state still reaches the other replicas."""
+    clock = FakeClock()
+    one, two = replica(store, clock), replica(store, clock)
+    own = "tenant-a:0123456789ab"
+    for _ in range(3):
+        one.failure(A, CONFIG, own)
+    one.retry_after(A, 0.2, own)
+    assert not await one.admit(A, CONFIG, own) and one.wait(A, own) > 0
+    assert await one.admit(A, CONFIG) and one.wait(A) == 0, "the shared key is not parked"
+    assert await one.admit(A, CONFIG, "tenant-b:ba9876543210")
+    assert one.metrics.alerts.labels("provider")._value.get() == 0
+    assert not one.metrics.breaker_state._metrics, "no gauge series per tenant key"
+    await one.close()
+    await two.refresh()
+    assert two.get(A, own).state is State.OPEN and two.get(A).state is State.CLOSED
+    assert [(b.name, b.credential) for b in two.all()] == [
+        ("local/model-a", ""),
+        (f"local/model-a@{own}", own),
+    ]
+
+
 # -- acceptance 2 -------------------------------------------------------------------------------------
 COOLDOWN = 1.0
 STORM_SECONDS = 2.5
