@@ -17,6 +17,10 @@ With a :class:`Guard` (the app's; tests may go without), dispatch also
   (:mod:`proxy.routing.retry`).
 A target is tried at most once per request: one that timed out or broke after the request was sent may
 have started working on it, so it is never sent the same request again.
+
+Every provider error is redacted here, where it enters (:mod:`proxy.tenancy.redaction`): the key the call
+sent and the provider's shared key are masked in its message before it reaches a client, an attempt
+description or a log; a stream's tap does the same for an error event.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from proxy.metering.pricing import Price
 from proxy.plugin import Call, CallRejected, Fault, Provider, Reply, UpstreamError
 from proxy.routing.guard import Guard
 from proxy.routing.table import Choice, Route
+from proxy.tenancy.redaction import redact_error
 from proxy.upstream.client import ConnectFailed, UpstreamClient, UpstreamIOError, UpstreamResponse
 
 MAX_ERROR_BODY = 1 << 20  # an error page larger than this is cut: it only feeds a message
@@ -239,7 +244,7 @@ async def _try(
     try:
         request = provider.build_request(call)
     except CallRejected as rejected:
-        return _judge(candidate, rejected.error, attempts)
+        return _judge(candidate, call, rejected.error, attempts)
     first_byte = timeouts.first_byte or timeouts.total or 3600.0
     # Deadlines are on the loop's clock; this one bounds the wait for the headers, then (non-stream) the
     # body, or (stream) the first event.
@@ -272,7 +277,7 @@ async def _try(
             body = await response.read(MAX_ERROR_BODY, by=deadline)
             error = provider.map_error(response.status, content_type, body)
             error = _with_retry_after(error, response.headers.get("retry-after"))
-            return _judge(candidate, error, attempts)
+            return _judge(candidate, call, error, attempts)
         if call.stream and "text/event-stream" in content_type:
             opened = await _open_stream(candidate, call, response, deadline, attempts)
             handed_over = isinstance(opened, OpenStream)  # the relay owns the response now
@@ -280,7 +285,7 @@ async def _try(
         body = await response.read(by=deadline)
         result = provider.read_reply(call, body)
         if isinstance(result, UpstreamError):
-            return _judge(candidate, result, attempts)
+            return _judge(candidate, call, result, attempts)
         if call.stream:
             raise _Fault(
                 Attempt(choice.provider, choice.model, f"expected an event stream, got {content_type!r}")
@@ -297,8 +302,9 @@ async def _try(
             response.release()  # back to the pool when fully read; closed otherwise
 
 
-def _judge(candidate: Candidate, error: UpstreamError, attempts: list[Attempt]) -> Refused:
+def _judge(candidate: Candidate, call: Call, error: UpstreamError, attempts: list[Attempt]) -> Refused:
     choice = candidate.choice
+    error = redact_error(error, _secrets(candidate, call))
     attempt = Attempt(choice.provider, choice.model, f"HTTP {error.status} {error.message[:200]}")
     if error.fault is Fault.SERVER:
         raise _Fault(attempt, error.retry_after)
@@ -313,7 +319,7 @@ async def _open_stream(
     attempts: list[Attempt],
 ) -> OpenStream | Refused:
     choice = candidate.choice
-    tap = StreamTap(candidate.provider.open_stream(call))
+    tap = StreamTap(candidate.provider.open_stream(call), _secrets(candidate, call))
     held: list[bytes] = []
     while not tap.events:
         chunk = await response.readany(by=deadline)
@@ -324,9 +330,14 @@ async def _open_stream(
         if tap.error is not None and not tap.events:
             # An error before any content still falls back: nothing has reached the client. After
             # content, the relay delivers what came and then the error, the same however reads fall.
-            return _judge(candidate, tap.error, attempts)
+            return _judge(candidate, call, tap.error, attempts)
     ok = Attempt(choice.provider, choice.model, "ok")
     return OpenStream(candidate, response, tap, b"".join(held), [*attempts, ok])
+
+
+def _secrets(candidate: Candidate, call: Call) -> tuple[str | None, str | None]:
+    """The provider keys a provider's error may quote: the one the call sent, and the shared one."""
+    return call.api_key, candidate.provider.settings.api_key
 
 
 def _with_retry_after(error: UpstreamError, header: str | None) -> UpstreamError:

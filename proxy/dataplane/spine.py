@@ -36,7 +36,7 @@ from proxy.state.snapshot import Snapshot
 from proxy.store.base import Decision, Scope
 from proxy.store.records import Outcome
 from proxy.tenancy.keys import VirtualKey
-from proxy.tenancy.vault import redact
+from proxy.tenancy.redaction import redact
 
 _UNANSWERED = (Failed, Refused)  # built once: a tuple in the call would be built per request
 
