@@ -57,6 +57,9 @@ class ServerConfig(_Section):
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     max_body_bytes: PositiveInt = 8 * 1024 * 1024
     admin_token: str | None = None
+    # The environment variables a provider added or changed through the admin API may name (``${VAR}``),
+    # as glob patterns (``OPENAI_*_KEY``); none by default, so an admin token cannot read the environment.
+    runtime_env_allowlist: list[str] = []
     access_log: bool = True
     # Reliability (README "Reliability"): overload cap, slow clients, graceful shutdown, retry budget.
     max_concurrency: Annotated[int, Field(ge=0, le=2**53)] = (
