@@ -16,9 +16,11 @@ the provider's rate limit is often per client connection, and the next answer wi
 Breakers and cool-downs are per credential (:mod:`proxy.tenancy.credentials`): the provider's shared key
 (credential ``""``) has the target's breaker, which every tenant without a key of its own shares; a
 tenant's own key has a breaker of its own, so that a key the provider refuses (429), cannot take (a
-malformed key) or fails on (5xx) parks that key for that tenant only. A tenant's breaker is shared
-between replicas like the others, but raises no provider alert and sets no ``efflux_breaker_state``
-series (one per tenant key would be unbounded): ``GET /admin/breakers`` lists it with its credential.
+malformed key) or fails on (5xx) parks that key for that tenant only. A tenant key's breaker stays on
+the replica that saw the failures (no store document, no probe lock, no provider alert, no
+``efflux_breaker_state`` series: tenants' keys come and go, and nothing about them may grow without
+bound), and is forgotten once it closes or has been idle ``FORGET_AFTER`` seconds;
+``GET /admin/breakers`` lists it with its credential.
 
 Time is the ``clock`` given (the wall clock by default, since replicas compare the instants they publish),
 so that tests step a fake clock through cooldowns instead of sleeping.
@@ -47,6 +49,7 @@ log = logging.getLogger("efflux.breaker")
 
 KIND = "breakers"  # store document kind: one document per target, written on transitions
 MAX_RETRY_AFTER = 300.0  # a provider's Retry-After beyond this is capped (a typo must not park a target)
+FORGET_AFTER = 300.0  # a tenant key's breaker with nothing newer than this is dropped (see forget_idle)
 
 
 class State(enum.IntEnum):  # the values are the /metrics gauge's
@@ -65,6 +68,7 @@ class Breaker:
     retry_after_until: float = 0.0  # wall clock: the provider asked us to wait until then
     changed_at: float = 0.0  # wall clock of the last transition; a shared state older than this is stale
     opened: int = 0  # times opened, for the admin view
+    seen: float = 0.0  # wall clock of the last fault reported (a tenant key's breaker is forgotten after)
 
     @property
     def name(self) -> str:
@@ -103,6 +107,7 @@ class Breakers:
         self.breakers: dict[Choice, Breaker] = {}  # the shared keys'
         self.own: dict[tuple[Choice, str], Breaker] = {}  # tenants' own keys', by (target, credential)
         self._version = -1
+        self._forgot = 0.0  # wall clock of the last forget_idle
         self._tasks: set[asyncio.Task[None]] = set()
 
     def get(self, target: Choice, credential: str = "") -> Breaker:
@@ -144,6 +149,8 @@ class Breakers:
         if b.state is State.HALF_OPEN or now < b.open_until:
             return False  # cooling down, or a probe is already out
         self._transition(b, State.HALF_OPEN, now)  # before any await: only one request becomes the probe
+        if b.credential:  # a tenant's own key: this replica's own probe
+            return True
         try:
             # ttl: the probe's lock outlives a hung probe by little, so a lost replica does not park it
             won = await self.store.try_lock(f"breaker-probe:{b.name}", self.replica, config.cooldown or 1.0)
@@ -156,7 +163,10 @@ class Breakers:
         return True
 
     def success(self, target: Choice, credential: str = "") -> None:
-        b = self._find(target, credential)
+        if credential:  # a tenant key that works again: nothing left to remember
+            self.own.pop((target, credential), None)
+            return
+        b = self.breakers.get(target)
         if b is None:
             return
         b.failures = 0
@@ -167,7 +177,7 @@ class Breakers:
 
     def failure(self, target: Choice, config: BreakerConfig, credential: str = "") -> None:
         b = self.get(target, credential)
-        now = self._clock()
+        now = b.seen = self._clock()
         if b.state is State.OPEN:
             return  # requests sent before it opened are still failing: that changes nothing
         b.failures += 1
@@ -183,7 +193,20 @@ class Breakers:
 
     def retry_after(self, target: Choice, seconds: float, credential: str = "") -> None:
         b = self.get(target, credential)
-        b.retry_after_until = max(b.retry_after_until, self._clock() + min(seconds, MAX_RETRY_AFTER))
+        now = b.seen = self._clock()
+        b.retry_after_until = max(b.retry_after_until, now + min(seconds, MAX_RETRY_AFTER))
+
+    def forget_idle(self) -> None:
+        """Drop the tenant keys' breakers that have nothing left to say (no fault, cooldown or wait within
+        ``FORGET_AFTER``): the next request with such a key goes through, as with a closed breaker."""
+        now = self._clock()
+        for key, b in list(self.own.items()):
+            if (
+                b.state is not State.HALF_OPEN
+                and max(b.seen, b.open_until, b.retry_after_until) + FORGET_AFTER < now
+            ):
+                del self.own[key]
+        self._forgot = now
 
     def _open(self, b: Breaker, config: BreakerConfig, now: float) -> None:
         probe_failed = b.state is State.HALF_OPEN
@@ -220,6 +243,8 @@ class Breakers:
 
     # -- sharing through the store ----------------------------------------------------------------
     def _publish(self, b: Breaker) -> None:
+        if b.credential:
+            return  # a tenant key's breaker stays on this replica (see the module's docstring)
         doc = {
             "state": "closed" if b.state is State.CLOSED else "open",
             "open_until": b.open_until,
@@ -227,7 +252,6 @@ class Breakers:
             "by": self.replica,
             "provider": b.target.provider,
             "model": b.target.model,
-            "credential": b.credential,
         }
         task = asyncio.get_running_loop().create_task(self._put(b.name, orjson.dumps(doc)))
         self._tasks.add(task)
@@ -250,7 +274,7 @@ class Breakers:
             doc = orjson.loads(raw)
             if doc.get("by") == self.replica:
                 continue
-            b = self.get(Choice(str(doc["provider"]), str(doc["model"])), str(doc.get("credential") or ""))
+            b = self.get(Choice(str(doc["provider"]), str(doc["model"])))
             at = float(doc["at"])
             if at <= b.changed_at:
                 continue  # we know something newer
@@ -269,6 +293,8 @@ class Breakers:
                 pass  # keep the local view; the next poll tries again
             except Exception:
                 log.exception("refreshing breaker states failed")
+            if self.own and self._clock() - self._forgot > FORGET_AFTER / 10:
+                self.forget_idle()
             await asyncio.sleep(self.interval)
 
     async def close(self) -> None:

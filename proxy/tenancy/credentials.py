@@ -7,8 +7,8 @@ a non-ASCII character could never be sent; it is refused when stored instead of 
 Breakers and ``Retry-After`` cool-downs are kept per credential (:mod:`proxy.routing.breaker`): the shared
 key of a provider is the credential ``""``; a tenant's own key is ``<tenant>:<12 hex>``, a domain-separated
 hash of the key. The id names the tenant in the admin view and changes when the tenant replaces its
-key (a new key starts with a closed breaker), and it reveals nothing of the key: it is what store
-documents, locks and logs see, never the secret.
+key (a new key starts with a closed breaker), and it reveals nothing of the key: it is what the admin
+view and logs see, never the secret.
 """
 
 from __future__ import annotations
