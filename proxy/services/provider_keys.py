@@ -20,7 +20,7 @@ from proxy.errors import GatewayError, InvalidRequest, NotFound
 from proxy.gateway import Gateway
 from proxy.services import refresh
 from proxy.services.keys import StrictBody
-from proxy.tenancy.credentials import check_provider_key
+from proxy.tenancy.credentials import MAX_KEY_LENGTH, MIN_KEY_LENGTH, check_provider_key
 from proxy.tenancy.documents import (
     API_WRITER,
     LOCK_TTL,
@@ -44,7 +44,11 @@ class VaultBusy(GatewayError):
 
 
 class ProviderKeyPut(StrictBody):
-    api_key: Annotated[str, AfterValidator(check_provider_key)]
+    api_key: Annotated[
+        str,
+        Field(min_length=MIN_KEY_LENGTH, max_length=MAX_KEY_LENGTH),
+        AfterValidator(check_provider_key),
+    ]
     validate_key: bool = Field(default=False, alias="validate")
 
 
