@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from support import ADMIN, base_config, state
 
-from proxy.tenancy.documents import PROVIDER_KEYS
+from proxy.services import refresh
+from proxy.tenancy.documents import PROVIDER_KEYS, ProviderKeyDoc, provider_key_id
+from proxy.tenancy.vault import Vault
 from proxy.testing.fake_provider import Behaviour
 
 KEY_A = "egw-tenant-a-key-0123456789"
@@ -166,6 +168,29 @@ async def test_a_tenants_own_key_failing_parks_only_that_key(
     assert "sk-own" not in str(view)
     metrics = await (await client.get("/metrics")).text()
     assert "sk-own" not in metrics and 'efflux_breaker_state{model="m"' not in metrics
+
+
+async def test_a_key_stored_before_the_check_that_cannot_be_sent_parks_only_itself(
+    make_gateway: Callable[..., Any], fake: Any
+) -> None:
+    """A key with CR/LF stored before keys were checked fails every send (a server fault): it opens the
+    breaker of that key, not the target's."""
+    config = tenancy_config(fake.url)
+    config["providers"]["local"]["breaker"] = {"failures": 2, "cooldown": 30}
+    client = await make_gateway(config)
+    gw = state(client)
+    sealed = Vault.from_settings(gw.snapshot.settings).seal("tenant-a", "local", "sk-own\r\nX-Injected: 1")
+    doc = ProviderKeyDoc.of(sealed).model_dump_json().encode()
+    await gw.store.put_doc(PROVIDER_KEYS, provider_key_id("tenant-a", "local"), doc)
+    await refresh(gw)
+    for _ in range(2):
+        resp = await client.post("/v1/chat/completions", json=CHAT, headers=A)
+        assert resp.status == 502 and "cannot send" in await resp.text()
+    assert fake.count() == 0
+    assert (await client.post("/v1/chat/completions", json=CHAT, headers=B)).status == 200
+    resp = await client.post("/v1/chat/completions", json=CHAT, headers=A)
+    assert resp.status == 502 and "cooling down" in await resp.text()
+    assert upstream_keys(fake) == ["Bearer sk-shared-key"]
 
 
 @pytest.mark.parametrize("where", ["/me/provider-keys/local", "/admin/tenants/tenant-a/provider-keys/local"])
