@@ -1,5 +1,6 @@
-"""Circuit breakers: ``GET /admin/breakers``, each upstream target's breaker as this replica sees it
-(states taken from other replicas arrive within about half a second, see :mod:`proxy.routing.breaker`)."""
+"""Circuit breakers: ``GET /admin/breakers``, each upstream target's breaker (per credential: the shared
+key's, and each tenant key's that has failed) as this replica sees it (states taken from other replicas
+arrive within about half a second, see :mod:`proxy.routing.breaker`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class BreakerModel(BaseModel):
     target: str
     provider: str
     model: str
+    credential: str | None  # None: the provider's shared key; else a tenant's own key (its id, never the key)
     state: str  # closed | open | half_open
     failures: int
     open_until: float | None
@@ -36,8 +38,9 @@ class BreakerListModel(BaseModel):
 )
 async def breakers(request: web.Request) -> web.Response:
     guard = request.config_dict.get(GUARD)
-    items = [] if guard is None else [b.view() for b in guard.breakers.breakers.values()]
-    return json_response({"data": sorted(items, key=lambda b: str(b["target"])), "now": time.time()})
+    items = [] if guard is None else [b.view() for b in guard.breakers.all()]
+    items.sort(key=lambda b: (str(b["target"]), str(b["credential"] or "")))
+    return json_response({"data": items, "now": time.time()})
 
 
 def register(router: web.UrlDispatcher) -> None:

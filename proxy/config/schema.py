@@ -62,6 +62,9 @@ class ServerConfig(_Section):
     # stream with an error (502 before the first byte) and closes the provider's connection.
     max_sse_event_bytes: PositiveInt = DEFAULT_MAX_EVENT_BYTES
     admin_token: str | None = None
+    # The environment variables a provider added or changed through the admin API may name (``${VAR}``),
+    # as glob patterns (``OPENAI_*_KEY``); none by default, so an admin token cannot read the environment.
+    runtime_env_allowlist: list[str] = []
     access_log: bool = True
     # Reliability (README "Reliability"): overload cap, slow clients, graceful shutdown, retry budget.
     max_concurrency: Annotated[int, Field(ge=0, le=2**53)] = (

@@ -10,11 +10,17 @@ data event and holds it, so an error sent with HTTP 200 still falls back. After 
 With a :class:`Guard` (the app's; tests may go without), dispatch also
 - orders each priority level by the route's strategy (:mod:`proxy.routing.balance`);
 - skips targets whose circuit breaker is open or that asked to wait (``Retry-After``)
-  (:mod:`proxy.routing.breaker`);
+  (:mod:`proxy.routing.breaker`), per credential: ``credential(provider)`` names the key this request
+  sends (``""``: the provider's shared key; else a tenant's own key's id), so a tenant's own key that
+  fails parks that key for that tenant only;
 - spends the retry budget on every attempt after the first, and stops when it is spent
   (:mod:`proxy.routing.retry`).
 A target is tried at most once per request: one that timed out or broke after the request was sent may
 have started working on it, so it is never sent the same request again.
+
+Every provider error is redacted here, where it enters (:mod:`proxy.tenancy.redaction`): the key the call
+sent and the provider's shared key are masked in its message before it reaches a client, an attempt
+description or a log; a stream's tap does the same for an error event.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from proxy.metering.pricing import Price
 from proxy.plugin import Call, CallRejected, Fault, Provider, Reply, UpstreamError
 from proxy.routing.guard import Guard
 from proxy.routing.table import Choice, Route
+from proxy.tenancy.redaction import redact_error
 from proxy.upstream.client import (
     ConnectFailed,
     LimitExceeded,
@@ -137,6 +144,7 @@ async def dispatch(
     providers: Mapping[str, ProviderConfig] | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     egress: Mapping[str, Egress] | None = None,
+    credential: Callable[[str], str] | None = None,
 ) -> DispatchResult:
     failed = Failed()
     if guard is not None:
@@ -148,24 +156,28 @@ async def dispatch(
         if choice in tried:
             continue  # never the same request to the same target twice: it may have started on it
         breaker = _DEFAULT_BREAKER
+        cred = credential(choice.provider) if credential is not None else ""
         if guard is not None:
             if providers is not None and choice.provider in providers:
                 breaker = providers[choice.provider].breaker
-            if not await guard.breakers.admit(choice, breaker):
-                wait = guard.breakers.wait(choice)
-                failed.skipped.append(f"{choice.provider}/{choice.model}: skipped, cooling down")
+            if not await guard.breakers.admit(choice, breaker, cred):
+                wait = guard.breakers.wait(choice, cred)
+                whose = " (the tenant's own key)" if cred else ""
+                failed.skipped.append(f"{choice.provider}/{choice.model}: skipped, cooling down{whose}")
                 if wait > 0:
                     failed.retry_after = min(failed.retry_after or wait, wait)
                 continue
             if tried and not guard.budget.withdraw():
-                guard.breakers.abandon(choice)
+                guard.breakers.abandon(choice, cred)
                 if guard.metrics is not None:
                     guard.metrics.retries_denied.inc()
                 failed.skipped.append(f"{choice.provider}/{choice.model}: not tried, retry budget spent")
                 break
         tried.add(choice)
         way = egress.get(choice.provider, DEFAULT_EGRESS) if egress is not None else DEFAULT_EGRESS
-        result = await _attempt(upstream, candidate, way, make_call, failed, guard, breaker, max_event_bytes)
+        result = await _attempt(
+            upstream, candidate, way, make_call, failed, guard, breaker, max_event_bytes, cred
+        )
         if result is not None:
             return result
         if on_attempt is not None:
@@ -186,8 +198,10 @@ async def _attempt(
     guard: Guard | None,
     breaker: BreakerConfig,
     max_event_bytes: int,
+    cred: str,
 ) -> DispatchResult | None:
-    """One target: the result to return, or None after a server fault (recorded in ``failed``)."""
+    """One target: the result to return, or None after a server fault (recorded in ``failed``); the
+    breaker reported to is the one of ``cred``, the credential the call sends."""
     choice = candidate.choice
     if guard is None:
         try:
@@ -205,31 +219,31 @@ async def _attempt(
         result = await _try(upstream, candidate, egress, make_call(choice), failed.attempts, max_event_bytes)
     except _Fault as fault:
         _record(failed, fault)
-        guard.breakers.failure(choice, breaker)
+        guard.breakers.failure(choice, breaker, cred)
         guard.balancer.finish(choice)
         if fault.retry_after is not None:
-            guard.breakers.retry_after(choice, fault.retry_after)
+            guard.breakers.retry_after(choice, fault.retry_after, cred)
         reported = True
         return None
     finally:
         if not reported and result is None:  # cancelled: neither a success nor a fault
-            guard.breakers.abandon(choice)
+            guard.breakers.abandon(choice, cred)
             guard.balancer.finish(choice)
     if isinstance(result, OpenStream | Served | Refused):
-        guard.breakers.success(choice)  # a client fault still shows the target is alive
+        guard.breakers.success(choice, cred)  # a client fault still shows the target is alive
         guard.balancer.observe(choice, time.monotonic() - started)
     if isinstance(result, OpenStream):
-        result.done = _stream_done(guard, choice, breaker)
+        result.done = _stream_done(guard, choice, breaker, cred)
     else:
         guard.balancer.finish(choice)
     return result
 
 
-def _stream_done(guard: Guard, choice: Choice, breaker: BreakerConfig) -> Callable[[bool], None]:
+def _stream_done(guard: Guard, choice: Choice, breaker: BreakerConfig, cred: str) -> Callable[[bool], None]:
     def done(ok: bool) -> None:
         guard.balancer.finish(choice)
         if not ok:  # broke after the first byte: the client got an error event; the target is suspect
-            guard.breakers.failure(choice, breaker)
+            guard.breakers.failure(choice, breaker, cred)
 
     return done
 
@@ -252,7 +266,7 @@ async def _try(
     try:
         request = provider.build_request(call)
     except CallRejected as rejected:
-        return _judge(candidate, rejected.error, attempts)
+        return _judge(candidate, call, rejected.error, attempts)
     first_byte = timeouts.first_byte or timeouts.total or 3600.0
     # Deadlines are on the loop's clock; this one bounds the wait for the headers, then (non-stream) the
     # body, or (stream) the first event.
@@ -286,7 +300,7 @@ async def _try(
             body = await response.read(MAX_ERROR_BODY, by=deadline)
             error = provider.map_error(response.status, content_type, body)
             error = _with_retry_after(error, response.headers.get("retry-after"))
-            return _judge(candidate, error, attempts)
+            return _judge(candidate, call, error, attempts)
         if call.stream and "text/event-stream" in content_type:
             opened = await _open_stream(candidate, call, response, deadline, attempts, max_event_bytes)
             handed_over = isinstance(opened, OpenStream)  # the relay owns the response now
@@ -294,7 +308,7 @@ async def _try(
         body = await response.read(by=deadline)
         result = provider.read_reply(call, body)
         if isinstance(result, UpstreamError):
-            return _judge(candidate, result, attempts)
+            return _judge(candidate, call, result, attempts)
         if call.stream:
             raise _Fault(
                 Attempt(choice.provider, choice.model, f"expected an event stream, got {content_type!r}")
@@ -313,8 +327,9 @@ async def _try(
             response.release()  # back to the pool when fully read; closed otherwise
 
 
-def _judge(candidate: Candidate, error: UpstreamError, attempts: list[Attempt]) -> Refused:
+def _judge(candidate: Candidate, call: Call, error: UpstreamError, attempts: list[Attempt]) -> Refused:
     choice = candidate.choice
+    error = redact_error(error, _secrets(candidate, call))
     attempt = Attempt(choice.provider, choice.model, f"HTTP {error.status} {error.message[:200]}")
     if error.fault is Fault.SERVER:
         raise _Fault(attempt, error.retry_after)
@@ -330,7 +345,7 @@ async def _open_stream(
     max_event_bytes: int,
 ) -> OpenStream | Refused:
     choice = candidate.choice
-    tap = StreamTap(candidate.provider.open_stream(call), max_event_bytes)
+    tap = StreamTap(candidate.provider.open_stream(call), _secrets(candidate, call), max_event_bytes)
     held: list[bytes] = []
     while not tap.events:
         chunk = await response.readany(by=deadline)
@@ -341,9 +356,14 @@ async def _open_stream(
         if tap.error is not None and not tap.events:
             # An error before any content still falls back: nothing has reached the client. After
             # content, the relay delivers what came and then the error, the same however reads fall.
-            return _judge(candidate, tap.error, attempts)
+            return _judge(candidate, call, tap.error, attempts)
     ok = Attempt(choice.provider, choice.model, "ok")
     return OpenStream(candidate, response, tap, b"".join(held), [*attempts, ok])
+
+
+def _secrets(candidate: Candidate, call: Call) -> tuple[str | None, str | None]:
+    """The provider keys a provider's error may quote: the one the call sent, and the shared one."""
+    return call.api_key, candidate.provider.settings.api_key
 
 
 def _with_retry_after(error: UpstreamError, header: str | None) -> UpstreamError:

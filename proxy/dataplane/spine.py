@@ -36,7 +36,7 @@ from proxy.state.snapshot import Snapshot
 from proxy.store.base import Decision, Scope
 from proxy.store.records import Outcome
 from proxy.tenancy.keys import VirtualKey
-from proxy.tenancy.vault import redact
+from proxy.tenancy.redaction import redact
 
 _UNANSWERED = (Failed, Refused)  # built once: a tuple in the call would be built per request
 
@@ -81,6 +81,7 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
             providers=snapshot.settings.providers,
             max_event_bytes=snapshot.settings.server.max_sse_event_bytes,
             egress=snapshot.egress,
+            credential=lambda provider: snapshot.credential(key.tenant, provider),
         )
         ctx.attempts = len(result.attempts)
         if isinstance(result, _UNANSWERED):

@@ -9,24 +9,35 @@ A read costs time in proportion to its own size: the parser never rescans earlie
 for the client are joined once per read. An event past ``max_event_bytes`` (``server.max_sse_event_bytes``)
 ends the stream with a server-fault ``error``: before the first event dispatch falls back or answers 502,
 after it the relay sends an error event; either way the upstream connection is closed, not reused.
+
+An error event is never passed on as it came: the tap keeps the reader's error in ``error`` with the
+provider keys of the call (``secrets``) masked (:mod:`proxy.tenancy.redaction`), and the client gets that.
 """
 
 from __future__ import annotations
 
 from proxy.plugin import Fault, StreamReader, UpstreamError, Usage
+from proxy.tenancy.redaction import redact_error
 from proxy.upstream.sse import DEFAULT_MAX_EVENT_BYTES, EventTooLarge, SSEEvent, SSEParser
 
 _DONE = SSEEvent(b"", b"[DONE]")  # the end marker, told to the reader when the stream cut its blank line
 
 
 class StreamTap:
-    __slots__ = ("events", "failure", "parser", "reader")
+    __slots__ = ("error", "events", "parser", "reader", "secrets")
 
-    def __init__(self, reader: StreamReader, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+    def __init__(
+        self,
+        reader: StreamReader,
+        secrets: tuple[str | None, ...] = (),
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
         self.reader = reader
         self.parser = SSEParser(max_event_bytes)
         self.events = 0  # data events passed to the client
-        self.failure: UpstreamError | None = None  # the stream broke the parser's bound
+        self.secrets = secrets  # the provider keys the call sent: masked in ``error``
+        # The provider's error event (redacted), or the stream's own failure (an event past the bound).
+        self.error: UpstreamError | None = None
 
     def feed(self, chunk: bytes) -> bytes:
         """The bytes the client gets for this read. Stops at an error (see ``error``)."""
@@ -36,8 +47,8 @@ class StreamTap:
         except EventTooLarge as exc:
             events, too_large = exc.events, exc
         out = self._relay(events)
-        if too_large is not None and not self.reader.finished and self.reader.error is None:
-            self.failure = UpstreamError(
+        if too_large is not None and not self.reader.finished and self.error is None:
+            self.error = UpstreamError(
                 502,
                 Fault.SERVER,
                 f"the provider sent an event larger than {too_large.limit} bytes"
@@ -51,6 +62,7 @@ class StreamTap:
         for event in events:
             piece = reader.on_event(event)
             if reader.error is not None:
+                self.error = redact_error(reader.error, self.secrets)
                 break
             if piece:
                 out.append(piece)
@@ -73,12 +85,6 @@ class StreamTap:
     def output_chars(self) -> int:
         """Characters of text and tool-call arguments the provider sent (the reader counts them)."""
         return self.reader.output_chars
-
-    @property
-    def error(self) -> UpstreamError | None:
-        """The provider's error in the stream, or the stream's own failure (an event past the bound)."""
-        error = self.reader.error
-        return error if error is not None else self.failure
 
     @property
     def finished(self) -> bool:

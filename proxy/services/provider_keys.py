@@ -3,20 +3,24 @@
 A key goes into the vault (:mod:`proxy.tenancy.vault`) and is never answered back: its info says when it
 was set, whether it validated and the id of the master key that seals it. Each write holds the key's
 lock, which ``efflux-gateway vault rewrap`` takes too. Shared by the admin API (any tenant) and the
-self-service API ``/me/provider-keys`` (the caller's tenant only).
+self-service API ``/me/provider-keys`` (the caller's tenant only). A key that could not be sent in an
+HTTP header (CR/LF, whitespace, non-ASCII, too short or long) is refused by :class:`ProviderKeyPut`, a
+400 naming ``api_key`` (:func:`proxy.tenancy.credentials.check_provider_key`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from proxy.errors import GatewayError, InvalidRequest, NotFound
 from proxy.gateway import Gateway
 from proxy.services import refresh
 from proxy.services.keys import StrictBody
+from proxy.tenancy.credentials import MAX_KEY_LENGTH, MIN_KEY_LENGTH, check_provider_key
 from proxy.tenancy.documents import (
     API_WRITER,
     LOCK_TTL,
@@ -40,7 +44,11 @@ class VaultBusy(GatewayError):
 
 
 class ProviderKeyPut(StrictBody):
-    api_key: str = Field(min_length=1, max_length=4096)
+    api_key: Annotated[
+        str,
+        Field(min_length=MIN_KEY_LENGTH, max_length=MAX_KEY_LENGTH),
+        AfterValidator(check_provider_key),
+    ]
     validate_key: bool = Field(default=False, alias="validate")
 
 

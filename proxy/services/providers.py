@@ -1,6 +1,11 @@
 """Providers at run time: describe them (model count, sync status, usage), lay fields over a YAML
 provider or add one (a shared document, :mod:`proxy.state.overlay`: every replica follows within a second
 and a reload keeps it), drop those fields again, and sync a catalogue now (:mod:`proxy.services.sync`).
+
+A change that moves a provider's calls to another address (its ``base_url``, or its plugin's default)
+must give ``api_key`` again when the provider has a key: the key it had was meant for the old address,
+and an admin token must not be enough to send it anywhere. The ``${VAR}`` references a change may make
+are limited to ``server.runtime_env_allowlist`` (:mod:`proxy.state.overlay`).
 """
 
 from __future__ import annotations
@@ -11,13 +16,14 @@ from collections.abc import Mapping
 import orjson
 from pydantic import BaseModel
 
-from proxy.config import BreakerConfig, ConfigError, SyncConfig, Timeouts
+from proxy.config import BreakerConfig, ConfigError, ProviderConfig, Settings, SyncConfig, Timeouts
 from proxy.errors import InvalidRequest, NotFound
 from proxy.gateway import Gateway
+from proxy.plugin.registry import PluginNotFound
 from proxy.services import refresh
 from proxy.services.sync import status, sync_provider
 from proxy.state import catalogues
-from proxy.state.overlay import PROVIDERS, merged_provider
+from proxy.state.overlay import PROVIDERS, base_url, merged_provider
 from proxy.store.records import RecordQuery
 
 _USAGE_FIELDS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost_micro_usd")
@@ -139,13 +145,30 @@ async def patch_provider(gw: Gateway, name: str, body: Mapping[str, object]) -> 
     override = {k: v for k, v in {**current, **body}.items() if v is not None}
     base = gw.live.base.settings if gw.live is not None else gw.snapshot.settings
     try:
-        merged_provider(base, name, override)
+        config = merged_provider(base, name, override)
     except ConfigError as exc:
         first = str(exc).splitlines()[0]
         raise InvalidRequest(f"Invalid provider '{name}': {exc}", param=first.split(":", 1)[0]) from None
+    if config.api_key and not body.get("api_key") and base_url(config) != _serving_url(base, name, current):
+        raise InvalidRequest(
+            f"api_key: give the key again to move provider '{name}' to another base_url (the key it has "
+            "was meant for the old address).",
+            param="api_key",
+        )
     await gw.store.put_doc(PROVIDERS, name, orjson.dumps(override))
     await refresh(gw)
     return await describe(gw, name)
+
+
+def _serving_url(base: Settings, name: str, current: Mapping[str, object]) -> str | None:
+    """Where the provider's calls go before the change (None: it does not exist, or cannot load)."""
+    config: ProviderConfig | None = base.providers.get(name)
+    try:
+        if current:
+            config = merged_provider(base, name, current)
+        return base_url(config) if config is not None else None
+    except (ConfigError, PluginNotFound):
+        return None
 
 
 async def drop_override(gw: Gateway, name: str) -> None:

@@ -8,7 +8,11 @@
 Both are validated when written (a bad write answers 400 naming the field) and again when built into a
 snapshot, since a reload may since have removed a provider a stored route names: such a document is
 skipped with a log line, never an error on the data plane. A provider override never holds a secret:
-``api_key`` must be a ``${VAR}`` reference, resolved from each replica's own environment.
+``api_key`` must be a ``${VAR}`` reference, resolved from each replica's own environment. Whatever field
+it is in, a reference must name a variable that ``server.runtime_env_allowlist`` (glob patterns; empty by
+default) allows: the admin API must not become a way to read the gateway's environment (a database
+password put in a header, a token in the path of a base_url of one's own). Only the override's own
+values are interpolated; the YAML provider under it was interpolated when the file was loaded.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import dataclasses
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
+from typing import cast
 
 import orjson
 
@@ -32,6 +38,7 @@ log = logging.getLogger("efflux.overlay")
 ROUTES = "routes"
 PROVIDERS = "providers"
 _REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$")
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")  # the names ${...} interpolates
 
 
 # -- routes -----------------------------------------------------------------------------------------------
@@ -74,13 +81,13 @@ def merged_provider(settings: Settings, name: str, override: Mapping[str, object
     key = override.get("api_key")
     if key is not None and not (isinstance(key, str) and _REFERENCE.match(key)):
         raise ConfigError("api_key: give a ${VAR} reference; secrets are not stored in shared documents")
+    check_variables(override, settings.server.runtime_env_allowlist)
     base = settings.providers.get(name)
     data: dict[str, object] = base.model_dump(exclude_unset=True) if base is not None else {}
-    data.update(override)
-    if "plugin" not in data:
+    if "plugin" not in data and "plugin" not in override:
         raise ConfigError(f"plugin: required to add provider {name!r}")
     try:
-        data = dict(interpolate(data, os.environ))  # type: ignore[call-overload]
+        data.update(cast("dict[str, object]", interpolate(dict(override), os.environ)))
         config = parse_settings({"providers": {name: data}}).providers[name]
         plugin = load_plugin(config.plugin)
     except ConfigError as exc:
@@ -90,6 +97,29 @@ def merged_provider(settings: Settings, name: str, override: Mapping[str, object
     if not (config.base_url or plugin.default_base_url):
         raise ConfigError(f"base_url: required for plugin {config.plugin!r}")
     return config
+
+
+def check_variables(node: object, allowed: Sequence[str], path: str = "") -> None:
+    """Every ``${VAR}`` in ``node`` names a variable ``allowed`` (glob patterns) lets run-time providers
+    read; ConfigError names the field and the variable (never its value)."""
+    if isinstance(node, str):
+        for name in _VARIABLE.findall(node):
+            if not any(fnmatchcase(name, pattern) for pattern in allowed):
+                raise ConfigError(
+                    f"{path or '<root>'}: ${{{name}}} is not in server.runtime_env_allowlist "
+                    "(the environment variables providers changed at run time may name)"
+                )
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            check_variables(value, allowed, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            check_variables(value, allowed, f"{path}[{i}]")
+
+
+def base_url(config: ProviderConfig) -> str:
+    """Where the provider's calls go: its ``base_url``, else its plugin's default."""
+    return config.base_url or load_plugin(config.plugin).default_base_url
 
 
 def instantiate(name: str, config: ProviderConfig) -> Provider:

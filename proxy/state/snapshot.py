@@ -42,6 +42,9 @@ class Snapshot:
     # How the client reaches each YAML provider (proxy, TLS context, bounds), built with the snapshot: the
     # TLS files are read here, at load, never by a request.
     egress: Mapping[str, Egress] = field(default_factory=dict)
+    # The id of each of those keys, by (tenant, provider): what breakers and cool-downs are keyed by
+    # (proxy.tenancy.credentials), never the secret itself.
+    tenant_credentials: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def resolve(self, model: str) -> Resolution | None:
         """Resolution order: exact YAML name, the overlay, synced models, then wildcards."""
@@ -58,6 +61,16 @@ class Snapshot:
             return own
         instance = self.providers.get(provider)
         return instance.settings.api_key if instance is not None else None
+
+    def credential(self, tenant: str, provider: str) -> str:
+        """Whose key :meth:`api_key` sends: "" for the shared key, else the id of the tenant's own key.
+        Breakers and ``Retry-After`` cool-downs are kept per credential, so that a tenant's own key failing
+        parks that key for that tenant only."""
+        if not self.tenant_credentials:  # the usual case: nobody brought a key
+            return ""
+        if self._byok(provider) == "never":
+            return ""
+        return self.tenant_credentials.get((tenant, provider), "")
 
     def _byok(self, provider: str) -> str:
         config = self.settings.providers.get(provider)

@@ -30,6 +30,7 @@ from proxy.config import AlertsConfig, BudgetConfig, LimitsConfig, TenantConfig
 from proxy.state.live import Layer
 from proxy.state.snapshot import Snapshot, tenant_scope
 from proxy.store.base import Store
+from proxy.tenancy.credentials import credential_id
 from proxy.tenancy.keys import VirtualKey, make_key
 from proxy.tenancy.vault import Sealed, Vault, VaultError
 
@@ -157,20 +158,22 @@ def provider_keys_layer(snapshot: Snapshot, docs: dict[str, bytes]) -> Snapshot:
         return snapshot
     vault = Vault.from_settings(snapshot.settings)
     keys = dict(snapshot.tenant_provider_keys)
+    credentials = dict(snapshot.tenant_credentials)
     for doc_id, raw in docs.items():
         tenant, provider = split_provider_key_id(doc_id)
         doc = parse(ProviderKeyDoc, doc_id, raw)
         if doc is None:
             continue
         try:
-            keys[(tenant, provider)] = vault.open(tenant, provider, doc.sealed())
+            secret = keys[(tenant, provider)] = vault.open(tenant, provider, doc.sealed())
+            credentials[(tenant, provider)] = credential_id(tenant, secret)
         except (VaultError, ValueError) as exc:
             # Names and the master key id only: the blob and the key never reach a log line.
             log.error(
                 "a tenant's provider key cannot be decrypted",
                 extra={"fields": {"msg": "vault", "tenant": tenant, "provider": provider, "error": str(exc)}},
             )
-    return dataclasses.replace(snapshot, tenant_provider_keys=keys)
+    return dataclasses.replace(snapshot, tenant_provider_keys=keys, tenant_credentials=credentials)
 
 
 LAYERS: list[tuple[str, Layer]] = [

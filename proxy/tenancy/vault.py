@@ -10,7 +10,7 @@ of decrypting into someone else's key.
 re-sealed with the first key; replicas open either kid meanwhile), then drop the old key.
 
 ``check_secrets`` is the startup check of every server secret: it names the setting, never the value.
-``redact`` masks a key a provider echoes back in an error message before the client sees it.
+(A key a provider echoes back in an error message is masked by :mod:`proxy.tenancy.redaction`.)
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import base64
 import binascii
 import hashlib
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import orjson
@@ -159,27 +158,3 @@ def check_secrets(settings: Settings) -> None:
             problems.append("secrets.key_secret: must differ from server.admin_token")
     if problems:
         raise ConfigError("\n".join(problems))
-
-
-PIECE = 8  # shortest piece of a secret worth masking (providers echo keys whole or partly masked)
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every run that shares ``PIECE`` or more characters with one of ``secrets`` masked."""
-    masked = [False] * len(text)
-    for secret in secrets:
-        if not secret or len(secret) < PIECE:
-            continue
-        pieces = {secret[i : i + PIECE] for i in range(len(secret) - PIECE + 1)}
-        for i in range(len(text) - PIECE + 1):
-            if text[i : i + PIECE] in pieces:
-                masked[i : i + PIECE] = [True] * PIECE
-    if not any(masked):
-        return text
-    out: list[str] = []
-    for i, ch in enumerate(text):
-        if not masked[i]:
-            out.append(ch)
-        elif i == 0 or not masked[i - 1]:
-            out.append("[redacted]")
-    return "".join(out)

@@ -66,7 +66,9 @@ async def test_provider_keys_put_get_validate_delete(
     assert (await client.get(path, headers=ADMIN)).status == 404
     assert (await client.delete(path, headers=ADMIN)).status == 404
     assert (
-        await client.put("/admin/tenants/tenant-a/provider-keys/nope", json={"api_key": "x"}, headers=ADMIN)
+        await client.put(
+            "/admin/tenants/tenant-a/provider-keys/nope", json={"api_key": "sk-nope-0123"}, headers=ADMIN
+        )
     ).status == 404
     assert (await client.put(path, json={"api_key": ""}, headers=ADMIN)).status == 400
 
@@ -78,7 +80,7 @@ async def test_without_master_keys_the_vault_refuses_writes(
     del config["secrets"]
     client = await make_gateway(config)
     resp = await client.put(
-        "/admin/tenants/tenant-a/provider-keys/local", json={"api_key": "sk"}, headers=ADMIN
+        "/admin/tenants/tenant-a/provider-keys/local", json={"api_key": "sk-no-vault-0123"}, headers=ADMIN
     )
     assert resp.status == 400 and "secrets.master_keys" in (await resp.json())["error"]["message"]
 

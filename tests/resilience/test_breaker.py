@@ -16,7 +16,7 @@ from support import ADMIN, AUTH, base_config
 from proxy.config import BreakerConfig
 from proxy.metering.alerts import Alerter
 from proxy.observe.metrics import Metrics
-from proxy.routing.breaker import Breakers, State
+from proxy.routing.breaker import FORGET_AFTER, Breakers, State
 from proxy.routing.table import Choice
 from proxy.store.base import Store
 from proxy.store.memory import MemoryStore
@@ -98,6 +98,38 @@ async def test_retry_after_skips_the_target() -> None:
     assert not await b.admit(A, CONFIG) and 0 < b.wait(A) <= 0.2
     clock.advance(0.25)
     assert await b.admit(A, CONFIG)
+
+
+async def test_a_tenant_credential_has_its_own_breaker(store: Store) -> None:
+    """A tenant's own key failing (or asked to wait) parks that key only, on this replica: the shared
+    key's breaker, its gauge, the provider alert and the store are untouched; the breaker is forgotten once
+    the key works again, or once it has been idle long enough."""
+    clock = FakeClock()
+    one, two = replica(store, clock), replica(store, clock)
+    own = "tenant-a:0123456789ab"
+    for _ in range(3):
+        one.failure(A, CONFIG, own)
+    one.retry_after(A, 0.2, own)
+    assert not await one.admit(A, CONFIG, own) and one.wait(A, own) > 0
+    assert await one.admit(A, CONFIG) and one.wait(A) == 0, "the shared key is not parked"
+    assert await one.admit(A, CONFIG, "tenant-b:ba9876543210")
+    assert one.metrics.alerts.labels("provider")._value.get() == 0
+    assert not one.metrics.breaker_state._metrics, "no gauge series per tenant key"
+    assert [(b.name, b.credential) for b in one.all()] == [(f"local/model-a@{own}", own)]
+    await one.close()
+    assert await store.list_docs("breakers") == {}
+    await two.refresh()
+    assert two.all() == []
+    clock.advance(0.35)
+    assert await one.admit(A, CONFIG, own), "after the cooldown the tenant's key is probed"
+    one.success(A, own)
+    assert one.all() == [] and await one.admit(A, CONFIG, own)
+    one.failure(A, CONFIG, own)
+    one.forget_idle()
+    assert len(one.all()) == 1
+    clock.advance(FORGET_AFTER + 1)
+    one.forget_idle()
+    assert one.all() == []
 
 
 # -- acceptance 2 -------------------------------------------------------------------------------------

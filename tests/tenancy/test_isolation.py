@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 from support import ADMIN, base_config, state
 
-from proxy.tenancy.documents import PROVIDER_KEYS
+from proxy.services import refresh
+from proxy.tenancy.documents import PROVIDER_KEYS, ProviderKeyDoc, provider_key_id
+from proxy.tenancy.vault import Vault
+from proxy.testing.fake_provider import Behaviour
 
 KEY_A = "egw-tenant-a-key-0123456789"
 KEY_B = "egw-tenant-b-key-0123456789"
@@ -68,7 +71,7 @@ async def test_byok_required_and_never(make_gateway: Callable[..., Any], fake: A
     assert upstream_keys(fake) == ["Bearer sk-own-of-a"]
 
     never = await make_gateway(tenancy_config(fake.url, byok="never"))
-    resp = await never.put("/me/provider-keys/local", json={"api_key": "sk-x"}, headers=A)
+    resp = await never.put("/me/provider-keys/local", json={"api_key": "sk-x-0123456"}, headers=A)
     assert resp.status == 400
 
 
@@ -110,7 +113,7 @@ async def test_a_tenant_cannot_reach_another_tenants_data(
         ("DELETE", "/me/provider-keys/tenant-b%2Flocal"),
         ("PUT", "/me/provider-keys/tenant-b%2Flocal"),
     ):
-        resp = await client.request(method, path, json={"api_key": "sk-evil"}, headers=A)
+        resp = await client.request(method, path, json={"api_key": "sk-evil-0123"}, headers=A)
         assert resp.status in (401, 403, 404), (method, path, resp.status)
     # B's key is intact and still used for B.
     fake.received.clear()
@@ -124,3 +127,83 @@ async def test_me_needs_a_valid_key(make_gateway: Callable[..., Any], fake: Any,
     client = await make_gateway(tenancy_config(fake.url))
     for headers in ({}, {"Authorization": "Bearer egw-nope"}, ADMIN):
         assert (await client.get(path, headers=headers)).status == 401
+
+
+# -- one tenant's own key cannot hurt the others (issue 14, item 1) -----------------------------------------
+
+FAILING = {
+    "429 with Retry-After": [
+        Behaviour.json(429, {"error": {"message": "slow down"}}, headers={"Retry-After": "300"})
+    ],
+    "500s": [Behaviour.json(500, {"error": {"message": "boom", "type": "server_error"}})] * 2,
+}
+
+
+@pytest.mark.parametrize("failure", list(FAILING))
+async def test_a_tenants_own_key_failing_parks_only_that_key(
+    make_gateway: Callable[..., Any], fake: Any, failure: str
+) -> None:
+    config = tenancy_config(fake.url)
+    config["providers"]["local"]["breaker"] = {"failures": 2, "cooldown": 30}
+    client = await make_gateway(config)
+    resp = await client.put("/me/provider-keys/local", json={"api_key": "sk-own-of-a-0123"}, headers=A)
+    assert resp.status == 200, await resp.text()
+    behaviours = FAILING[failure]
+    fake.script("m", *behaviours, behaviours[-1])  # the last one repeats: enough for every failure
+    for _ in behaviours:
+        assert (await client.post("/v1/chat/completions", json=CHAT, headers=A)).status >= 500
+    fake.script("m")  # the provider answers again
+    fake.received.clear()
+    # B sends the shared key: A's key being refused or failing says nothing about it.
+    resp = await client.post("/v1/chat/completions", json=CHAT, headers=B)
+    assert resp.status == 200, await resp.text()
+    assert upstream_keys(fake) == ["Bearer sk-shared-key"]
+    # A's own key is parked (cooling down), for A only.
+    resp = await client.post("/v1/chat/completions", json=CHAT, headers=A)
+    assert resp.status == 502 and "cooling down" in (await resp.json())["error"]["message"]
+    assert upstream_keys(fake) == ["Bearer sk-shared-key"]
+    view = await (await client.get("/admin/breakers", headers=ADMIN)).json()
+    parked = [b for b in view["data"] if b["model"] == "m"]
+    assert len(parked) == 1 and parked[0]["credential"].startswith("tenant-a:")
+    assert "sk-own" not in str(view)
+    metrics = await (await client.get("/metrics")).text()
+    assert "sk-own" not in metrics and 'efflux_breaker_state{model="m"' not in metrics
+
+
+async def test_a_key_stored_before_the_check_that_cannot_be_sent_parks_only_itself(
+    make_gateway: Callable[..., Any], fake: Any
+) -> None:
+    """A key with CR/LF stored before keys were checked fails every send (a server fault): it opens the
+    breaker of that key, not the target's."""
+    config = tenancy_config(fake.url)
+    config["providers"]["local"]["breaker"] = {"failures": 2, "cooldown": 30}
+    client = await make_gateway(config)
+    gw = state(client)
+    sealed = Vault.from_settings(gw.snapshot.settings).seal("tenant-a", "local", "sk-own\r\nX-Injected: 1")
+    doc = ProviderKeyDoc.of(sealed).model_dump_json().encode()
+    await gw.store.put_doc(PROVIDER_KEYS, provider_key_id("tenant-a", "local"), doc)
+    await refresh(gw)
+    for _ in range(2):
+        resp = await client.post("/v1/chat/completions", json=CHAT, headers=A)
+        assert resp.status == 502 and "cannot send" in await resp.text()
+    assert fake.count() == 0
+    assert (await client.post("/v1/chat/completions", json=CHAT, headers=B)).status == 200
+    resp = await client.post("/v1/chat/completions", json=CHAT, headers=A)
+    assert resp.status == 502 and "cooling down" in await resp.text()
+    assert upstream_keys(fake) == ["Bearer sk-shared-key"]
+
+
+@pytest.mark.parametrize("where", ["/me/provider-keys/local", "/admin/tenants/tenant-a/provider-keys/local"])
+@pytest.mark.parametrize(
+    "secret", ["sk-own\r\nX-Injected: 1", "sk-own key-0123", "sk-own-\tkey-0123", "sk-ünïcode-0123", "sk-1"]
+)
+async def test_a_provider_key_that_cannot_be_sent_is_refused(
+    make_gateway: Callable[..., Any], fake: Any, where: str, secret: str
+) -> None:
+    client = await make_gateway(tenancy_config(fake.url))
+    headers = A if where.startswith("/me") else ADMIN
+    resp = await client.put(where, json={"api_key": secret}, headers=headers)
+    assert resp.status == 400, await resp.text()
+    error = (await resp.json())["error"]
+    assert error["param"] == "api_key" and secret not in error["message"]
+    assert await state(client).store.list_docs(PROVIDER_KEYS) == {}

@@ -84,6 +84,7 @@ def gateway(fake: ThreadedFakeProvider, gateway_process: Callable[..., GatewayPr
         "acme": {"budget": {"usd": 10, "period": "monthly"}},
         XSS: {"budget": {"usd": 2, "period": "daily"}},
     }
+    config["server"]["runtime_env_allowlist"] = [FAKE_KEY_ENV]  # the provider the dashboard adds names it
     return gateway_process(config, env={FAKE_KEY_ENV: "sk-fake-aggregator"})
 
 
