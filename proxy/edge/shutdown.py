@@ -1,5 +1,9 @@
 """Serving until SIGTERM/SIGINT, then a graceful shutdown (what ``efflux-gateway serve`` runs).
 
+:func:`start_serving` sets up aiohttp's runner with the gateway's server options (``keepalive_timeout``,
+the request handlers' log of :mod:`proxy.edge.bad_requests`) and listens through
+:class:`proxy.edge.connections.ClientSite` (``header_timeout``, ``max_connections``).
+
 On the signal:
 1. readiness goes off (``/readyz`` answers 503) while the listener still accepts, for
    ``server.shutdown_delay`` seconds, so a load balancer stops sending new work before connections are
@@ -20,24 +24,63 @@ import signal
 from aiohttp import web
 
 from proxy.config import ServerConfig
+from proxy.edge.bad_requests import request_log
+from proxy.edge.connections import ClientSite
 from proxy.gateway import GATEWAY
 
 log = logging.getLogger("efflux")
 
 
-async def serve_until_signalled(
-    app: web.Application, host: str, port: int, server: ServerConfig, *, reuse_port: bool = False
-) -> None:
+async def start_serving(
+    app: web.Application,
+    host: str,
+    port: int,
+    server: ServerConfig,
+    *,
+    reuse_port: bool = False,
+    connection_cap: int | None = None,
+) -> tuple[web.AppRunner, ClientSite]:
+    """The app listening on ``host:port``; ``runner.cleanup()`` stops it. ``connection_cap``: the open
+    client connections allowed (default ``server.max_connections``)."""
     runner = web.AppRunner(
         app,
         handle_signals=False,  # ours below: readiness off before the listener closes
         access_log=None,
         handler_cancellation=False,  # a client going away must not cancel the handler: it meters
         shutdown_timeout=server.drain_timeout,
+        keepalive_timeout=server.keepalive_timeout,
+        logger=request_log(),  # malformed requests: a short line now and then, no head, no traceback
     )
     await runner.setup()
+    site = ClientSite(
+        runner,
+        host,
+        port,
+        cap=connection_cap or server.max_connections,
+        header_timeout=server.header_timeout,
+        reuse_port=reuse_port,
+    )
     try:
-        await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, site
+
+
+async def serve_until_signalled(
+    app: web.Application,
+    host: str,
+    port: int,
+    server: ServerConfig,
+    *,
+    reuse_port: bool = False,
+    connection_cap: int | None = None,
+) -> None:
+    runner, _ = await start_serving(
+        app, host, port, server, reuse_port=reuse_port, connection_cap=connection_cap
+    )
+    try:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

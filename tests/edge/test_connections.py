@@ -1,0 +1,116 @@
+"""The connection cap in process (proxy.edge.connections): past ``server.max_connections`` the least
+recently active idle connection makes room for a new one; with every connection busy, the new one gets a
+503 and is closed. The open-files limit is raised to the hard limit, and the cap never passes half of it."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+from collections.abc import AsyncIterator
+
+import pytest
+from support import AUTH, base_config
+
+from proxy.app import create_app
+from proxy.config import parse_settings
+from proxy.edge.connections import connection_cap, raise_open_files_limit
+from proxy.edge.shutdown import start_serving
+from proxy.gateway import METRICS
+from proxy.observe.metrics import Metrics
+from proxy.testing.fake_provider import FakeProvider
+from proxy.testing.gateway_process import free_port
+
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+BOUND = 10.0  # seconds: a liveness bound for what the gateway must do, not a timing claim
+
+
+@pytest.fixture
+async def served(fake: FakeProvider) -> AsyncIterator[tuple[int, Metrics]]:
+    config = base_config(fake.url)
+    config["server"].update(max_connections=3, header_timeout="30s", keepalive_timeout="60s")
+    settings = parse_settings(config)
+    number = free_port()
+    app = create_app(settings)
+    runner, _ = await start_serving(app, "127.0.0.1", number, settings.server)
+    try:
+        yield number, app[METRICS]
+    finally:
+        await runner.cleanup()
+
+
+async def connect(port: int) -> Conn:
+    return await asyncio.open_connection("127.0.0.1", port)
+
+
+async def status(conn: Conn, path: str = "/healthz") -> bytes:
+    """One keep-alive GET on ``conn``: the status line of the answer (its body read and dropped)."""
+    reader, writer = conn
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), BOUND)
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    await reader.readexactly(length)
+    return head.split(b"\r\n", 1)[0]
+
+
+async def closed(conn: Conn) -> bool:
+    try:
+        return await asyncio.wait_for(conn[0].read(), BOUND) == b""
+    except ConnectionResetError:
+        return True
+
+
+async def test_past_the_cap_the_least_recently_active_idle_connection_makes_room(
+    served: tuple[int, Metrics],
+) -> None:
+    port, _ = served
+    first, second, third = [await connect(port) for _ in range(3)]
+    for conn in (first, second, third):
+        assert await status(conn) == b"HTTP/1.1 200 OK"
+    assert await status(first) == b"HTTP/1.1 200 OK"  # now ``second`` is the least recently active
+    fourth = await connect(port)
+    assert await status(fourth) == b"HTTP/1.1 200 OK"
+    assert await closed(second)
+    for conn in (first, third, fourth):
+        assert await status(conn) == b"HTTP/1.1 200 OK"
+
+
+async def test_with_every_connection_busy_a_new_one_is_refused_at_once(served: tuple[int, Metrics]) -> None:
+    port, metrics = served
+    busy = [await connect(port) for _ in range(3)]
+    for _, writer in busy:  # a request whose body has not arrived: in progress, not idle
+        auth = AUTH["Authorization"]
+        writer.write(
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{".encode()
+        )
+        await writer.drain()
+    for _ in range(1000):  # until the gateway has started their handlers
+        if metrics.in_flight.value == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert metrics.in_flight.value == 3
+    reader, writer = await connect(port)
+    answer = await asyncio.wait_for(reader.read(), BOUND)
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert b'"Too many open connections; retry shortly."' in answer
+    for _, w in busy:
+        w.close()
+    writer.close()
+
+
+def test_the_open_files_limit_is_raised_to_the_hard_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+        assert raise_open_files_limit() == hard == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_cap_is_the_setting_within_half_the_open_files() -> None:
+    assert connection_cap(10_000, 1024) == 512
+    assert connection_cap(1000, 20_000) == 1000
