@@ -151,8 +151,9 @@ class Connection(asyncio.Protocol):
         if self.handler is not None:
             self.handler.force_close()
 
-    def eof_received(self) -> bool | None:
-        return self.handler.eof_received() if self.handler is not None else None
+    def eof_received(self) -> None:
+        if self.handler is not None:
+            self.handler.eof_received()  # aiohttp's keeps the connection open (half-closed) for the answer
 
     def pause_writing(self) -> None:
         if self.handler is not None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import resource
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from aiohttp import web
 from support import AUTH, base_config
 
 from proxy.app import create_app
@@ -25,17 +26,28 @@ BOUND = 10.0  # seconds: a liveness bound for what the gateway must do, not a ti
 
 
 @pytest.fixture
-async def served(fake: FakeProvider) -> AsyncIterator[tuple[int, Metrics]]:
-    config = base_config(fake.url)
-    config["server"].update(max_connections=3, header_timeout="30s", keepalive_timeout="60s")
-    settings = parse_settings(config)
-    number = free_port()
-    app = create_app(settings)
-    runner, _ = await start_serving(app, "127.0.0.1", number, settings.server)
-    try:
-        yield number, app[METRICS]
-    finally:
+async def serve(fake: FakeProvider) -> AsyncIterator[Callable[..., Awaitable[tuple[int, Metrics]]]]:
+    """``port, metrics = await serve(**server_settings)``: a gateway listening as ``serve`` listens."""
+    runners: list[web.AppRunner] = []
+
+    async def start(**server: object) -> tuple[int, Metrics]:
+        config = base_config(fake.url)
+        config["server"].update(server)
+        settings = parse_settings(config)
+        number = free_port()
+        app = create_app(settings)
+        runner, _ = await start_serving(app, "127.0.0.1", number, settings.server)
+        runners.append(runner)
+        return number, app[METRICS]
+
+    yield start
+    for runner in runners:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def served(serve: Callable[..., Awaitable[tuple[int, Metrics]]]) -> tuple[int, Metrics]:
+    return await serve(max_connections=3, header_timeout="30s", keepalive_timeout="60s")
 
 
 async def connect(port: int) -> Conn:
@@ -100,6 +112,50 @@ async def test_with_every_connection_busy_a_new_one_is_refused_at_once(served: t
     for _, w in busy:
         w.close()
     writer.close()
+
+
+async def test_a_head_sent_line_by_line_is_cut_after_the_header_timeout(
+    serve: Callable[..., Awaitable[tuple[int, Metrics]]],
+) -> None:
+    port, _ = await serve(header_timeout="300ms", keepalive_timeout="60s")
+    reader, writer = await connect(port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    for line in range(int(BOUND / 0.1)):  # a line every 100 ms: each within the timeout, the head not
+        if reader.at_eof() or writer.is_closing():
+            break
+        writer.write(f"X-Line-{line}: a\r\n".encode())
+        try:
+            data = await asyncio.wait_for(reader.read(65536), 0.1)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            break
+        assert data == b"", data  # never an answer: the head never ended
+        break
+    else:
+        raise AssertionError(f"a head still arriving after {BOUND} s was never cut")
+    writer.close()
+
+
+async def test_a_whole_head_then_an_answer_keeps_the_connection(
+    serve: Callable[..., Awaitable[tuple[int, Metrics]]],
+) -> None:
+    port, _ = await serve(header_timeout="300ms", keepalive_timeout="60s")
+    conn = await connect(port)
+    for _ in range(3):  # the head timer starts with each head's first byte, not with the connection
+        assert await status(conn) == b"HTTP/1.1 200 OK"
+        await asyncio.sleep(0.4)
+    assert await status(conn) == b"HTTP/1.1 200 OK"
+    conn[1].close()
+
+
+async def test_an_idle_keep_alive_connection_is_closed_after_the_keepalive_timeout(
+    serve: Callable[..., Awaitable[tuple[int, Metrics]]],
+) -> None:
+    port, _ = await serve(header_timeout="60s", keepalive_timeout="300ms")
+    conn = await connect(port)
+    assert await status(conn) == b"HTTP/1.1 200 OK"
+    assert await closed(conn)
 
 
 def test_the_open_files_limit_is_raised_to_the_hard_limit() -> None:
