@@ -138,9 +138,7 @@ def run(
     gc.freeze()
     gc.set_threshold(7000, 20, 20)
     # SIGTERM: readiness off, stop accepting, finish in-flight streams, flush, exit 0 (proxy.edge.shutdown).
-    asyncio.run(
-        serve_until_signalled(app, host, port, settings.server, reuse_port=reuse_port, connection_cap=cap)
-    )
+    asyncio.run(serve_until_signalled(app, host, port, settings.server, reuse_port=reuse_port))
 
 
 def _worker(config: str, host: str, port: int) -> None:

@@ -29,6 +29,8 @@ from typing import cast
 
 from aiohttp import web
 
+from proxy.config import ServerConfig
+
 # A connection refused for lack of room: a complete answer written once, with no parsing or logging.
 REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
@@ -53,6 +55,8 @@ def raise_open_files_limit() -> int:
 
 def connection_cap(max_connections: int, open_files: int) -> int:
     """Client connections allowed: the setting, and half the open files (the rest: providers, store)."""
+    if open_files == resource.RLIM_INFINITY:
+        return max_connections
     return max(1, min(max_connections, open_files // 2))
 
 
@@ -174,24 +178,18 @@ class Connection(asyncio.Protocol):
 
 
 class ClientSite(web.BaseSite):
-    """A TCP listener (aiohttp's ``TCPSite``, and so closed by the runner's cleanup) whose connections go
-    through :class:`Connections`."""
+    """A TCP listener (like aiohttp's ``TCPSite``, and so closed by the runner's cleanup) whose connections
+    go through :class:`Connections`: ``server.header_timeout``, and ``server.max_connections`` within half
+    the open-files limit at the time it starts."""
 
-    __slots__ = ("_header_timeout", "_host", "_port", "_reuse_port", "cap", "connections")
+    __slots__ = ("_host", "_port", "_reuse_port", "_server_config", "connections")
 
     def __init__(
-        self,
-        runner: web.BaseRunner,
-        host: str,
-        port: int,
-        *,
-        cap: int,
-        header_timeout: float,
-        reuse_port: bool = False,
+        self, runner: web.BaseRunner, host: str, port: int, server: ServerConfig, *, reuse_port: bool = False
     ) -> None:
         super().__init__(runner)
         self._host, self._port, self._reuse_port = host, port, reuse_port
-        self.cap, self._header_timeout = cap, header_timeout
+        self._server_config = server
         self.connections: Connections | None = None
 
     @property
@@ -202,7 +200,9 @@ class ClientSite(web.BaseSite):
         await super().start()
         server = self._runner.server
         assert server is not None
-        self.connections = Connections(server, self.cap, self._header_timeout)
+        config = self._server_config
+        cap = connection_cap(config.max_connections, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        self.connections = Connections(server, cap, config.header_timeout)
         self._server = await asyncio.get_running_loop().create_server(
             self.connections.factory,
             self._host,

@@ -1,7 +1,7 @@
 """Serving until SIGTERM/SIGINT, then a graceful shutdown (what ``efflux-gateway serve`` runs).
 
-:func:`start_serving` sets up aiohttp's runner with the gateway's server options (``keepalive_timeout``,
-the request handlers' log of :mod:`proxy.edge.bad_requests`) and listens through
+:func:`gateway_runner` is aiohttp's runner with the gateway's server options (``keepalive_timeout``, the
+request handlers' log of :mod:`proxy.edge.bad_requests`); it listens through
 :class:`proxy.edge.connections.ClientSite` (``header_timeout``, ``max_connections``).
 
 On the signal:
@@ -31,18 +31,9 @@ from proxy.gateway import GATEWAY
 log = logging.getLogger("efflux")
 
 
-async def start_serving(
-    app: web.Application,
-    host: str,
-    port: int,
-    server: ServerConfig,
-    *,
-    reuse_port: bool = False,
-    connection_cap: int | None = None,
-) -> tuple[web.AppRunner, ClientSite]:
-    """The app listening on ``host:port``; ``runner.cleanup()`` stops it. ``connection_cap``: the open
-    client connections allowed (default ``server.max_connections``)."""
-    runner = web.AppRunner(
+def gateway_runner(app: web.Application, server: ServerConfig) -> web.AppRunner:
+    """aiohttp's runner with the gateway's server options; listen with :class:`ClientSite`."""
+    return web.AppRunner(
         app,
         handle_signals=False,  # ours below: readiness off before the listener closes
         access_log=None,
@@ -51,36 +42,15 @@ async def start_serving(
         keepalive_timeout=server.keepalive_timeout,
         logger=request_log(),  # malformed requests: a short line now and then, no head, no traceback
     )
-    await runner.setup()
-    site = ClientSite(
-        runner,
-        host,
-        port,
-        cap=connection_cap or server.max_connections,
-        header_timeout=server.header_timeout,
-        reuse_port=reuse_port,
-    )
-    try:
-        await site.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    return runner, site
 
 
 async def serve_until_signalled(
-    app: web.Application,
-    host: str,
-    port: int,
-    server: ServerConfig,
-    *,
-    reuse_port: bool = False,
-    connection_cap: int | None = None,
+    app: web.Application, host: str, port: int, server: ServerConfig, *, reuse_port: bool = False
 ) -> None:
-    runner, _ = await start_serving(
-        app, host, port, server, reuse_port=reuse_port, connection_cap=connection_cap
-    )
+    runner = gateway_runner(app, server)
+    await runner.setup()
     try:
+        await ClientSite(runner, host, port, server, reuse_port=reuse_port).start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -14,8 +14,8 @@ from support import AUTH, base_config
 
 from proxy.app import create_app
 from proxy.config import parse_settings
-from proxy.edge.connections import connection_cap, raise_open_files_limit
-from proxy.edge.shutdown import start_serving
+from proxy.edge.connections import ClientSite, connection_cap, raise_open_files_limit
+from proxy.edge.shutdown import gateway_runner
 from proxy.gateway import METRICS
 from proxy.observe.metrics import Metrics
 from proxy.testing.fake_provider import FakeProvider
@@ -36,8 +36,10 @@ async def serve(fake: FakeProvider) -> AsyncIterator[Callable[..., Awaitable[tup
         settings = parse_settings(config)
         number = free_port()
         app = create_app(settings)
-        runner, _ = await start_serving(app, "127.0.0.1", number, settings.server)
+        runner = gateway_runner(app, settings.server)  # as ``serve`` runs it
+        await runner.setup()
         runners.append(runner)
+        await ClientSite(runner, "127.0.0.1", number, settings.server).start()
         return number, app[METRICS]
 
     yield start
