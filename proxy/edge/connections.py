@@ -82,8 +82,8 @@ class Connections:
         return True
 
     def _evict(self) -> bool:
-        # Busy connections met on the way go to the back: they were active just now, and so a scan at the
-        # cap costs about one step per connection evicted, not one per connection open.
+        # Busy connections met on the way go to the back (they are in use now), so the next scan at the
+        # cap does not step over them again before it reaches the connections behind them.
         for _ in range(len(self.open)):
             conn = next(iter(self.open))
             if conn.waiting():
