@@ -31,12 +31,14 @@ from aiohttp import web
 
 from proxy.config import ServerConfig
 
-# A connection refused for lack of room: a complete answer written once, with no parsing or logging.
+# A connection refused for lack of room: a complete answer made once, written with no parsing or logging.
+_REFUSAL_BODY = (
+    b'{"error":{"message":"Too many open connections; retry shortly.","type":"server_error",'
+    b'"param":null,"code":"overloaded"}}'
+)
 REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-    b"Connection: close\r\nContent-Length: 109\r\n\r\n"
-    b'{"error":{"message":"Too many open connections; retry shortly.","type":"server_error",'
-    b'"param":null,"code":null}}'
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_REFUSAL_BODY), _REFUSAL_BODY)
 )
 
 

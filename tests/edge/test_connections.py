@@ -8,6 +8,7 @@ import asyncio
 import resource
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import orjson
 import pytest
 from aiohttp import web
 from support import AUTH, base_config
@@ -109,8 +110,12 @@ async def test_with_every_connection_busy_a_new_one_is_refused_at_once(served: t
     assert metrics.in_flight.value == 3
     reader, writer = await connect(port)
     answer = await asyncio.wait_for(reader.read(), BOUND)
-    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
-    assert b'"Too many open connections; retry shortly."' in answer
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert f"Content-Length: {len(body)}\r\n".encode() in head + b"\r\n"
+    assert b"Retry-After: 1" in head
+    error = orjson.loads(body)["error"]
+    assert (error["message"], error["code"]) == ("Too many open connections; retry shortly.", "overloaded")
     for _, w in busy:
         w.close()
     writer.close()
