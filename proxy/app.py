@@ -2,6 +2,7 @@
 
 create_app(settings)
   middleware  edge: request id, error envelope, access log line, request metrics
+  signal      on_response_prepare: the request id headers, on every answer (streams included)
   routes      /v1/chat/completions /v1/completions /v1/embeddings -> spine.serve
               /v1/models, /v1/models/{id}                           -> proxy.dataplane.models
               /healthz /readyz /metrics                             -> here
@@ -37,7 +38,7 @@ from proxy.metering.alerts import Alerter
 from proxy.metering.context import RequestContext
 from proxy.metering.meter import start_background
 from proxy.observe.logs import access
-from proxy.observe.metrics import Metrics
+from proxy.observe.metrics import OTHER, Metrics
 from proxy.plugin import Endpoint
 from proxy.routing import guard
 from proxy.services import reload, sync
@@ -52,6 +53,7 @@ from proxy.upstream.client import UpstreamClient
 log = logging.getLogger("efflux")
 
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+MODEL_LOGGED = 256  # characters of a client's model name kept in the access log
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The snapshot's layers from shared documents, in order: (document kind, layer). Features register here.
@@ -101,21 +103,36 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
             )
             response = GatewayError(f"Internal gateway error (request id {ctx.request_id}).").response()
         status = response.status
-        if not response.prepared:
-            response.headers["x-request-id"] = client_id or ctx.request_id
-            response.headers["x-efflux-request-id"] = ctx.request_id
         return response
     finally:
         metrics.in_flight.dec()
         elapsed = time.monotonic() - ctx.started
         if ctx.model is not None:
+            # The label is the routing table's name for the model, never the client's own string.
+            label = ctx.route or OTHER
             endpoint = request.path.removeprefix("/v1/")
-            metrics.request(endpoint, ctx.model, ctx.provider or "", status).inc()
+            metrics.request(endpoint, label, ctx.provider or "", status).inc()
             if ctx.provider:
-                metrics.route(ctx.model, ctx.provider).latency.observe(elapsed)
+                metrics.route(label, ctx.provider).latency.observe(elapsed)
         gateway = request.app.get(GATEWAY)
         if gateway is None or gateway.snapshot.settings.server.access_log:
             _access_line(request, ctx, client_id, status, elapsed)
+
+
+async def request_id_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer names its request (``on_response_prepare``): set as the headers go out, so a stream,
+    prepared inside the handler, carries them as a JSON answer or an error does."""
+    ctx = request.get(CONTEXT)
+    if ctx is not None:
+        response.headers["x-request-id"] = ctx.client_request_id or ctx.request_id
+        response.headers["x-efflux-request-id"] = ctx.request_id
+
+
+def _clip(name: str | None) -> str | None:
+    """A client's model name for the access log: whole up to ``MODEL_LOGGED`` characters."""
+    if name is None or len(name) <= MODEL_LOGGED:
+        return name
+    return name[:MODEL_LOGGED] + "..."
 
 
 def _access_line(
@@ -132,7 +149,7 @@ def _access_line(
             "status": status,
             "key": ctx.key,
             "tenant": ctx.tenant,
-            "model": ctx.model,
+            "model": _clip(ctx.model),
             "provider": ctx.provider,
             "upstream_model": ctx.upstream_model,
             "outcome": record.outcome if record else None,
@@ -206,6 +223,7 @@ def create_app(
         client_max_size=settings.server.max_body_bytes,
     )
     app[METRICS] = Metrics()
+    app.on_response_prepare.append(request_id_headers)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(

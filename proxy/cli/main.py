@@ -110,12 +110,20 @@ def run(
     settings: Settings, host: str, port: int, *, reuse_port: bool, config_path: str | None = None
 ) -> None:
     import asyncio
+    import logging
 
     from proxy.app import create_app
+    from proxy.edge.connections import connection_cap, raise_open_files_limit
     from proxy.edge.shutdown import serve_until_signalled
     from proxy.observe.logs import setup_logging
 
     setup_logging()
+    # Idle and half-sent client connections hold a file each: the hard limit, not the soft default of
+    # 1024, bounds them, and so does server.max_connections (at most half the open files).
+    open_files = raise_open_files_limit()
+    cap = connection_cap(settings.server.max_connections, open_files)
+    fields = {"msg": "open files limit", "open_files": open_files, "max_connections": cap}
+    logging.getLogger("efflux").info("open files limit", extra={"fields": fields})
     try:
         import uvloop
 

@@ -76,6 +76,12 @@ class ServerConfig(_Section):
     drain_timeout: Duration = 30.0  # SIGTERM: how long in-flight requests get to finish
     retry_budget: RetryBudgetConfig = RetryBudgetConfig()
     watch_config: bool = False  # reload when the config file changes (checked every second)
+    # Client connections (proxy/edge/connections.py): a request head must arrive whole within
+    # header_timeout of its first byte; a keep-alive connection idle for keepalive_timeout is closed; at
+    # most max_connections are open (the least recently active idle one closed to make room for a new one).
+    header_timeout: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 10.0
+    keepalive_timeout: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 75.0
+    max_connections: PositiveInt = 10000
 
 
 class StoreConfig(_Section):

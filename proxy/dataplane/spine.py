@@ -29,6 +29,7 @@ from proxy.errors import (
 from proxy.gateway import CONTEXT, GATEWAY, Gateway
 from proxy.metering.context import RequestContext
 from proxy.metering.meter import Plan, admit, build_record, make_plan, settle
+from proxy.observe.metrics import OTHER
 from proxy.plugin import Call, Endpoint
 from proxy.routing.guard import GUARD
 from proxy.routing.table import Choice, Route, model_allowed
@@ -52,6 +53,7 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     body = await read_body(request, endpoint, server.max_body_bytes, server.body_timeout)
     ctx.model = body.model
     route, candidates = resolve(snapshot, key, body.model, endpoint)
+    ctx.route = route.name  # the metric label: the routing table's name, never the client's string
     metering = snapshot.settings.metering
     plan = make_plan(
         scopes(snapshot, key),
@@ -146,7 +148,7 @@ async def _meter(gw: Gateway, ctx: RequestContext, endpoint: str, plan: Plan, re
     """Settle the request (``endpoint``: the StrEnum's value, without the enum property lookup)."""
     record = ctx.record = build_record(ctx, endpoint, plan)
     crossings = await settle(gw.store, record, plan, reserved)
-    m = gw.metrics.route(record.model, record.provider)
+    m = gw.metrics.route(ctx.route or OTHER, record.provider)
     m.prompt.inc(record.prompt_tokens)
     m.completion.inc(record.completion_tokens)
     if record.cached_tokens:

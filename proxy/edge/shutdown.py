@@ -1,5 +1,9 @@
 """Serving until SIGTERM/SIGINT, then a graceful shutdown (what ``efflux-gateway serve`` runs).
 
+:func:`gateway_runner` is aiohttp's runner with the gateway's server options (``keepalive_timeout``, the
+request handlers' log of :mod:`proxy.edge.bad_requests`); it listens through
+:class:`proxy.edge.connections.ClientSite` (``header_timeout``, ``max_connections``).
+
 On the signal:
 1. readiness goes off (``/readyz`` answers 503) while the listener still accepts, for
    ``server.shutdown_delay`` seconds, so a load balancer stops sending new work before connections are
@@ -20,24 +24,33 @@ import signal
 from aiohttp import web
 
 from proxy.config import ServerConfig
+from proxy.edge.bad_requests import request_log
+from proxy.edge.connections import ClientSite
 from proxy.gateway import GATEWAY
 
 log = logging.getLogger("efflux")
 
 
-async def serve_until_signalled(
-    app: web.Application, host: str, port: int, server: ServerConfig, *, reuse_port: bool = False
-) -> None:
-    runner = web.AppRunner(
+def gateway_runner(app: web.Application, server: ServerConfig) -> web.AppRunner:
+    """aiohttp's runner with the gateway's server options; listen with :class:`ClientSite`."""
+    return web.AppRunner(
         app,
         handle_signals=False,  # ours below: readiness off before the listener closes
         access_log=None,
         handler_cancellation=False,  # a client going away must not cancel the handler: it meters
         shutdown_timeout=server.drain_timeout,
+        keepalive_timeout=server.keepalive_timeout,
+        logger=request_log(),  # malformed requests: a short line now and then, no head, no traceback
     )
+
+
+async def serve_until_signalled(
+    app: web.Application, host: str, port: int, server: ServerConfig, *, reuse_port: bool = False
+) -> None:
+    runner = gateway_runner(app, server)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+        await ClientSite(runner, host, port, server, reuse_port=reuse_port).start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -26,6 +26,7 @@ class RequestContext:
     key: str | None = None
     tenant: str | None = None
     model: str | None = None
+    route: str | None = None  # the routing table's name for ``model`` (the metric label), once resolved
     # The target: from admission the first candidate, then the one that answered (None: not admitted).
     provider: str | None = None
     upstream_model: str | None = None

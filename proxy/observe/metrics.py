@@ -1,5 +1,9 @@
 """Prometheus metrics, one registry per app (so several gateways can live in one process, as in tests).
 
+Label values are bounded: a model label is a routing-table name (an exact route, or a wildcard route's
+pattern) or :data:`OTHER`, set by the edge and settlement from the request's route, never the client's
+string; providers and origins come from the config.
+
 The data plane's own series (requests, tokens, cost, latency, time to first byte, in flight) are updated
 several times per request. prometheus_client's children take a lock and validate on every update; on one
 event loop neither is needed, so those series are plain numbers here, turned into metric families only
@@ -17,6 +21,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+# The model label of a request whose model name is not in the routing table (an unknown or refused name):
+# label values come from the routing table only, so a client cannot grow /metrics by inventing names.
+OTHER = "other"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from support import AUTH
+from support import AUTH, base_config
 
 from proxy.observe.metrics import Distribution
+from proxy.testing.fake_provider import FakeProvider
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -20,7 +21,10 @@ def sample(text: str, name: str, **labels: str) -> float:
     raise AssertionError(f"no sample {name} {labels}")
 
 
-async def test_requests_tokens_cost_and_latency_are_counted(gateway: Any) -> None:
+async def test_requests_tokens_cost_and_latency_are_counted(make_gateway: Any, fake: FakeProvider) -> None:
+    config = base_config(fake.url)
+    config["models"]["m1"] = {"targets": [{"provider": "local"}]}  # labels are route names (not "*")
+    gateway = await make_gateway(config)
     body = {"model": "m1", "messages": [{"role": "user", "content": "hi"}]}
     for _ in range(3):
         assert (await gateway.post("/v1/chat/completions", json=body, headers=AUTH)).status == 200
