@@ -140,7 +140,8 @@ async def test_tenant_alerts_at_and_webhook(make_gateway: Make, fake: FakeProvid
     assert len(posted) == 1 and posted[0]["threshold"] == 0.01, posted  # type: ignore[index]
 
 
-@pytest.mark.parametrize(("default_max_tokens", "status"), [(10, 200), (4096, 429)])
+# 4096 alone exceeds the 100-token TPM: no wait would admit it, so it is a 400 `exceeds_limit`, not a 429.
+@pytest.mark.parametrize(("default_max_tokens", "status"), [(10, 200), (4096, 400)])
 async def test_metering_default_max_tokens_is_the_reserved_output(
     make_gateway: Make, fake: FakeProvider, default_max_tokens: int, status: int
 ) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -252,6 +252,7 @@ MIXED = Usage(
 
 @dataclass(slots=True)
 class _Demand:
+    obj: dict[str, object] = field(default_factory=dict)  # no media parts: the prompt is its bytes
     size: int = 3_000_000  # bytes: a prompt estimate far past any context length below
     max_tokens: int | None = 10
     n: int = 1
