@@ -24,7 +24,8 @@ async def caller(request: web.Request) -> tuple[Session, dict[str, str]]:
     if session.kind == "admin":
         q = request.query
         return session, {k: q[k] for k in ("tenant", "key") if q.get(k)}
-    key = gateway(request).snapshot.keys.lookup(session.secret or "")
+    gw = gateway(request)
+    key = await gw.keys.find(gw.store, gw.snapshot, session.secret or "")
     if key is None:  # revoked since login
         raise web.HTTPUnauthorized(text='{"error": "key revoked"}', content_type="application/json")
     return session, {"tenant": key.tenant, "key": key.name}

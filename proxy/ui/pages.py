@@ -124,10 +124,11 @@ def login(admin_token: str | None) -> Handler:
         if not isinstance(token, str) or not token.strip():
             return json_response({"error": "Enter the admin token or a virtual key."}, 400)
         token = token.strip()
-        store, snapshot = request.config_dict[GATEWAY].store, request.config_dict[GATEWAY].snapshot
+        gw = request.config_dict[GATEWAY]
+        store = gw.store
         if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
             cookie, session = await sessions.create(store, "admin", "admin")
-        elif (key := snapshot.keys.lookup(token)) is not None:
+        elif (key := await gw.keys.find(store, gw.snapshot, token)) is not None:
             label = f"{key.name} (tenant {key.tenant})"
             cookie, session = await sessions.create(store, "tenant", label, secret=token)
         else:
