@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, IPvAnyNetwork, model_validator
 
 from proxy.config.periods import Period
 
@@ -57,6 +57,9 @@ class ServerConfig(_Section):
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     max_body_bytes: PositiveInt = 8 * 1024 * 1024
     admin_token: str | None = None
+    # Networks of the reverse proxies in front (e.g. a TLS terminator): only a peer inside one of them is
+    # believed about X-Forwarded-Proto / X-Forwarded-Host (the dashboard's origin check and cookie).
+    trusted_proxies: list[IPvAnyNetwork] = []
     access_log: bool = True
     # Reliability (README "Reliability"): overload cap, slow clients, graceful shutdown, retry budget.
     max_concurrency: Annotated[int, Field(ge=0, le=2**53)] = (
