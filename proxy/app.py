@@ -31,7 +31,7 @@ from proxy.config import Settings
 from proxy.dataplane import models
 from proxy.dataplane.spine import serve
 from proxy.edge.overload import limit_concurrency
-from proxy.errors import GatewayError, MethodNotAllowed, NotFound
+from proxy.errors import GatewayError, MethodNotAllowed, NotFound, from_http
 from proxy.gateway import CONTEXT, GATEWAY, METRICS, Gateway
 from proxy.me.app import create_me_app
 from proxy.metering.alerts import Alerter
@@ -94,9 +94,10 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
             response = NotFound(f"No route for {request.method} {request.path}.").response()
         except web.HTTPMethodNotAllowed:
             response = MethodNotAllowed(f"{request.method} is not allowed on {request.path}.").response()
+        except (web.HTTPRedirection, web.HTTPSuccessful) as exc:  # answers, not errors: Location kept
+            response = web.Response(status=exc.status, headers=exc.headers, body=exc.body)
         except web.HTTPException as exc:
-            response = GatewayError(exc.reason or "error").response()
-            response.set_status(exc.status)
+            response = from_http(exc).response()
         except Exception:
             log.exception(
                 "unhandled error", extra={"fields": {"msg": "unhandled error", "request_id": ctx.request_id}}

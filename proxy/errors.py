@@ -11,7 +11,12 @@
     ├── BudgetExceeded                429     budget_exceeded, type insufficient_quota
     ├── UpstreamFailed                502/504 upstream_error / upstream_timeout, lists the attempts
     ├── MeteringUnavailable           503     metering_unavailable
+    ├── NotFound, MethodNotAllowed    404, 405 not_found, method_not_allowed
+    ├── HttpError                     aiohttp's status, a code named after it (``forbidden``...)
     └── ProviderError                 (the provider's status) the provider's error, normalised
+
+aiohttp's own HTTP exceptions (a body past ``client_max_size``, a file not found ...) are translated by
+:func:`from_http`, so that they too answer with their status and this envelope.
 
 SDKs map the status to their own classes (BadRequestError, AuthenticationError, NotFoundError,
 RateLimitError, APIError ...). Messages tell a person what to do and never carry a secret.
@@ -141,3 +146,31 @@ class ProviderError(GatewayError):
         self.status = error.status
         self.type = error.type
         self.code = error.code
+
+
+class HttpError(GatewayError):
+    """An aiohttp HTTP error with no class of ours: its status, and a code named after its reason."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = "invalid_request_error" if status < 500 else "server_error"
+        self.code = "_".join(reason.lower().replace("-", " ").split()) or "http_error"
+
+
+_BY_STATUS: dict[int, type[GatewayError]] = {
+    400: InvalidRequest,
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: RequestTooLarge,
+}
+
+
+def from_http(exc: web.HTTPException) -> GatewayError:
+    """aiohttp's HTTP error ``exc`` (status 400 or more) as ours: the same status, a clear code."""
+    text = exc.text or ""
+    # aiohttp's default text is "<status>: <reason>"; a handler's own text says more
+    message = exc.reason if text in ("", f"{exc.status}: {exc.reason}") else text
+    message = message.rstrip(".") + "."
+    known = _BY_STATUS.get(exc.status)
+    return known(message) if known is not None else HttpError(exc.status, exc.reason, message)

@@ -18,6 +18,7 @@ from proxy.observe.metrics import Metrics
 from proxy.state.live import Live
 from proxy.state.snapshot import Snapshot
 from proxy.store.base import Store
+from proxy.tenancy.lookup import KeyLookup
 from proxy.upstream.client import UpstreamClient
 
 
@@ -32,6 +33,7 @@ class Gateway:
     started_at: float = field(default_factory=time.time)
     accepting: bool = True
     live: Live | None = None  # set by the app: the watcher that keeps ``snapshot`` current
+    keys: KeyLookup = field(default_factory=KeyLookup)  # keys not in ``snapshot`` yet, found in the store
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, IPvAnyNetwork, model_validator
 
 from proxy.config.periods import Period
 from proxy.upstream.sse import DEFAULT_MAX_EVENT_BYTES
@@ -65,6 +65,9 @@ class ServerConfig(_Section):
     # The environment variables a provider added or changed through the admin API may name (``${VAR}``),
     # as glob patterns (``OPENAI_*_KEY``); none by default, so an admin token cannot read the environment.
     runtime_env_allowlist: list[str] = []
+    # Networks of the reverse proxies in front (e.g. a TLS terminator): only a peer inside one of them is
+    # believed about X-Forwarded-Proto / X-Forwarded-Host (the dashboard's origin check and cookie).
+    trusted_proxies: list[IPvAnyNetwork] = []
     access_log: bool = True
     # Reliability (README "Reliability"): overload cap, slow clients, graceful shutdown, retry budget.
     max_concurrency: Annotated[int, Field(ge=0, le=2**53)] = (

@@ -49,7 +49,7 @@ def describe(
 async def list_models(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
     snapshot = gw.snapshot
-    key = _caller(request, snapshot)
+    key = await _caller(request, snapshot)
     created = int(gw.started_at)
     data = []
     names = dict.fromkeys([*snapshot.routing.exact, *snapshot.overlay, *snapshot.synced])
@@ -64,7 +64,7 @@ async def list_models(request: web.Request) -> web.Response:
 async def get_model(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
     snapshot = gw.snapshot
-    key = _caller(request, snapshot)
+    key = await _caller(request, snapshot)
     model = request.match_info["model"]
     allowed = model_allowed(key.models, model)
     entry = describe(snapshot, model, int(gw.started_at), key.tenant) if allowed else None
@@ -77,8 +77,8 @@ def _unix(when: float | None) -> int | None:
     return None if when is None else int(when)  # unix seconds, like ``created``
 
 
-def _caller(request: web.Request, snapshot: Snapshot) -> VirtualKey:
-    key = authenticate(request, snapshot)
+async def _caller(request: web.Request, snapshot: Snapshot) -> VirtualKey:
+    key = await authenticate(request, snapshot)
     ctx = request[CONTEXT]
     ctx.key, ctx.tenant = key.name, key.tenant
     return key

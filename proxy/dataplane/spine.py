@@ -47,7 +47,7 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     snapshot = gw.snapshot  # this request's config, whatever reloads happen meanwhile
     ctx = request[CONTEXT]
 
-    key = authenticate(request, snapshot)
+    key = await authenticate(request, snapshot)
     ctx.key, ctx.tenant = key.name, key.tenant
     server = snapshot.settings.server
     body = await read_body(request, endpoint, server.max_body_bytes, server.body_timeout)
@@ -161,7 +161,7 @@ async def _meter(gw: Gateway, ctx: RequestContext, endpoint: str, plan: Plan, re
         gw.alerts.budget(crossings)
 
 
-def authenticate(request: web.Request, snapshot: Snapshot) -> VirtualKey:
+async def authenticate(request: web.Request, snapshot: Snapshot) -> VirtualKey:
     header = request.headers.get("Authorization")
     secret: str | None = None
     if header:
@@ -170,9 +170,14 @@ def authenticate(request: web.Request, snapshot: Snapshot) -> VirtualKey:
             secret = value.strip()
     else:
         secret = request.headers.get("api-key")  # Azure-style clients
-    key = snapshot.keys.lookup(secret) if secret else None
-    if key is None:
+    if not secret:
         raise InvalidApiKey()
+    key = snapshot.keys.lookup(secret)
+    if key is None:  # perhaps created on another replica a moment ago: the store knows it already
+        gw = request.config_dict[GATEWAY]
+        key = await gw.keys.stored(gw.store, snapshot, secret)
+        if key is None:
+            raise InvalidApiKey()
     return key
 
 

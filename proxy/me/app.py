@@ -82,7 +82,7 @@ async def delete_key(request: web.Request) -> web.Response:
 def create_me_app() -> web.Application:
     @web.middleware
     async def caller(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request[CALLER] = authenticate(request, gateway(request).snapshot)
+        request[CALLER] = await authenticate(request, gateway(request).snapshot)
         return await handler(request)
 
     app = web.Application(middlewares=[caller])

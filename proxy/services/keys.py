@@ -1,8 +1,11 @@
 """Virtual keys created at run time: create (the secret is answered once), list, read, change, revoke.
 
-The store keeps a key's HMAC digest (:class:`proxy.tenancy.documents.KeyDoc`), never its secret. Keys
-declared in the YAML file are listed beside them (``source: "yaml"``) but are changed in the file. Each
-write refreshes this replica's snapshot before returning; the others follow within ``Live.interval``
+The store keeps a key's HMAC digest (:class:`proxy.tenancy.documents.KeyDoc`), never its secret: under
+the key's id (``keys``, the layer every replica serves from) and again under the digest (``key_digests``),
+so that a replica whose snapshot does not have the key yet finds it in one read
+(:mod:`proxy.tenancy.lookup`): a new key works on every replica for the very next request. Keys declared
+in the YAML file are listed beside them (``source: "yaml"``) but are changed in the file. Each write
+refreshes this replica's snapshot before returning; the others follow within ``Live.interval``
 (revocation everywhere within 1 s). Shared by the admin API and ``efflux-gateway keys``.
 """
 
@@ -20,7 +23,7 @@ from proxy.gateway import Gateway
 from proxy.services import refresh
 from proxy.state.snapshot import Snapshot
 from proxy.store.base import Store
-from proxy.tenancy.documents import KEYS, NAME, KeyDoc, load, parse
+from proxy.tenancy.documents import KEY_DIGESTS, KEYS, NAME, KeyDoc, load, parse
 from proxy.tenancy.keys import new_key_secret
 
 Name = Annotated[str, Field(pattern=NAME.pattern)]
@@ -139,8 +142,15 @@ async def create_key(store: Store, snapshot: Snapshot, body: KeyCreate) -> dict[
         budget=body.budget,
         created_at=time.time(),
     )
-    await store.put_doc(KEYS, doc.id, doc.model_dump_json().encode())
+    await _put(store, doc)
     return {**doc_info(doc), "key": secret}
+
+
+async def _put(store: Store, doc: KeyDoc) -> None:
+    """The id document first: a digest document never stands for a key the listing does not show."""
+    raw = doc.model_dump_json().encode()
+    await store.put_doc(KEYS, doc.id, raw)
+    await store.put_doc(KEY_DIGESTS, doc.digest, raw)
 
 
 async def list_keys(gw: Gateway, *, tenant: str | None, cursor: str, count: int) -> dict[str, object]:
@@ -164,13 +174,17 @@ async def update_key(gw: Gateway, doc: KeyDoc, body: KeyUpdate) -> dict[str, obj
     """``doc`` (from :func:`load_key`) with the fields ``body`` sets."""
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     doc = doc.model_copy(update=changes)
-    await gw.store.put_doc(KEYS, doc.id, doc.model_dump_json().encode())
+    await _put(gw.store, doc)
     await refresh(gw)
     return doc_info(doc)
 
 
 async def delete_key(store: Store, key_id: str) -> bool:
-    """Whether a key of that id was there to delete."""
+    """Whether a key of that id was there to delete. The digest document goes first: once it is gone no
+    replica finds the key by lookup, and the layers drop it with the id document."""
+    doc = await load(store, KEYS, key_id, KeyDoc)
+    if doc is not None:
+        await store.delete_doc(KEY_DIGESTS, doc.digest)
     return await store.delete_doc(KEYS, key_id)
 
 

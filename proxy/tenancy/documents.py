@@ -7,6 +7,8 @@ those documents into the serving snapshot:
 kind                    document id            document
 ======================  =====================  =============================================================
 ``keys``                ``key_<hex>``          :class:`KeyDoc`: the HMAC digest, never the secret
+``key_digests``         the digest (hex)       the same :class:`KeyDoc`, found by digest (no layer: read
+                                               one at a time by :mod:`proxy.tenancy.lookup`)
 ``tenants``             tenant name            :class:`TenantDoc`: budget, limits, alerts over the YAML
 ``provider_keys``       ``<tenant>/<prov.>``   :class:`ProviderKeyDoc`: a vault blob and its master key id
 ======================  =====================  =============================================================
@@ -37,6 +39,7 @@ from proxy.tenancy.vault import Sealed, Vault, VaultError
 log = logging.getLogger("efflux.tenancy")
 
 KEYS = "keys"
+KEY_DIGESTS = "key_digests"  # each API key's document again, under its digest: a lookup is one read
 TENANTS = "tenants"
 PROVIDER_KEYS = "provider_keys"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # tenant, key and provider names

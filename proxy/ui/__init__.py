@@ -3,6 +3,7 @@ view with a virtual key).
 
     sessions.py   login sessions kept in the store; a tenant's key sealed under a key only the cookie holds
     bridge.py     cookie + CSRF header + Origin checks; the bridge that lets pages call /admin and /me
+    forwarded.py  the origin the browser used, through a trusted proxy (server.trusted_proxies)
     pages.py      the /ui sub-app: pages, static files, login/logout, CSP and other headers
     overview.py   /ui/api/overview and /ui/api/budgets: usage aggregated on the server in one answer
     assets.py     static files and plotly.js (from the ``plotly`` package) with its stylesheet as a file

@@ -24,6 +24,7 @@ from multidict import CIMultiDict
 
 from proxy.gateway import GATEWAY
 from proxy.ui import sessions
+from proxy.ui.forwarded import public_origin
 from proxy.ui.sessions import Session
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -32,11 +33,12 @@ CSRF_HEADER = "X-CSRF-Token"
 
 def same_origin(request: web.Request) -> bool:
     """A browser sends ``Origin`` on every cross-site request it makes with a body, and on fetches;
-    when present it must name this server. Absent (same-origin GET navigations) is allowed."""
+    when present it must name this server, as the browser reached it (through a trusted proxy, perhaps:
+    :mod:`proxy.ui.forwarded`). Absent (same-origin GET navigations) is allowed."""
     origin = request.headers.get("Origin")
     if origin is None:
         return True
-    return origin == f"{request.scheme}://{request.host}"
+    return origin == public_origin(request)
 
 
 async def page_session(request: web.Request) -> Session | None:

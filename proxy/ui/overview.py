@@ -20,13 +20,14 @@ async def caller(request: web.Request) -> tuple[Session, dict[str, str]]:
     """The page's session and the ledger filters it is held to (a tenant: its own key only)."""
     session = await page_session(request)
     if session is None:
-        raise web.HTTPUnauthorized(text='{"error": "log in"}', content_type="application/json")
+        raise web.HTTPUnauthorized(text="Log in to the dashboard")
     if session.kind == "admin":
         q = request.query
         return session, {k: q[k] for k in ("tenant", "key") if q.get(k)}
-    key = gateway(request).snapshot.keys.lookup(session.secret or "")
+    gw = gateway(request)
+    key = await gw.keys.find(gw.store, gw.snapshot, session.secret or "")
     if key is None:  # revoked since login
-        raise web.HTTPUnauthorized(text='{"error": "key revoked"}', content_type="application/json")
+        raise web.HTTPUnauthorized(text="This session's key was revoked: log in again")
     return session, {"tenant": key.tenant, "key": key.name}
 
 

@@ -14,10 +14,12 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from proxy.edge.http import json_body, json_response
+from proxy.errors import GatewayError, from_http
 from proxy.gateway import GATEWAY
 from proxy.ui import overview, sessions
 from proxy.ui.assets import Asset, load_assets
 from proxy.ui.bridge import page_session, same_origin
+from proxy.ui.forwarded import is_https
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CSP = (
@@ -56,7 +58,9 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             exc.headers["Content-Security-Policy"] = CSP
             raise
-        response = web.Response(status=exc.status, text=exc.text, content_type=exc.content_type)
+        response = from_http(exc).response()  # the error envelope, as from /admin and /me
+    except GatewayError as exc:
+        response = exc.response()
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
@@ -111,7 +115,7 @@ def _set_cookie(request: web.Request, response: web.Response, value: str, max_ag
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=is_https(request),  # over https as the browser sees it (a TLS proxy may be in front)
     )
 
 
@@ -124,10 +128,11 @@ def login(admin_token: str | None) -> Handler:
         if not isinstance(token, str) or not token.strip():
             return json_response({"error": "Enter the admin token or a virtual key."}, 400)
         token = token.strip()
-        store, snapshot = request.config_dict[GATEWAY].store, request.config_dict[GATEWAY].snapshot
+        gw = request.config_dict[GATEWAY]
+        store = gw.store
         if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
             cookie, session = await sessions.create(store, "admin", "admin")
-        elif (key := snapshot.keys.lookup(token)) is not None:
+        elif (key := await gw.keys.find(store, gw.snapshot, token)) is not None:
             label = f"{key.name} (tenant {key.tenant})"
             cookie, session = await sessions.create(store, "tenant", label, secret=token)
         else:
@@ -141,7 +146,7 @@ def login(admin_token: str | None) -> Handler:
 
 async def logout(request: web.Request) -> web.Response:
     if await page_session(request) is None:
-        raise web.HTTPForbidden(text='{"error": "no session"}', content_type="application/json")
+        raise web.HTTPForbidden(text="No dashboard session to log out of")
     await sessions.delete(request.config_dict[GATEWAY].store, request.cookies.get(sessions.COOKIE))
     response = json_response({"logged_out": True})
     _set_cookie(request, response, "", 0)

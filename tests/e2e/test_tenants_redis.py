@@ -1,6 +1,7 @@
 """Tenancy end to end: gateway processes sharing a private redis-server.
 
 - a key revoked through one replica is refused by another within 1 s;
+- a key created through one replica works on another for the very next request (and at its dashboard);
 - what the API writes (keys, tenants, provider keys) survives a restart;
 - ``vault rewrap`` under load: zero failed requests, every ciphertext on the new master key.
 """
@@ -89,6 +90,33 @@ def test_revocation_reaches_another_replica_within_a_second(
         elapsed = time.monotonic() - revoked_at
         print(f"revocation reached the other replica after {elapsed * 1000:.0f} ms")
         assert elapsed < 1.0
+
+
+def test_a_new_key_works_on_another_replica_at_once(
+    fake: ThreadedFakeProvider, redis_server: RedisServer
+) -> None:
+    config = redis_config(fake, redis_server.url, [new_master()], "egw-at-once")
+    with GatewayProcess(config) as one, GatewayProcess(config) as two:
+        for i in range(3):
+            status, created = call(
+                one.url + "/admin/keys", "POST", {"name": f"fresh-{i}", "tenant": "t1"}, ADMIN
+            )
+            assert status == 201
+            # the very next request, on the replica that did not write the key
+            status, body = call(two.url + "/v1/chat/completions", "POST", CHAT, bearer(created["key"]))
+            assert status == 200, body
+        _, created = call(one.url + "/admin/keys", "POST", {"name": "fresh-ui", "tenant": "t1"}, ADMIN)
+        login = {"Origin": two.url, "X-Efflux-UI": "1"}
+        assert call(two.url + "/ui/login", "POST", {"token": created["key"]}, login)[0] == 200
+        _, created = call(one.url + "/admin/keys", "POST", {"name": "fresh-me", "tenant": "t1"}, ADMIN)
+        status, me = call(two.url + "/me", headers=bearer(created["key"]))
+        assert status == 200 and me["key"]["name"] == "fresh-me", me
+
+        assert call(one.url + f"/admin/keys/{created['id']}", "DELETE", headers=ADMIN)[0] == 200
+        revoked_at = time.monotonic()
+        while call(two.url + "/me", headers=bearer(created["key"]))[0] != 401:
+            assert time.monotonic() - revoked_at < 1.0, "a revoked key still served after 1 s"
+            time.sleep(0.01)
 
 
 def test_api_writes_survive_a_restart(fake: ThreadedFakeProvider, redis_server: RedisServer) -> None:

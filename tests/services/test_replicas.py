@@ -1,5 +1,6 @@
 """Two replicas on one private Redis: what one changes (overlay route, provider switch, config reload,
-synced catalogue) serves on the other within 2 s, and a schedule runs one sync per period overall."""
+synced catalogue) serves on the other within 2 s, a key created on one serves on the other at once, and a
+schedule runs one sync per period overall."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ import pytest
 from services.conftest import file_config, write
 from support import ADMIN, AUTH, fixture, state
 
+from proxy.store.redis import RedisStore
+from proxy.tenancy.documents import KEY_DIGESTS
+from proxy.tenancy.lookup import KeyLookup
+from proxy.testing.clock import FakeClock
 from proxy.testing.fake_provider import FakeProvider
 from proxy.testing.redis_server import RedisServer
 
@@ -146,3 +151,49 @@ async def test_a_schedule_runs_one_sync_per_period_across_replicas(
     status = (await (await clients[0].get("/admin/providers/local", headers=ADMIN)).json())["sync_status"]
     # one fetch per run, and no more runs than periods (three replicas would make up to 3 per period)
     assert fetched == status["runs"] and 2 <= status["runs"] <= 4, (fetched, status)
+
+
+class CountingRedisStore(RedisStore):
+    """The Redis store, counting the key lookups by digest it serves."""
+
+    digest_reads = 0
+
+    async def get_doc(self, kind: str, id: str) -> bytes | None:
+        if kind == KEY_DIGESTS:
+            self.digest_reads += 1
+        return await super().get_doc(kind, id)
+
+
+async def test_a_new_key_serves_on_b_at_once_and_unknown_keys_stay_off_redis(
+    redis_server: RedisServer, fake: FakeProvider, tmp_path: Path, start_gateway: Any
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    store = {"backend": "redis", "url": redis_server.url, "prefix": prefix, "timeout": "1s"}
+    for name in ("a", "b"):
+        write(tmp_path / f"{name}.yaml", {**file_config(fake.url), "store": store, "secrets": SECRETS})
+    a = await start_gateway(tmp_path / "a.yaml")
+    counted = CountingRedisStore(redis_server.url, timeout=1.0, prefix=prefix)
+    b = await start_gateway(tmp_path / "b.yaml", store=counted)
+    clock = FakeClock()
+    state(b).keys = KeyLookup(clock=clock)  # time stands still: no read is refilled, no digest forgotten
+
+    created = await (await a.post("/admin/keys", headers=ADMIN, json={"name": "fresh"})).json()
+    # B's shared state refreshes every 0.25 s: on a loaded machine it may know the key already; if not,
+    # the lookup must find it with one read.
+    known = state(b).snapshot.keys.lookup(created["key"]) is not None
+    assert await send(b, created["key"]) == 200  # the very next request, on the other replica
+    assert counted.digest_reads == (0 if known else 1)
+
+    for start in range(0, 5_000, 100):
+        statuses = await asyncio.gather(*(send(b, f"egw-nope-{i}") for i in range(start, start + 100)))
+        assert set(statuses) == {401}
+    assert counted.digest_reads <= 1 + 50  # the burst of reads for misses, then none until it refills
+
+    assert (await a.delete(f"/admin/keys/{created['id']}", headers=ADMIN)).status == 200
+    await within(1.0, lambda: _is(send(b, created["key"]), 401))
+
+
+async def send(client: Any, key: str) -> int:
+    resp = await client.post("/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, json=BODY)
+    await resp.read()
+    return int(resp.status)

@@ -15,7 +15,8 @@ form.addEventListener('submit', async (event) => {
   });
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
-    error.textContent = data.error || `Log in failed (HTTP ${response.status}).`;
+    const reason = data.error && (data.error.message || data.error); // an envelope, or the login's own text
+    error.textContent = reason || `Log in failed (HTTP ${response.status}).`;
     return;
   }
   document.getElementById('token').value = '';
