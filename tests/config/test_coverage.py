@@ -35,9 +35,20 @@ COVERAGE = """
 server.host cli/test_serve.py::test_serve_listens_on_the_configured_host_and_port
 server.port cli/test_serve.py::test_serve_listens_on_the_configured_host_and_port
 server.max_body_bytes config/test_effects.py::test_server_max_body_bytes_refuses_a_larger_body
+server.max_sse_event_bytes upstream/test_event_bound.py::test_before_the_first_event_the_client_gets_502
+server.max_sse_event_bytes
+    upstream/test_event_bound.py::test_after_the_first_event_the_stream_ends_with_an_error_event
 server.admin_token admin/test_admin_keys.py::test_a_virtual_key_cannot_reach_admin_nor_make_keys
 server.admin_token admin/test_admin_keys.py::test_create_use_list_update_revoke
 server.access_log config/test_effects.py::test_server_access_log_switches_the_access_line
+server.header_timeout edge/test_connections.py::test_a_head_sent_line_by_line_is_cut_after_the_header_timeout
+server.header_timeout edge/test_client_connections.py::test_a_slow_head_is_cut_after_the_header_timeout_however_often_lines_arrive
+server.keepalive_timeout edge/test_connections.py::test_an_idle_keep_alive_connection_is_closed_after_the_keepalive_timeout
+server.max_connections edge/test_connections.py::test_past_the_cap_the_least_recently_active_idle_connection_makes_room
+server.max_connections edge/test_connections.py::test_with_every_connection_busy_a_new_one_is_refused_at_once
+server.trusted_proxies ui/test_proxied.py::test_behind_a_trusted_proxy_login_works_and_the_cookie_is_secure
+server.trusted_proxies ui/test_proxied.py::test_forwarded_headers_from_an_untrusted_peer_are_ignored
+server.runtime_env_allowlist admin/test_providers.py::test_only_allowed_environment_variables_can_be_named
 server.max_concurrency resilience/test_overload.py::test_past_the_cap_a_fast_503
 server.max_concurrency resilience/test_process.py::test_stalled_readers_are_closed_and_free_their_slots
 server.body_timeout resilience/test_overload.py::test_a_trickled_body_times_out
@@ -85,6 +96,15 @@ providers.*.breaker.cooldown resilience/test_breaker.py::test_a_503_storm_opens_
 providers.*.sync.every services/test_replicas.py::test_a_schedule_runs_one_sync_per_period_across_replicas
 providers.*.sync.grace services/test_sync.py::test_removed_model_stops_routing_after_grace
 providers.*.sync.timeout services/test_sync_failures.py::test_failed_sync_keeps_catalogue_and_alerts
+providers.*.proxy upstream/test_egress_e2e.py::test_a_stream_through_a_connect_proxy_to_a_private_ca_upstream
+providers.*.tls.ca_file upstream/test_tls_settings.py::test_system_ca_false_trusts_the_private_ca_alone
+providers.*.tls.ca_file
+    upstream/test_egress_e2e.py::test_a_stream_through_a_connect_proxy_to_a_private_ca_upstream
+providers.*.tls.system_ca upstream/test_tls_settings.py::test_system_ca_false_trusts_the_private_ca_alone
+providers.*.tls.cert_file upstream/test_tls_settings.py::test_a_client_certificate_from_cert_file_and_key_file
+providers.*.tls.key_file upstream/test_tls_settings.py::test_a_client_certificate_from_cert_file_and_key_file
+providers.*.max_response_bytes
+    upstream/test_bounds_settings.py::test_a_providers_own_max_response_bytes_wins_over_the_upstream_default
 models.*.targets[].provider resilience/test_faults.py::test_server_fault_before_the_first_byte_falls_back
 models.*.targets[].provider routing/test_routing.py::test_explicit_target_model_wins
 models.*.targets[].model routing/test_routing.py::test_explicit_target_model_wins
@@ -106,11 +126,15 @@ pricing.default.output metering/test_pricing.py::test_price_fields_from_yaml[def
 pricing.default.cached_input metering/test_pricing.py::test_price_fields_from_yaml[default-cached_input]
 pricing.default.cache_write metering/test_pricing.py::test_price_fields_from_yaml[default-cache_write]
 pricing.default.context_length metering/test_pricing.py::test_price_fields_from_yaml[default-context_length]
+pricing.default.image_tokens
+    metering/test_reservations.py::test_each_reserve_setting_from_the_config_moves_the_worst_case[pricing.default.image_tokens]
 pricing.models.*.input metering/test_pricing.py::test_price_fields_from_yaml[models-input]
 pricing.models.*.output metering/test_pricing.py::test_price_fields_from_yaml[models-output]
 pricing.models.*.cached_input metering/test_pricing.py::test_price_fields_from_yaml[models-cached_input]
 pricing.models.*.cache_write metering/test_pricing.py::test_price_fields_from_yaml[models-cache_write]
 pricing.models.*.context_length metering/test_pricing.py::test_price_fields_from_yaml[models-context_length]
+pricing.models.*.image_tokens
+    metering/test_reservations.py::test_each_reserve_setting_from_the_config_moves_the_worst_case[pricing.models.vision.image_tokens]
 keys[].name config/test_effects.py::test_keys_key_name_and_tenant
 keys[].key config/test_effects.py::test_keys_key_name_and_tenant
 keys[].tenant config/test_effects.py::test_keys_key_name_and_tenant
@@ -132,6 +156,24 @@ tenants.*.alerts.webhook e2e/test_redis_limits.py::test_one_webhook_per_threshol
 metering.default_max_tokens config/test_effects.py::test_metering_default_max_tokens_is_the_reserved_output
 metering.on_client_disconnect resilience/test_disconnect.py::test_client_disconnects_are_metered_once
 metering.drain_timeout config/test_effects.py::test_metering_drain_timeout_bounds_the_wait_for_usage
+metering.reserve.image_tokens
+    metering/test_reservations.py::test_each_reserve_setting_from_the_config_moves_the_worst_case[metering.reserve.image_tokens]
+metering.reserve.audio_bytes_per_token
+    metering/test_reservations.py::test_each_reserve_setting_from_the_config_moves_the_worst_case[metering.reserve.audio_bytes_per_token]
+metering.reserve.file_bytes_per_token
+    metering/test_reservations.py::test_each_reserve_setting_from_the_config_moves_the_worst_case[metering.reserve.file_bytes_per_token]
+upstream.max_response_bytes
+    upstream/test_bounds_settings.py::test_each_upstream_bound_from_the_config[max_response_bytes]
+upstream.max_response_bytes
+    upstream/test_bounds_settings.py::test_a_providers_own_max_response_bytes_wins_over_the_upstream_default
+upstream.max_response_bytes
+    upstream/test_bounds_gateway.py::test_a_json_answer_past_max_response_bytes_is_a_502_naming_the_provider
+upstream.max_head_bytes
+    upstream/test_bounds_settings.py::test_each_upstream_bound_from_the_config[max_head_bytes]
+upstream.max_informational
+    upstream/test_bounds_settings.py::test_each_upstream_bound_from_the_config[max_informational]
+upstream.max_decompression_ratio
+    upstream/test_bounds_settings.py::test_each_upstream_bound_from_the_config[max_decompression_ratio]
 """
 
 

@@ -10,7 +10,7 @@ import pytest
 from proxy.config import ConfigError, PriceConfig, load_settings, parse_settings
 from proxy.metering.meter import make_plan
 from proxy.metering.pricing import Price, PriceTable, cost_micro_usd, load_price_table, worst_case_micro_usd
-from proxy.plugin import Usage
+from proxy.plugin import JSONObject, Usage
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "gateway.example.yaml"
@@ -252,7 +252,7 @@ MIXED = Usage(
 
 @dataclass(slots=True)
 class _Demand:
-    obj: dict[str, object] = field(default_factory=dict)  # no media parts: the prompt is its bytes
+    obj: JSONObject = field(default_factory=dict)  # no messages: the whole body is text
     size: int = 3_000_000  # bytes: a prompt estimate far past any context length below
     max_tokens: int | None = 10
     n: int = 1

@@ -7,10 +7,12 @@ The budget race with image requests runs here on the memory store (a gateway in 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from support import (
     BILL,
@@ -160,3 +162,64 @@ def test_the_reserve_settings_and_a_prices_image_tokens_change_the_reservation()
     assert plan.prompt_tokens == text + 7 + 3200 // 8 + -(-len(data) // 2)
     priced = Price.of(PriceConfig(input=1.0, output=2.0, image_tokens=99))
     assert make_plan((), body, [priced], 100, settings).prompt_tokens == plan.prompt_tokens - 7 + 99
+
+
+# -- the same settings set in the config reach a gateway's admission ------------------------------------
+
+AUDIO = {"type": "input_audio", "input_audio": {"data": "B" * 3200, "format": "wav"}}
+FILE_DATA = "data:application/pdf;base64," + "C" * 900
+MEDIA_BODY = {
+    "model": "vision",
+    "max_tokens": 10,
+    "messages": [
+        {"role": "user", "content": [
+            {"type": "text", "text": "what?"}, image(PIXEL), AUDIO,
+            {"type": "file", "file": {"filename": "a.pdf", "file_data": FILE_DATA}},
+        ]}
+    ],
+}  # fmt: skip
+PRICED = {**VISION_PRICE, "image_tokens": 99}
+# setting -> (where it goes in the config, how much the request's worst case moves, in tokens)
+RESERVE_SETTINGS: dict[str, tuple[dict[str, Any], int]] = {
+    "metering.reserve.image_tokens": ({"metering": {"reserve": {"image_tokens": 7}}}, 7 - IMAGE_TOKENS),
+    "metering.reserve.audio_bytes_per_token": (
+        {"metering": {"reserve": {"audio_bytes_per_token": 8}}},
+        3200 // 8 - 3200 // AUDIO_BYTES_PER_TOKEN,
+    ),
+    "metering.reserve.file_bytes_per_token": (
+        {"metering": {"reserve": {"file_bytes_per_token": 2}}},
+        -(-len(FILE_DATA) // 2) - len(FILE_DATA) // FILE_BYTES_PER_TOKEN,
+    ),
+    "pricing.default.image_tokens": ({"pricing": {"default": PRICED}}, 99 - IMAGE_TOKENS),
+    "pricing.models.vision.image_tokens": (
+        {"pricing": {"default": VISION_PRICE, "models": {"vision": PRICED}}},
+        99 - IMAGE_TOKENS,
+    ),
+}
+
+
+async def worst_case(make_gateway: Any, fake: FakeProvider, sections: dict[str, Any]) -> int:
+    """The worst case (micro-USD) a gateway built with ``sections`` reserves for ``MEDIA_BODY``, read from
+    its refusal by a budget of one micro-USD (at one micro-USD per token: the tokens reserved)."""
+    cfg = base_config(fake.url, pricing={"default": VISION_PRICE})
+    cfg["keys"][0]["budget"] = {"usd": 0.000001, "period": "total"}
+    cfg.update(sections)
+    client: TestClient[Any, Any] = await make_gateway(cfg)
+    resp = await client.post(
+        "/v1/chat/completions", json=MEDIA_BODY, headers={"Authorization": f"Bearer {KEY}"}
+    )
+    error = (await resp.json())["error"]
+    assert resp.status == 429 and error["code"] == "budget_exceeded", error
+    found = re.search(r"worst case \(\$(\d+\.\d{6})\)", error["message"])
+    assert found is not None, error["message"]
+    return usd_to_micro(float(found.group(1)))
+
+
+@pytest.mark.parametrize("setting", RESERVE_SETTINGS)
+async def test_each_reserve_setting_from_the_config_moves_the_worst_case(
+    make_gateway: Any, fake: FakeProvider, setting: str
+) -> None:
+    sections, moved = RESERVE_SETTINGS[setting]
+    default = await worst_case(make_gateway, fake, {})
+    assert await worst_case(make_gateway, fake, sections) - default == moved
+    assert fake.count() == 0  # refused at admission: nothing was sent
