@@ -12,7 +12,7 @@ polls its version (``interval``) and re-reads its *own* file when the published 
 serves, so each replica reloads within about ``interval`` of the first.
 
 Not reloadable (read once at start, a change is reported in ``restart_required``): the store, the server's
-host, port and admin token.
+host, port and admin token, and its connection settings (head and keep-alive timeouts, the cap).
 """
 
 from __future__ import annotations
@@ -41,7 +41,16 @@ from proxy.tenancy.vault import check_secrets
 log = logging.getLogger("efflux.reload")
 
 KIND, DOC = "config", "current"
-_RESTART_ONLY = (("store", None), ("server", "host"), ("server", "port"), ("server", "admin_token"))
+_RESTART_ONLY = (
+    ("store", None),
+    ("server", "host"),
+    ("server", "port"),
+    ("server", "admin_token"),
+    # The listener's connection handling is built once, at start (proxy.edge.connections).
+    ("server", "header_timeout"),
+    ("server", "keepalive_timeout"),
+    ("server", "max_connections"),
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -197,9 +197,10 @@ async def test_restart_only_settings_are_reported(
     client = await start_gateway(config_file)
     config = file_config(fake.url)
     config["server"]["port"] = 9999
+    config["server"]["max_connections"] = 50  # read by the listener at start
     write(config_file, config)
     status, body = await reload(client)
-    assert status == 200 and body["restart_required"] == ["server.port"]
+    assert status == 200 and body["restart_required"] == ["server.port", "server.max_connections"]
     assert orjson.dumps(body)
 
 
