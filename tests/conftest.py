@@ -15,8 +15,8 @@ session, each test under a fresh key prefix), ``redis_cluster`` (a 3-master clus
 
 Markers (registered in pyproject, applied in ``pytest_collection_modifyitems``):
 - ``ui``: tests/ui (a browser);
-- ``e2e``: tests/e2e, a module that starts gateway processes, or a test marked by hand (the CLI run as a
-  process);
+- ``e2e``: tests/e2e, tests/resilience (whole-gateway fault scenarios that wait on real timeouts), a module
+  that starts gateway processes, or a test marked by hand (the CLI or pytest run as a process);
 - ``redis``: marked by hand, or using one of the Redis fixtures above;
 - ``unit``: everything else: no redis-server, no browser, no gateway process (``scripts/test -m unit``).
 When JUnit XML is written, the node ids of the ``redis`` tests go to ``redis-tests.txt`` beside it, so
@@ -59,7 +59,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         folder = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else ""
         if folder == "ui":
             item.add_marker(pytest.mark.ui)
-        if folder == "e2e" or _starts_gateway_processes(item):
+        if folder in ("e2e", "resilience") or _starts_gateway_processes(item):
             item.add_marker(pytest.mark.e2e)
         if REDIS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.redis)

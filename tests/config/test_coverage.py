@@ -25,6 +25,7 @@ import types
 import typing
 from pathlib import Path
 
+import pytest
 from pydantic import BaseModel
 
 from proxy.config import Settings
@@ -350,6 +351,7 @@ def test_every_entry_names_a_setting() -> None:
     assert all(coverage().values()), "an entry without a test"
 
 
+@pytest.mark.e2e  # pytest's collection, as a process
 def test_every_listed_test_exists() -> None:
     nodes = {node for nodes in coverage().values() for node in nodes}
     files = sorted({node.split("::")[0] for node in nodes})

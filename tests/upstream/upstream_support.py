@@ -19,8 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from proxy.upstream.client import UpstreamClient, UpstreamResponse
+from proxy.upstream.client import UpstreamResponse
+from proxy.upstream.connection import Connection
 from proxy.upstream.egress import DEFAULT_EGRESS, Egress
+from proxy.upstream.origin import PoolKey
 
 
 @dataclass(slots=True)
@@ -293,10 +295,20 @@ async def answering(body: bytes, ssl_context: ssl.SSLContext | None = None) -> R
     return server
 
 
+class _NoPool:
+    """A parsed answer has no connection to give back (a real client would load the CA store: slow)."""
+
+    def put_back(self, key: PoolKey, conn: Connection, now: float) -> None:
+        raise AssertionError("a parsed answer has no connection")
+
+
+_NO_POOL = _NoPool()
+
+
 def parse(raw: bytes, splits: list[int], egress: Egress = DEFAULT_EGRESS) -> tuple[UpstreamResponse, bytes]:
     """Feed ``raw`` to a response in pieces cut at ``splits``, collecting the body as it is decoded."""
     loop = asyncio.get_running_loop()
-    response = UpstreamResponse(UpstreamClient(), None, ("http", "x", 80, "", None), loop, None, None, egress)
+    response = UpstreamResponse(_NO_POOL, None, ("http", "x", 80, "", None), loop, None, None, egress)
     body = b""
     start = 0
     for cut in [*splits, len(raw)]:
