@@ -123,6 +123,11 @@ class OpenAIStreamReader(StreamReader):
         self.include_usage = include_usage
         self.choices = choices
         self.finished_choices: set[int] = set()
+        # The chunks' data, kept (not copied) while it is small, so that their output is counted only if
+        # the usage never comes (it usually does: the gateway always asks for it); past HELD_FOR_COUNTING
+        # bytes they are counted and counting goes on chunk by chunk. None once the usage arrived.
+        self._held: list[bytes] | None = []
+        self._held_bytes = 0
 
     def on_event(self, event: SSEEvent) -> bytes | None:
         data = event.data
@@ -131,7 +136,12 @@ class OpenAIStreamReader(StreamReader):
         if data == b"[DONE]":
             self.finished = self.complete = True
             return event.raw
-        self.output_chars += output_chars(data)
+        held = self._held
+        if held is not None:
+            held.append(data)
+            self._held_bytes += len(data)
+            if self._held_bytes > HELD_FOR_COUNTING:
+                self.counted_output()  # in batches, however long the stream
         if not (
             event.event == "error"
             or b'"error"' in data
@@ -165,6 +175,7 @@ class OpenAIStreamReader(StreamReader):
             # Last usage object wins: Gemini repeats it on every chunk, Groq sends it twice
             # (gemini/openai-compat-stream-usage-every-chunk.sse, groq/chat-stream-usage-twice.sse).
             self.usage = usage
+            self._held = None  # the provider's figures: no estimate will be needed
         # Whole once every choice finished and the usage is in (on the finish chunk for DeepSeek,
         # deepseek/chat-stream-usage-on-finish-chunk.sse), or the usage-only chunk came.
         if self.usage is not None and (choices == [] or len(self.finished_choices) >= self.choices):
@@ -172,6 +183,14 @@ class OpenAIStreamReader(StreamReader):
         if usage is not None and choices == [] and not self.include_usage:
             return None
         return event.raw
+
+    def counted_output(self) -> int:
+        held = self._held
+        if held:
+            self.output_chars += sum(output_chars(data) for data in held)
+            held.clear()
+            self._held_bytes = 0
+        return self.output_chars
 
 
 async def fetch_json(http: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> object:
@@ -227,6 +246,9 @@ def number(value: object) -> float | None:
 
 # The JSON string fields that carry output: text (and reasoning_content, by the same suffix), reasoning,
 # refusals, tool-call arguments, and the legacy completions' text.
+HELD_FOR_COUNTING = 64 * 1024  # bytes of chunk data a stream keeps for counting its output later
+
+
 _OUTPUT_FIELDS = (b'content":"', b'reasoning":"', b'refusal":"', b'arguments":"', b'"text":"')
 
 

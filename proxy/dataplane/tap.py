@@ -84,7 +84,7 @@ class StreamTap:
     @property
     def output_chars(self) -> int:
         """Characters of text and tool-call arguments the provider sent (the reader counts them)."""
-        return self.reader.output_chars
+        return self.reader.counted_output()
 
     @property
     def finished(self) -> bool:

@@ -176,6 +176,10 @@ class StreamReader(abc.ABC):
     @abc.abstractmethod
     def on_event(self, event: SSEEvent) -> bytes | None: ...
 
+    def counted_output(self) -> int:
+        """``output_chars`` when the stream is over (a reader may defer counting until it is asked)."""
+        return self.output_chars
+
 
 class Provider(abc.ABC):
     """The base of every plugin. Subclasses declare their differences as class attributes and override

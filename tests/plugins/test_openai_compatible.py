@@ -466,3 +466,31 @@ def test_output_chars_counts_text_reasoning_and_tool_arguments_as_sent() -> None
     assert output_chars(b'{"choices":[{"index":0,"text":"abc","finish_reason":null}]}') == 3
     assert output_chars(b'{"choices":[],"usage":{"prompt_tokens":3}}') == 0
     assert output_chars(b'{"choices":[{"delta":{"content":"cut here') == len("cut here")
+
+
+@pytest.mark.parametrize("chunks", [3, 2_000])  # held whole, and past HELD_FOR_COUNTING (counted in batches)
+def test_a_streams_output_is_counted_when_asked_and_only_without_usage(chunks: int) -> None:
+    from plugins.openai_compatible import HELD_FOR_COUNTING, OpenAIStreamReader
+    from proxy.upstream.sse import SSEEvent
+
+    def chunk(text: str) -> bytes:
+        return orjson.dumps({"id": "c", "choices": [{"index": 0, "delta": {"content": text}}]})
+
+    datas = [chunk(f"word{i} ") for i in range(chunks)]
+    assert (sum(map(len, datas)) > HELD_FOR_COUNTING) is (chunks > 3)
+    reader = OpenAIStreamReader(include_usage=False)
+    for data in datas:
+        reader.on_event(SSEEvent(b"data: " + data + b"\n\n", data))
+    assert (
+        reader.counted_output()
+        == sum(output_chars(d) for d in datas)
+        == sum(len(f"word{i} ") for i in range(chunks))
+    )
+    assert reader.counted_output() == reader.output_chars  # asked twice: the same count
+
+    with_usage = OpenAIStreamReader(include_usage=False)
+    for data in datas:
+        with_usage.on_event(SSEEvent(b"", data))
+    usage = orjson.dumps({"id": "c", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2}})
+    with_usage.on_event(SSEEvent(b"", usage))
+    assert with_usage.usage is not None and with_usage._held is None  # nothing kept once the usage came
