@@ -85,6 +85,7 @@ class UpstreamResponse:
         )  # TE with CL: see on_headers_complete
         self._state = _HEAD
         self._received = 0  # bytes read from the socket
+        self._head_bytes = 0  # bytes of status lines and headers parsed (1xx answers included)
         self._informational = 0  # 1xx answers seen
         self._length = -1  # the Content-Length, -1 without one
         self._until_close = False
@@ -277,11 +278,23 @@ class UpstreamResponse:
             self._keep_alive = False
             raise _Stop
 
+    def on_status(self, reason: bytes) -> None:
+        self._count_head(len(reason) + 15)  # "HTTP/1.1 200 " and CRLF around the reason
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)  # ": " and CRLF
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1").rstrip(" \t")
         headers = self.headers
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
+
+    def _count_head(self, size: int) -> None:
+        """The head's bytes as llhttp hands them over: a head that came whole in one read is bounded too."""
+        self._head_bytes += size
+        if self._head_bytes > self._egress.max_head_bytes:
+            limit = self._egress.max_head_bytes
+            self._fail(LimitExceeded(self._named(f"the response head exceeds max_head_bytes ({limit})")))
+            raise _Stop
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()

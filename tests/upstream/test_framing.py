@@ -94,6 +94,21 @@ async def test_the_head_size_is_bounded_1xx_answers_included() -> None:
     assert body == b"ok"
 
 
+@pytest.mark.parametrize("where", ["a header", "the status line"])
+async def test_a_head_past_the_bound_is_refused_when_it_comes_whole_in_one_read(where: str) -> None:
+    """The bound held only while a head was still unfinished after a read: a complete 3 KB head in one
+    read passed a 2 KB bound."""
+    if where == "a header":
+        raw = answer(b"ok", "X-Big: " + "a" * 3000)
+    else:
+        raw = b"HTTP/1.1 200 " + b"O" * 3000 + b"\r\nContent-Length: 2\r\n\r\nok"
+    response, body = parse(raw, [], Egress(provider="p", max_head_bytes=2048))
+    assert isinstance(response._error, LimitExceeded) and "max_head_bytes (2048)" in str(response._error)
+    assert body == b""
+    response, body = parse(raw, [], Egress(provider="p", max_head_bytes=4096))
+    assert body == b"ok"
+
+
 async def test_switching_protocols_is_refused() -> None:
     raw = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
     response, _ = parse(raw + answer(b"ok"), [])
