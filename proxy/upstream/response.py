@@ -13,8 +13,8 @@ Framing (RFC 9112), enforced by llhttp and here:
 
 Bounds (each a :class:`LimitExceeded`, the connection closed): the head (1xx answers included) past
 ``max_head_bytes``; a body read whole past ``max_response_bytes``; a compressed body that inflates past
-``max_decompression_ratio`` times its size on the wire. Bodies are inflated in steps of at most
-``INFLATE_STEP`` bytes; a compressed body whose stream did not end is an error, not a short success.
+``max_decompression_ratio`` times its size on the wire (:mod:`proxy.upstream.decoding`); a compressed
+body whose stream did not end is an error, not a short success.
 
 Flow control: reading from the socket pauses while more than ``HIGH_WATER`` bytes wait unread.
 """
@@ -22,13 +22,13 @@ Flow control: reading from the socket pauses while more than ``HIGH_WATER`` byte
 from __future__ import annotations
 
 import asyncio
-import zlib
 from typing import Protocol
 
 import httptools
 
 from proxy.upstream.connection import Connection
-from proxy.upstream.egress import RATIO_FLOOR, Egress
+from proxy.upstream.decoding import DecodingFailed, Inflater, inflater_for
+from proxy.upstream.egress import Egress
 from proxy.upstream.errors import ClosedBeforeAnswer, ExchangeBroken, LimitExceeded, named
 from proxy.upstream.origin import PoolKey
 
@@ -41,7 +41,6 @@ class Pool(Protocol):
 
 HIGH_WATER = 256 * 1024  # unread body bytes before the socket is paused
 LINGER = 1.0  # seconds a finished stream's connection waits for the rest of its framing (see release)
-INFLATE_STEP = 256 * 1024  # most bytes one decompress call may produce
 
 _HEAD, _BODY, _DONE = range(3)
 
@@ -93,8 +92,7 @@ class UpstreamResponse:
         self._buffered = 0
         self._paused = False
         self._keep_alive = True
-        self._decoder: zlib._Decompress | None = None
-        self._inflated = 0
+        self._decoder: Inflater | None = None
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._discarding = False  # released before the end: what still comes is dropped
@@ -322,24 +320,27 @@ class UpstreamResponse:
             self._until_close = True
             self._keep_alive = False
         encoding = headers.get("content-encoding", "identity").lower()
-        if encoding in ("gzip", "x-gzip"):
-            self._decoder = zlib.decompressobj(wbits=31)
-        elif encoding == "deflate":
-            self._decoder = zlib.decompressobj(wbits=47)  # zlib-wrapped or gzip, detected
-        elif encoding != "identity":
+        try:
+            self._decoder = inflater_for(encoding, self._egress.max_decompression_ratio)
+        except ValueError:
             self._fail(ExchangeBroken(self._named(f"unsupported content-encoding {encoding[:40]!r}")))
-            raise _Stop
+            raise _Stop from None
         self._state = _BODY
         self._wake()
 
     def on_body(self, data: bytes) -> None:
         if self._discarding:
             return
-        if self._decoder is not None:
-            self._inflate(data)
-            return
-        self._chunks.append(data)
-        self._buffered += len(data)
+        if self._decoder is None:
+            self._chunks.append(data)
+            self._buffered += len(data)
+        else:
+            try:
+                self._buffered += self._decoder.inflate(data, self._received, self._chunks)
+            except DecodingFailed as failed:
+                message = self._named(str(failed))
+                self._fail(LimitExceeded(message) if failed.exceeded else ExchangeBroken(message))
+                raise _Stop from None
         if self._buffered > HIGH_WATER and not self._paused and self._conn is not None:
             self._paused = True
             self._conn.transport.pause_reading()
@@ -351,38 +352,12 @@ class UpstreamResponse:
         if not self._finish():
             raise _Stop
 
-    def _inflate(self, data: bytes) -> None:
-        decoder = self._decoder
-        assert decoder is not None
-        ratio = self._egress.max_decompression_ratio
-        try:
-            while data:
-                out = decoder.decompress(data, INFLATE_STEP)
-                data = decoder.unconsumed_tail
-                if out:
-                    self._inflated += len(out)
-                    if self._inflated > RATIO_FLOOR and self._inflated > ratio * self._received:
-                        message = f"the compressed body inflates more than max_decompression_ratio ({ratio})"
-                        self._fail(LimitExceeded(self._named(message)))
-                        raise _Stop
-                    self._chunks.append(out)
-                    self._buffered += len(out)
-                if decoder.eof:
-                    break
-        except zlib.error:
-            self._fail(ExchangeBroken(self._named("the provider's compressed body is corrupt")))
-            raise _Stop from None
-        if self._buffered > HIGH_WATER and not self._paused and self._conn is not None:
-            self._paused = True
-            self._conn.transport.pause_reading()
-        self._wake()
-
     def _finish(self) -> bool:
         """The body's framing ended; False if its content did not (a compressed stream cut short)."""
         decoder = self._decoder
         if decoder is not None:
             self._decoder = None
-            if not decoder.eof and not self._discarding:
+            if not decoder.ended and not self._discarding:
                 self._fail(ExchangeBroken(self._named("the provider's compressed body is cut short")))
                 return False
         self._state = _DONE

@@ -14,8 +14,8 @@ import pytest
 from upstream_support import RawServer, answer, parse, read_request, serve
 
 from proxy.upstream.client import ExchangeBroken, LimitExceeded, UpstreamClient
+from proxy.upstream.decoding import INFLATE_STEP
 from proxy.upstream.egress import Egress
-from proxy.upstream.response import INFLATE_STEP
 
 MiB = 1024 * 1024
 
