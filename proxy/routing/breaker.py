@@ -49,7 +49,7 @@ log = logging.getLogger("efflux.breaker")
 
 KIND = "breakers"  # store document kind: one document per target, written on transitions
 MAX_RETRY_AFTER = 300.0  # a provider's Retry-After beyond this is capped (a typo must not park a target)
-FORGET_AFTER = 300.0  # a tenant key's breaker with nothing newer than this is dropped (see forget_idle)
+FORGET_AFTER = 300.0  # a breaker with nothing newer than this is dropped (see forget_idle)
 
 
 class State(enum.IntEnum):  # the values are the /metrics gauge's
@@ -87,6 +87,10 @@ class Breaker:
             "retry_after_until": self.retry_after_until or None,
             "opened": self.opened,
         }
+
+
+def _idle_since(b: Breaker) -> float:
+    return max(b.seen, b.open_until, b.retry_after_until)
 
 
 class Breakers:
@@ -197,15 +201,20 @@ class Breakers:
         b.retry_after_until = max(b.retry_after_until, now + min(seconds, MAX_RETRY_AFTER))
 
     def forget_idle(self) -> None:
-        """Drop the tenant keys' breakers that have nothing left to say (no fault, cooldown or wait within
-        ``FORGET_AFTER``): the next request with such a key goes through, as with a closed breaker."""
+        """Drop the breakers that have nothing left to say (no fault, cooldown or wait within
+        ``FORGET_AFTER``): a tenant key's unless half open, a shared key's once closed (with its gauge
+        series). The next request goes through, as with a closed breaker. So neither the breakers nor
+        the gauge's series grow with the model names clients invent behind a wildcard route."""
         now = self._clock()
         for key, b in list(self.own.items()):
-            if (
-                b.state is not State.HALF_OPEN
-                and max(b.seen, b.open_until, b.retry_after_until) + FORGET_AFTER < now
-            ):
+            if b.state is not State.HALF_OPEN and _idle_since(b) + FORGET_AFTER < now:
                 del self.own[key]
+        for target, b in list(self.breakers.items()):
+            if b.state is State.CLOSED and max(_idle_since(b), b.changed_at) + FORGET_AFTER < now:
+                del self.breakers[target]
+                if b.opened or b.changed_at:
+                    with contextlib.suppress(KeyError):
+                        self.metrics.breaker_state.remove(target.provider, target.model)
         self._forgot = now
 
     def _open(self, b: Breaker, config: BreakerConfig, now: float) -> None:
@@ -274,7 +283,10 @@ class Breakers:
             doc = orjson.loads(raw)
             if doc.get("by") == self.replica:
                 continue
-            b = self.get(Choice(str(doc["provider"]), str(doc["model"])))
+            target = Choice(str(doc["provider"]), str(doc["model"]))
+            if doc["state"] == "closed" and target not in self.breakers:
+                continue  # nothing here to close (and no breaker made for it)
+            b = self.get(target)
             at = float(doc["at"])
             if at <= b.changed_at:
                 continue  # we know something newer
@@ -293,7 +305,7 @@ class Breakers:
                 pass  # keep the local view; the next poll tries again
             except Exception:
                 log.exception("refreshing breaker states failed")
-            if self.own and self._clock() - self._forgot > FORGET_AFTER / 10:
+            if (self.own or self.breakers) and self._clock() - self._forgot > FORGET_AFTER / 10:
                 self.forget_idle()
             await asyncio.sleep(self.interval)
 

@@ -132,6 +132,34 @@ async def test_a_tenant_credential_has_its_own_breaker(store: Store) -> None:
     assert one.all() == []
 
 
+async def test_closed_shared_breakers_are_forgotten_with_their_gauge_series(store: Store) -> None:
+    """Behind a wildcard route every model name a client invents is a target: the breakers (and their
+    gauge series) of those that failed once must not pile up. An open breaker is kept."""
+    clock = FakeClock()
+    b = replica(store, clock)
+    invented = [Choice("local", f"made-up-{i}") for i in range(50)]
+    for target in invented:
+        b.failure(target, CONFIG)  # one fault each: still closed
+    for _ in range(3):
+        b.failure(A, CONFIG)  # open
+    assert b.get(A).state is State.OPEN and len(b.all()) == 51
+    clock.advance(0.35)
+    assert await b.admit(A, CONFIG)
+    b.success(A)  # closed again: its gauge series says 0
+    assert ("local", "model-a") in {tuple(k) for k in b.metrics.breaker_state._metrics}
+    b.forget_idle()
+    assert len(b.all()) == 51, "nothing is idle yet"
+    clock.advance(FORGET_AFTER + 1)
+    b.forget_idle()
+    assert b.all() == [] and not b.metrics.breaker_state._metrics
+    for _ in range(3):
+        b.failure(A, CONFIG)
+    clock.advance(FORGET_AFTER + 1)
+    b.forget_idle()
+    assert [x.name for x in b.all()] == ["local/model-a"], "an open breaker is never forgotten"
+    await b.close()
+
+
 # -- acceptance 2 -------------------------------------------------------------------------------------
 COOLDOWN = 1.0
 STORM_SECONDS = 2.5
