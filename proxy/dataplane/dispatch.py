@@ -29,10 +29,10 @@ import asyncio
 import dataclasses
 import email.utils
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from proxy.config import BreakerConfig, ProviderConfig, Timeouts
+from proxy.config import BreakerConfig, Timeouts
 from proxy.dataplane.tap import StreamTap
 from proxy.metering.pricing import Price
 from proxy.plugin import Call, CallRejected, Fault, Provider, Reply, UpstreamError
@@ -46,7 +46,7 @@ from proxy.upstream.client import (
     UpstreamIOError,
     UpstreamResponse,
 )
-from proxy.upstream.egress import DEFAULT_EGRESS, Egress
+from proxy.upstream.egress import Egress
 from proxy.upstream.sse import DEFAULT_MAX_EVENT_BYTES
 
 MAX_ERROR_BODY = 1 << 20  # an error page larger than this is cut: it only feeds a message
@@ -54,12 +54,17 @@ MAX_ERROR_BODY = 1 << 20  # an error page larger than this is cut: it only feeds
 
 @dataclass(slots=True)
 class Candidate:
-    """A target that may serve this request, with what dispatch and metering need of it."""
+    """A target that may serve this request, with what dispatch and metering need of it: the provider's
+    timeouts (the route's laid over them), breaker settings and way out, the price, and the credential
+    the call sends ("": the provider's shared key; else the id of the tenant's own key)."""
 
     choice: Choice
     provider: Provider
     timeouts: Timeouts
     price: Price
+    breaker: BreakerConfig
+    egress: Egress
+    credential: str
 
 
 @dataclass(slots=True)
@@ -129,9 +134,6 @@ class _Fault(Exception):
         self.retry_after = retry_after
 
 
-_DEFAULT_BREAKER = BreakerConfig()
-
-
 async def dispatch(
     upstream: UpstreamClient,
     candidates: list[Candidate],
@@ -141,10 +143,7 @@ async def dispatch(
     guard: Guard | None = None,
     route: Route | None = None,
     model: str = "",
-    providers: Mapping[str, ProviderConfig] | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-    egress: Mapping[str, Egress] | None = None,
-    credential: Callable[[str], str] | None = None,
 ) -> DispatchResult:
     failed = Failed()
     if guard is not None:
@@ -155,12 +154,9 @@ async def dispatch(
         choice = candidate.choice
         if choice in tried:
             continue  # never the same request to the same target twice: it may have started on it
-        breaker = _DEFAULT_BREAKER
-        cred = credential(choice.provider) if credential is not None else ""
+        cred = candidate.credential
         if guard is not None:
-            if providers is not None and choice.provider in providers:
-                breaker = providers[choice.provider].breaker
-            if not await guard.breakers.admit(choice, breaker, cred):
+            if not await guard.breakers.admit(choice, candidate.breaker, cred):
                 wait = guard.breakers.wait(choice, cred)
                 whose = " (the tenant's own key)" if cred else ""
                 failed.skipped.append(f"{choice.provider}/{choice.model}: skipped, cooling down{whose}")
@@ -174,10 +170,7 @@ async def dispatch(
                 failed.skipped.append(f"{choice.provider}/{choice.model}: not tried, retry budget spent")
                 break
         tried.add(choice)
-        way = egress.get(choice.provider, DEFAULT_EGRESS) if egress is not None else DEFAULT_EGRESS
-        result = await _attempt(
-            upstream, candidate, way, make_call, failed, guard, breaker, max_event_bytes, cred
-        )
+        result = await _attempt(upstream, candidate, make_call, failed, guard, max_event_bytes)
         if result is not None:
             return result
         if on_attempt is not None:
@@ -192,22 +185,17 @@ def _choice_of(candidate: Candidate) -> Choice:
 async def _attempt(
     upstream: UpstreamClient,
     candidate: Candidate,
-    egress: Egress,
     make_call: Callable[[Choice], Call],
     failed: Failed,
     guard: Guard | None,
-    breaker: BreakerConfig,
     max_event_bytes: int,
-    cred: str,
 ) -> DispatchResult | None:
     """One target: the result to return, or None after a server fault (recorded in ``failed``); the
-    breaker reported to is the one of ``cred``, the credential the call sends."""
-    choice = candidate.choice
+    breaker reported to is the one of the candidate's credential, the one the call sends."""
+    choice, breaker, cred = candidate.choice, candidate.breaker, candidate.credential
     if guard is None:
         try:
-            return await _try(
-                upstream, candidate, egress, make_call(choice), failed.attempts, max_event_bytes
-            )
+            return await _try(upstream, candidate, make_call(choice), failed.attempts, max_event_bytes)
         except _Fault as fault:
             _record(failed, fault)
             return None
@@ -216,7 +204,7 @@ async def _attempt(
     reported = False
     result: DispatchResult | None = None
     try:
-        result = await _try(upstream, candidate, egress, make_call(choice), failed.attempts, max_event_bytes)
+        result = await _try(upstream, candidate, make_call(choice), failed.attempts, max_event_bytes)
     except _Fault as fault:
         _record(failed, fault)
         guard.breakers.failure(choice, breaker, cred)
@@ -257,7 +245,6 @@ def _record(failed: Failed, fault: _Fault) -> None:
 async def _try(
     upstream: UpstreamClient,
     candidate: Candidate,
-    egress: Egress,
     call: Call,
     attempts: list[Attempt],
     max_event_bytes: int,
@@ -280,7 +267,7 @@ async def _try(
             idle=timeouts.idle or None,
             total=timeouts.total or None,
             headers_by=deadline,
-            egress=egress,
+            egress=candidate.egress,
         )
     except TimeoutError:
         raise _Fault(

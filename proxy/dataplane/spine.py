@@ -38,6 +38,7 @@ from proxy.store.base import Decision, Scope
 from proxy.store.records import Outcome
 from proxy.tenancy.keys import VirtualKey
 from proxy.tenancy.redaction import redact
+from proxy.upstream.egress import DEFAULT_EGRESS
 
 _UNANSWERED = (Failed, Refused)  # built once: a tuple in the call would be built per request
 
@@ -80,10 +81,7 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
             guard=request.app.get(GUARD),
             route=route,
             model=body.model,
-            providers=snapshot.settings.providers,
             max_event_bytes=snapshot.settings.server.max_sse_event_bytes,
-            egress=snapshot.egress,
-            credential=lambda provider: snapshot.credential(key.tenant, provider),
         )
         ctx.attempts = len(result.attempts)
         if isinstance(result, _UNANSWERED):
@@ -207,10 +205,19 @@ def resolve(
         if price is None:
             unpriced.append(f"{choice.provider}/{choice.model}")
             continue
-        timeouts = snapshot.settings.providers[choice.provider].timeouts
-        if overrides is not None:
-            timeouts = overrides.apply(timeouts)
-        candidates.append(Candidate(choice, provider, timeouts, price))
+        config = snapshot.settings.providers[choice.provider]
+        timeouts = config.timeouts if overrides is None else overrides.apply(config.timeouts)
+        candidates.append(
+            Candidate(
+                choice,
+                provider,
+                timeouts,
+                price,
+                breaker=config.breaker,
+                egress=snapshot.egress.get(choice.provider, DEFAULT_EGRESS),
+                credential=snapshot.credential(key.tenant, choice.provider),
+            )
+        )
     if not candidates:
         if unpriced:
             raise InvalidRequest(
