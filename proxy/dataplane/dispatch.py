@@ -10,7 +10,7 @@ data event and holds it, so an error sent with HTTP 200 still falls back. After 
 With a :class:`Guard` (the app's; tests may go without), dispatch also
 - orders each priority level by the route's strategy (:mod:`proxy.routing.balance`);
 - skips targets whose circuit breaker is open or that asked to wait (``Retry-After``)
-  (:mod:`proxy.routing.breaker`), per credential: ``credential(provider)`` names the key this request
+  (:mod:`proxy.routing.breaker`), per credential: ``Candidate.credential`` names the key this request
   sends (``""``: the provider's shared key; else a tenant's own key's id), so a tenant's own key that
   fails parks that key for that tenant only;
 - spends the retry budget on every attempt after the first, and stops when it is spent
