@@ -14,6 +14,7 @@ from aiohttp import web
 
 from proxy.metering.alerts import Alerter
 from proxy.metering.context import RequestContext
+from proxy.metering.unpriced import UnpricedModels
 from proxy.observe.metrics import Metrics
 from proxy.state.live import Live
 from proxy.state.snapshot import Snapshot
@@ -34,6 +35,7 @@ class Gateway:
     accepting: bool = True
     live: Live | None = None  # set by the app: the watcher that keeps ``snapshot`` current
     keys: KeyLookup = field(default_factory=KeyLookup)  # keys not in ``snapshot`` yet, found in the store
+    unpriced: UnpricedModels = field(default_factory=UnpricedModels)  # models served without a price
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

@@ -181,6 +181,8 @@ class ProviderConfig(_Section):
     proxy: str | None = None
     tls: ProviderTLSConfig | None = None
     max_response_bytes: PositiveInt | None = None
+    # What a model no price source knows does on this provider (none: ``pricing.unknown``).
+    pricing_unknown: Literal["refuse", "allow"] | None = None
 
     @model_validator(mode="after")
     def _check_base_url(self) -> ProviderConfig:
@@ -239,6 +241,8 @@ class PricingConfig(_Section):
     file: str | None = None
     default: PriceConfig | None = None
     models: dict[str, PriceConfig] = {}
+    # A model no source prices: "refuse" (400), or "allow" (served at zero, recorded price_source: none).
+    unknown: Literal["refuse", "allow"] = "refuse"
 
 
 class LimitsConfig(_Section):

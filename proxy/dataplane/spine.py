@@ -29,6 +29,7 @@ from proxy.errors import (
 from proxy.gateway import CONTEXT, GATEWAY, Gateway
 from proxy.metering.context import RequestContext
 from proxy.metering.meter import Plan, admit, build_record, make_plan, settle
+from proxy.metering.pricing import UNPRICED
 from proxy.observe.metrics import OTHER
 from proxy.plugin import Call, Endpoint
 from proxy.routing.guard import GUARD
@@ -152,6 +153,8 @@ async def _meter(gw: Gateway, ctx: RequestContext, endpoint: str, plan: Plan, re
     if record.cached_tokens:
         m.cached.inc(record.cached_tokens)
     m.cost.inc(record.cost_micro_usd)
+    if record.price_source == "none":
+        gw.unpriced.served(gw.metrics, gw.alerts, record.provider, record.upstream_model)
     if ctx.ttfb is not None:
         m.ttfb.observe(ctx.ttfb)
     if crossings:
@@ -203,8 +206,10 @@ def resolve(
             continue
         price = snapshot.price(choice.provider, choice.model)
         if price is None:
-            unpriced.append(f"{choice.provider}/{choice.model}")
-            continue
+            if not snapshot.allows_unpriced(choice.provider):
+                unpriced.append(f"{choice.provider}/{choice.model}")
+                continue
+            price = UNPRICED  # served, recorded with price_source: none (pricing.unknown: allow)
         config = snapshot.settings.providers[choice.provider]
         timeouts = config.timeouts if overrides is None else overrides.apply(config.timeouts)
         candidates.append(
@@ -222,7 +227,8 @@ def resolve(
         if unpriced:
             raise InvalidRequest(
                 f"The model '{model}' has no price ({', '.join(unpriced)}), so it cannot be metered; "
-                "the gateway operator must add it to the price table or set pricing.default.",
+                "the gateway operator must add it to the price table, set pricing.default, or allow "
+                "unpriced models (pricing.unknown: allow).",
                 param="model",
             )
         raise ModelNotFound(

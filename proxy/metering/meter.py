@@ -9,7 +9,9 @@ Settlement charges the provider's own usage at the price of the target that serv
 answered without usage, an estimate flagged ``estimated: true``: the prompt from its reservation's
 measure (text at 4 bytes per token, media at their reservation), the output from the characters of text
 and tool-call arguments the provider sent, at ``ESTIMATE_CHARS_PER_TOKEN``. A request no provider
-answered (nothing reached one, or an error answer without usage) is recorded at zero.
+answered (nothing reached one, or an error answer without usage) is recorded at zero. A request served
+without a price (``pricing.unknown: allow``) costs zero, recorded with ``price_source: none`` and
+``estimated: true``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from proxy.config import ReserveConfig
 from proxy.errors import BudgetExceeded, ExceedsLimit, MeteringUnavailable, RateLimited
 from proxy.metering.alerts import Alerter, follow
 from proxy.metering.context import RequestContext
-from proxy.metering.pricing import Price, cost_micro_usd, micro_to_usd, usd_to_micro, worst_case_micro_usd
+from proxy.metering.pricing import (
+    Price,
+    PriceSource,
+    cost_micro_usd,
+    micro_to_usd,
+    usd_to_micro,
+    worst_case_micro_usd,
+)
 from proxy.metering.reserve import DEFAULTS, MAX_PROMPT_ESTIMATE, Prompt, measure
 from proxy.plugin import JSONObject, Usage
 from proxy.store.base import (
@@ -190,6 +199,8 @@ def build_record(ctx: RequestContext, endpoint: str, plan: Plan) -> UsageRecord:
     outcome = ctx.outcome
     usage = ctx.usage
     estimated = usage is None and ctx.answered and outcome is not Outcome.REJECTED
+    price = ctx.price
+    source = price.source if price is not None else PriceSource.NONE
     if usage is None:
         usage = (
             Usage(
@@ -199,7 +210,7 @@ def build_record(ctx: RequestContext, endpoint: str, plan: Plan) -> UsageRecord:
             if estimated
             else Usage()
         )
-    cost = cost_micro_usd(usage, ctx.price) if ctx.price is not None else 0
+    cost = cost_micro_usd(usage, price) if price is not None else 0
     provider_cost = usd_to_micro(usage.provider_cost_usd) if usage.provider_cost_usd is not None else None
     return UsageRecord(
         request_id=ctx.request_id,
@@ -218,12 +229,13 @@ def build_record(ctx: RequestContext, endpoint: str, plan: Plan) -> UsageRecord:
         latency_ms=int((time.monotonic() - ctx.started) * 1000),
         ttfb_ms=None if ctx.ttfb is None else int(ctx.ttfb * 1000),
         outcome=outcome,
-        estimated=estimated,
+        estimated=estimated or source is PriceSource.NONE,  # unpriced: the cost is not known
         started_at=ctx.started_at,
         endpoint=endpoint,
         status=ctx.status,
         attempts=ctx.attempts,
         client_request_id=ctx.client_request_id,
+        price_source=source.value,
     )
 
 

@@ -1,17 +1,27 @@
 """The price table and the arithmetic of money.
 
-Prices are USD per 1M tokens. A price for ``<provider>/<model>`` applies on that provider only and beats
-the plain ``<model>`` entry; YAML (file or inline) beats synced catalogue prices; ``pricing.default`` is
-used only when set. Money is integer micro-USD everywhere, and this module holds its one conversion
-(:func:`usd_to_micro`, :func:`micro_to_usd`). Prices are held as integer micro-USD per 1M tokens, so a
-cost sums exactly until one final division by 1M tokens (rounded half up).
+Prices are USD per 1M tokens. Where a model's price comes from, first found wins (each price keeps its
+:class:`PriceSource`, which the ledger records):
+
+1. ``pricing.models`` in the YAML (``config``), then 2. the price file ``pricing.file`` (``file``): in
+   each, ``<provider>/<model>`` (that provider only) beats the plain ``<model>``;
+3. prices synced from the provider's catalogue (``sync``);
+4. the genai-prices database (``genai-prices``, :mod:`.price_db`), by the provider's plugin;
+5. ``pricing.default`` when set (``config``).
+
+No price at all: the request is refused, or served unpriced under ``pricing.unknown: allow``
+(:data:`UNPRICED`, source ``none``). Money is integer micro-USD everywhere, and this module holds its one
+conversion (:func:`usd_to_micro`, :func:`micro_to_usd`). Prices are held as integer micro-USD per 1M
+tokens, so a cost sums exactly until one final division by 1M tokens (rounded half up).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -31,9 +41,21 @@ def micro_to_usd(micro_usd: int) -> float:
     return micro_usd / MICRO_USD_PER_USD
 
 
+class PriceSource(enum.StrEnum):
+    """Which source priced a request (the ledger's ``price_source``)."""
+
+    CONFIG = "config"
+    FILE = "file"
+    SYNC = "sync"
+    GENAI_PRICES = "genai-prices"
+    NONE = "none"  # no source knew the model, and ``pricing.unknown: allow`` served it at zero
+
+
 @dataclass(frozen=True, slots=True)
 class Price:
-    """Integer micro-USD per 1M tokens."""
+    """Integer micro-USD per 1M tokens, and where it came from. ``tiers``: dearer prices for large prompts
+    (``(start, price)``, ascending): a prompt of more than ``start`` tokens pays that tier for every token
+    (the providers' cliff, as Gemini's and Claude's long-context prices)."""
 
     input: int
     output: int
@@ -41,9 +63,18 @@ class Price:
     cache_write: int
     context_length: int | None = None
     image_tokens: int | None = None  # reserved per image part (None: metering.reserve.image_tokens)
+    source: PriceSource = PriceSource.CONFIG
+    tiers: tuple[tuple[int, Price], ...] = ()
+
+    def at(self, prompt_tokens: int) -> Price:
+        """The price a prompt of this many tokens pays (the highest tier it passes, else this one)."""
+        for start, tier in reversed(self.tiers):
+            if prompt_tokens > start:
+                return tier
+        return self
 
     @classmethod
-    def of(cls, config: PriceConfig) -> Price:
+    def of(cls, config: PriceConfig, source: PriceSource = PriceSource.CONFIG) -> Price:
         cached = config.cached_input if config.cached_input is not None else config.input
         write = config.cache_write if config.cache_write is not None else config.input
         return cls(
@@ -53,6 +84,7 @@ class Price:
             usd_to_micro(write),
             config.context_length,
             config.image_tokens,
+            source,
         )
 
     def usd_per_million(self) -> dict[str, float]:
@@ -63,7 +95,13 @@ class Price:
         }
 
 
+# What an unpriced request costs under ``pricing.unknown: allow``: nothing, recorded as such.
+UNPRICED = Price(0, 0, 0, 0, source=PriceSource.NONE)
+
+
 def cost_micro_usd(usage: Usage, price: Price) -> int:
+    if price.tiers:
+        price = price.at(usage.prompt_tokens)
     uncached = max(0, usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens)
     total = (
         uncached * price.input
@@ -75,26 +113,52 @@ def cost_micro_usd(usage: Usage, price: Price) -> int:
 
 
 def worst_case_micro_usd(prompt_tokens: int, max_output_tokens: int, price: Price) -> int:
-    """What admission reserves: every prompt token uncached (or written to cache), all output used."""
+    """What admission reserves: every prompt token uncached (or written to cache), all output used, at
+    the tier of the prompt's reservation."""
+    if price.tiers:
+        price = price.at(prompt_tokens)
     per_prompt_token = max(price.input, price.cache_write)
     total = prompt_tokens * per_prompt_token + max_output_tokens * price.output
     return -(-total // TOKENS_PER_PRICE)  # round up: a reservation must never be short
 
 
-class PriceTable:
-    def __init__(self, prices: Mapping[str, Price], default: Price | None = None) -> None:
-        self.prices = dict(prices)
-        self.default = default
+class Fallback(Protocol):
+    """A price database consulted after the YAML, the file and synced catalogues (:mod:`.price_db`)."""
 
-    def lookup(self, provider: str, model: str, synced: Mapping[str, Price] | None = None) -> Price | None:
-        price = self.prices.get(f"{provider}/{model}") or self.prices.get(model)
+    def price(self, plugin: str, model: str) -> Price | None: ...
+
+
+class PriceTable:
+    def __init__(
+        self,
+        prices: Mapping[str, Price],
+        default: Price | None = None,
+        *,
+        file: Mapping[str, Price] | None = None,
+        fallback: Fallback | None = None,
+    ) -> None:
+        self.prices = dict(prices)  # pricing.models
+        self.file = dict(file or {})  # pricing.file
+        self.default = default
+        self.fallback = fallback
+
+    def lookup(
+        self, provider: str, model: str, synced: Mapping[str, Price] | None = None, plugin: str | None = None
+    ) -> Price | None:
+        """The price of ``model`` on ``provider`` (whose plugin is ``plugin``), first source first."""
+        scoped = f"{provider}/{model}"
+        price = (
+            self.prices.get(scoped) or self.prices.get(model) or self.file.get(scoped) or self.file.get(model)
+        )
         if price is None and synced:
-            price = synced.get(f"{provider}/{model}")
+            price = synced.get(scoped)
+        if price is None and plugin is not None and self.fallback is not None:
+            price = self.fallback.price(plugin, model)
         return price or self.default
 
 
-def load_price_table(settings: Settings) -> PriceTable:
-    prices: dict[str, Price] = {}
+def load_price_table(settings: Settings, fallback: Fallback | None = None) -> PriceTable:
+    file: dict[str, Price] = {}
     if settings.pricing.file:
         path = Path(settings.pricing.file)
         if not path.is_absolute():
@@ -116,7 +180,7 @@ def load_price_table(settings: Settings) -> PriceTable:
         ]
         for name, entry in models.items():
             try:
-                prices[str(name)] = Price.of(PriceConfig.model_validate(entry))
+                file[str(name)] = Price.of(PriceConfig.model_validate(entry), PriceSource.FILE)
             except ValidationError as exc:
                 for err in exc.errors():
                     # The entry's own path as prefix: an error on the entry itself (``gpt-4o: 5``) has
@@ -126,7 +190,6 @@ def load_price_table(settings: Settings) -> PriceTable:
                     )
         if problems:
             raise ConfigError("\n".join(problems))
-    for name, entry in settings.pricing.models.items():
-        prices[name] = Price.of(entry)
+    prices = {name: Price.of(entry) for name, entry in settings.pricing.models.items()}
     default = Price.of(settings.pricing.default) if settings.pricing.default else None
-    return PriceTable(prices, default)
+    return PriceTable(prices, default, file=file, fallback=fallback)

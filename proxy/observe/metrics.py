@@ -178,6 +178,10 @@ class Metrics:
             registry=r,
         )
         self.reloads = Counter("efflux_config_reloads", "Config reloads", ["result"], registry=r)
+        # Requests served without a price (pricing.unknown: allow), per configured provider.
+        self.unpriced = Counter(
+            "efflux_unpriced_requests", "Requests served without a price", ["provider"], registry=r
+        )
 
     def route(self, model: str, provider: str) -> RouteMetrics:
         found = self._data.routes.get((model, provider))

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import orjson
 
 from proxy.config import PriceConfig
-from proxy.metering.pricing import Price
+from proxy.metering.pricing import Price, PriceSource
 from proxy.plugin import ModelInfo
 from proxy.routing.table import Route, Target
 from proxy.state.snapshot import Snapshot
@@ -116,7 +116,7 @@ def price_of(entry: Mapping[str, object]) -> Price | None:
         )
     except ValueError:
         return None
-    return Price.of(config)
+    return Price.of(config, PriceSource.SYNC)
 
 
 def live_entries(docs: Mapping[str, bytes], now: float) -> Iterable[tuple[str, str, Entry]]:

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from proxy.config import ConfigError, Period, ProviderConfig, Settings, TenantConfig
+from proxy.metering.price_db import PriceDatabase
 from proxy.metering.pricing import Price, PriceTable, load_price_table, usd_to_micro
 from proxy.plugin import Provider, ProviderSettings, ProviderType
 from proxy.plugin.registry import PluginNotFound, load_plugin
-from proxy.routing.table import Resolution, Route, RoutingTable, build_route
+from proxy.routing.table import Resolution, Route, RoutingTable, build_route, upstream_model
 from proxy.store.base import Scope
 from proxy.tenancy.keys import KeyRing, build_keyring, process_secret
 from proxy.upstream.egress import Egress
@@ -51,7 +52,15 @@ class Snapshot:
         return self.routing.resolve(model, self.overlay, self.synced)
 
     def price(self, provider: str, model: str) -> Price | None:
-        return self.prices.lookup(provider, model, self.synced_prices)
+        instance = self.providers.get(provider)
+        plugin = instance.plugin_name if instance is not None else None
+        return self.prices.lookup(provider, model, self.synced_prices, plugin)
+
+    def allows_unpriced(self, provider: str) -> bool:
+        """Whether a model no price source knows is served on this provider (``pricing.unknown``)."""
+        config = self.settings.providers.get(provider)
+        policy = config.pricing_unknown if config is not None else None
+        return (policy or self.settings.pricing.unknown) == "allow"
 
     def api_key(self, tenant: str, provider: str) -> str | None:
         """The tenant's own key for this provider when it has one (BYOK), else the shared key."""
@@ -123,14 +132,14 @@ def build_snapshot(settings: Settings, *, key_secret: bytes | None = None, versi
         )
     prices: PriceTable | None = None
     try:
-        prices = load_price_table(settings)
+        prices = load_price_table(settings, PriceDatabase())
     except ConfigError as exc:
         problems.append(str(exc))
     if problems or prices is None:
         raise ConfigError("\n".join(problems))
     secret = key_secret or (settings.secrets.key_secret or "").encode() or process_secret()
     tenant_scopes = {name: tenant_scope(name, tenant) for name, tenant in settings.tenants.items()}
-    return Snapshot(
+    snapshot = Snapshot(
         settings=settings,
         providers=providers,
         routing=RoutingTable(build_route(name, route) for name, route in settings.models.items()),
@@ -140,6 +149,18 @@ def build_snapshot(settings: Settings, *, key_secret: bytes | None = None, versi
         version=version,
         egress=egress,
     )
+    for provider, model in route_targets(snapshot.routing):
+        snapshot.price(provider, model)  # resolved now, not by the first request
+    return snapshot
+
+
+def route_targets(routing: RoutingTable) -> list[tuple[str, str]]:
+    """The (provider, upstream model) of every target of the exact routes (a wildcard names none)."""
+    return [
+        (target.provider, upstream_model(route, target, name))
+        for name, route in routing.exact.items()
+        for target in route.targets
+    ]
 
 
 def build_egress(name: str, config: ProviderConfig, settings: Settings) -> Egress:

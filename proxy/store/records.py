@@ -45,6 +45,9 @@ class UsageRecord:
     status: int = 200
     attempts: int = 1
     client_request_id: str | None = None  # the caller's own x-request-id, when it sent one
+    # Which source priced it: config, file, sync, genai-prices, or none (served unpriced under
+    # ``pricing.unknown: allow``); null on records written before the field existed.
+    price_source: str | None = None
 
     @property
     def total_tokens(self) -> int:

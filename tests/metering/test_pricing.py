@@ -9,7 +9,14 @@ import pytest
 
 from proxy.config import ConfigError, PriceConfig, load_settings, parse_settings
 from proxy.metering.meter import make_plan
-from proxy.metering.pricing import Price, PriceTable, cost_micro_usd, load_price_table, worst_case_micro_usd
+from proxy.metering.pricing import (
+    Price,
+    PriceSource,
+    PriceTable,
+    cost_micro_usd,
+    load_price_table,
+    worst_case_micro_usd,
+)
 from proxy.plugin import JSONObject, Usage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,9 +29,10 @@ def price(
     output: float = 0.0,
     cached_input: float | None = None,
     cache_write: float | None = None,
+    source: PriceSource = PriceSource.CONFIG,
 ) -> Price:
     return Price.of(
-        PriceConfig(input=input, output=output, cached_input=cached_input, cache_write=cache_write)
+        PriceConfig(input=input, output=output, cached_input=cached_input, cache_write=cache_write), source
     )
 
 
@@ -174,9 +182,9 @@ def test_usd_per_million_round_trips() -> None:
 
 def test_the_example_pricing_file_loads() -> None:
     table = load_price_table(load_settings(EXAMPLE, env={}))
-    assert len(table.prices) >= 30
+    assert len(table.file) >= 30
     mini = table.lookup("openai", "gpt-4o-mini")
-    assert mini is not None
+    assert mini is not None and mini.source is PriceSource.FILE
     assert (mini.input, mini.output, mini.cached_input) == (150_000, 600_000, 75_000)
     assert mini.context_length == 128_000
     sonnet = table.lookup("anthropic", "claude-sonnet-4-5")
@@ -197,7 +205,7 @@ def test_inline_prices_beat_the_file(tmp_path: Path) -> None:
     )
     table = load_price_table(settings)
     assert table.lookup("p", "m") == price(5.0)
-    assert table.lookup("p", "n") == price(3.0)
+    assert table.lookup("p", "n") == price(3.0, source=PriceSource.FILE)
     assert table.default == price(7.0)
 
 
@@ -205,7 +213,7 @@ def test_an_absolute_pricing_path_ignores_base_dir(tmp_path: Path) -> None:
     file = tmp_path / "abs.yaml"
     file.write_text("models:\n  m: {input: 1}\n")
     table = load_price_table(parse_settings({"pricing": {"file": str(file)}}, base_dir="/nonexistent"))
-    assert table.lookup("p", "m") == price(1.0)
+    assert table.lookup("p", "m") == price(1.0, source=PriceSource.FILE)
 
 
 @pytest.mark.parametrize(

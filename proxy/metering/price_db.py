@@ -1,0 +1,179 @@
+"""The fallback price source: the ``genai-prices`` package (a price database kept current by its
+maintainers; upgrading the package updates the prices).
+
+A model is looked up in the database's provider that matches the gateway provider's *plugin*
+(:data:`PROVIDER_IDS`), with the database's own matching: dated snapshots (``gpt-4o-2024-08-06``),
+compact dates, OpenRouter's ``vendor/model`` ids, and the providers it falls back on (Azure serves
+OpenAI's models). Resellers without a table of their own (``aihubmix``, ``newapi``) are priced at the list
+price of the vendor the model's name identifies; local servers (``ollama``, ``vllm``, ``lmstudio``,
+``openai_compatible``) have none: they are priced in YAML or served under ``pricing.unknown: allow``.
+
+The database prices per token kind (input, output, cache reads and writes), some of them tiered by the
+prompt's size; those become a :class:`Price` with ``tiers``. A model priced by other units only (per
+image, per request) has no token price here. Prices that change on a date are taken as of the lookup;
+time-of-day prices (DeepSeek's off-peak hours) are charged at the dearest of them.
+
+A lookup scans the provider's models (a fraction of a millisecond), so results, found or not, are kept
+in a bounded LRU cache: the request path pays the scan once per model name, and names a client invents
+cannot grow memory.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from proxy.metering.pricing import Price, PriceSource, usd_to_micro
+
+if TYPE_CHECKING:
+    from genai_prices import types
+
+# Plugin name -> the database's provider id. AUTO: the vendor the model's name identifies (resellers).
+AUTO = "*"
+PROVIDER_IDS: dict[str, str] = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "openrouter": "openrouter",
+    "azure": "azure",
+    "bedrock": "aws",
+    "gemini": "google",
+    "deepseek": "deepseek",
+    "groq": "groq",
+    "mistral": "mistral",
+    "xai": "x-ai",
+    "together": "together",
+    "fireworks": "fireworks",
+    "aihubmix": AUTO,
+    "newapi": AUTO,
+}
+
+CACHE_SIZE = 4096  # (plugin, model) results kept, found or not
+_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+
+
+class PriceDatabase:
+    """``price(plugin, model)``: the database's price for a model on a plugin's provider, or None."""
+
+    def __init__(self, cache_size: int = CACHE_SIZE, ids: dict[str, str] | None = None) -> None:
+        self.cache_size = cache_size
+        self.ids = PROVIDER_IDS if ids is None else ids
+        self._cache: OrderedDict[tuple[str, str], Price | None] = OrderedDict()
+        self.scans = 0  # lookups that went to the database (the rest came from the cache)
+
+    def price(self, plugin: str, model: str) -> Price | None:
+        key = (plugin, model)
+        cache = self._cache
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        provider_id = self.ids.get(plugin)
+        found = self._find(provider_id, model) if provider_id is not None else None
+        cache[key] = found
+        if len(cache) > self.cache_size:
+            cache.popitem(last=False)
+        return found
+
+    def describe(self, plugin: str, model: str) -> str | None:
+        """The database's provider and model id that price ``model`` (for ``prices show``), or None."""
+        provider_id = self.ids.get(plugin)
+        hit = _model(provider_id, model) if provider_id is not None else None
+        return f"{hit[0].id}/{hit[1].id}" if hit else None
+
+    def _find(self, provider_id: str, model: str) -> Price | None:
+        self.scans += 1
+        hit = _model(provider_id, model)
+        return to_price(hit[1], datetime.now(UTC)) if hit else None
+
+
+def _model(provider_id: str, model: str) -> tuple[types.Provider, types.ModelInfo] | None:
+    from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
+
+    providers = get_snapshot().providers
+    ref = model.lower()
+    if provider_id == AUTO:
+        provider = next((p for p in providers if p.model_match and p.model_match.is_match(ref)), None)
+    else:
+        provider = find_provider_by_id(providers, provider_id)
+    if provider is None:
+        return None
+    found = provider.find_model(ref, all_providers=providers)
+    return (provider, found) if found is not None else None
+
+
+def to_price(model: types.ModelInfo, when: datetime) -> Price | None:
+    """The database's token prices of ``model`` as of ``when`` -> a Price (None: no token price)."""
+    prices = _current(model, when)
+    values = [getattr(prices, key, None) for key in _KEYS]
+    if values[0] is None and values[1] is None:
+        return None  # priced per image, per request...: nothing per token
+    starts = sorted({tier.start for v in values if _tiered(v) for tier in v.tiers})  # type: ignore[union-attr]
+    tiers = tuple((start, _flat(model, values, start)) for start in starts)
+    return _flat(model, values, None, tiers)
+
+
+def _flat(
+    model: types.ModelInfo,
+    values: list[object],
+    above: int | None,
+    tiers: tuple[tuple[int, Price], ...] = (),
+) -> Price:
+    """One price from the four values, each at its tier for a prompt above ``above`` tokens."""
+    inp, out, read, write = (_at(v, above) for v in values)
+    base = inp if inp is not None else Decimal(0)
+    return Price(
+        _micro(base),
+        _micro(out if out is not None else Decimal(0)),
+        _micro(read if read is not None else base),
+        _micro(write if write is not None else base),
+        context_length=model.context_window or None,
+        source=PriceSource.GENAI_PRICES,
+        tiers=tiers,
+    )
+
+
+def _at(value: object, above: int | None) -> Decimal | None:
+    if not _tiered(value):
+        return value if isinstance(value, Decimal) else None
+    price: Decimal = value.base  # type: ignore[attr-defined]
+    if above is not None:
+        for tier in value.tiers:  # type: ignore[attr-defined]
+            if tier.start <= above:  # a prompt above ``above`` tokens has passed this tier's start
+                price = tier.price
+    return price
+
+
+def _tiered(value: object) -> bool:
+    return hasattr(value, "tiers") and hasattr(value, "base")
+
+
+def _micro(usd_per_million: Decimal) -> int:
+    return usd_to_micro(float(usd_per_million))
+
+
+def _current(model: types.ModelInfo, when: datetime) -> types.ModelPrice:
+    """The last price whose start date has come; among time-of-day prices, the dearest input price."""
+    from genai_prices.types import ModelPrice, TimeOfDateConstraint
+
+    prices = model.prices
+    if isinstance(prices, ModelPrice):
+        return prices
+    chosen = prices[0].prices
+    for conditional in prices:
+        constraint = conditional.constraint
+        if constraint is None or (
+            not isinstance(constraint, TimeOfDateConstraint) and constraint.active(when)
+        ):
+            chosen = conditional.prices
+    for conditional in prices:
+        if isinstance(conditional.constraint, TimeOfDateConstraint) and _input(conditional.prices) > _input(
+            chosen
+        ):
+            chosen = conditional.prices
+    return chosen
+
+
+def _input(prices: types.ModelPrice) -> Decimal:
+    value = _at(getattr(prices, "input_mtok", None), None)
+    return value if value is not None else Decimal(0)
