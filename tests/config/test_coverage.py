@@ -109,6 +109,7 @@ providers.*.tls.cert_file upstream/test_tls_settings.py::test_a_client_certifica
 providers.*.tls.key_file upstream/test_tls_settings.py::test_a_client_certificate_from_cert_file_and_key_file
 providers.*.max_response_bytes
     upstream/test_bounds_settings.py::test_a_providers_own_max_response_bytes_wins_over_the_upstream_default
+providers.*.pricing_unknown metering/test_unpriced.py::test_the_provider_setting_beats_the_global_one
 models.*.targets[].provider resilience/test_faults.py::test_server_fault_before_the_first_byte_falls_back
 models.*.targets[].provider routing/test_routing.py::test_explicit_target_model_wins
 models.*.targets[].model routing/test_routing.py::test_explicit_target_model_wins
@@ -139,6 +140,10 @@ pricing.models.*.cache_write metering/test_pricing.py::test_price_fields_from_ya
 pricing.models.*.context_length metering/test_pricing.py::test_price_fields_from_yaml[models-context_length]
 pricing.models.*.image_tokens
     metering/test_reservations.py::test_each_reserve_setting_from_the_config_moves_the_worst_case[pricing.models.vision.image_tokens]
+pricing.unknown metering/test_unpriced.py::test_refuse_is_the_default_and_answers_400
+pricing.unknown
+    metering/test_unpriced.py::test_allow_serves_records_none_and_estimated_counts_and_alerts_once_per_model
+pricing.unknown metering/test_unpriced.py::test_the_provider_setting_beats_the_global_one
 keys[].name config/test_effects.py::test_keys_key_name_and_tenant
 keys[].key config/test_effects.py::test_keys_key_name_and_tenant
 keys[].tenant config/test_effects.py::test_keys_key_name_and_tenant
