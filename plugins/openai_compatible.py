@@ -8,6 +8,9 @@ use, with field types that vary (OpenRouter's ``code`` is a number).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import aiohttp
 import orjson
 
@@ -74,6 +77,9 @@ def usage_from(obj: object) -> Usage | None:
 
 def error_from_envelope(status: int, obj: object, fault: Fault | None = None) -> UpstreamError | None:
     """``{"error": {...}}`` (or ``{"error": "text"}``) -> UpstreamError; None if there is no error."""
+    if isinstance(obj, dict) and obj.get("object") == "error" and "error" not in obj:
+        # vLLM and Mistral put the fields at the top; Mistral's ``message`` may be pydantic's detail list
+        obj = {"error": {**obj, "message": _text_of(obj.get("message"))}}
     if not isinstance(obj, dict) or "error" not in obj or obj["error"] in (None, {}, ""):
         return None
     err = obj["error"]
@@ -105,6 +111,21 @@ def error_from_envelope(status: int, obj: object, fault: Fault | None = None) ->
     )
 
 
+def _text_of(message: object) -> str | None:
+    """A message that may be a string or a structure (Mistral's pydantic ``detail`` list), as text."""
+    if message is None or isinstance(message, str):
+        return message
+    if isinstance(message, dict) and isinstance(message.get("detail"), list):
+        parts = [
+            f"{'.'.join(str(x) for x in d.get('loc', []))}: {d.get('msg')}"
+            for d in message["detail"]
+            if isinstance(d, dict)
+        ]
+        if parts:
+            return "; ".join(parts)
+    return orjson.dumps(message).decode()
+
+
 class OpenAIStreamReader(StreamReader):
     """Relays chunks unchanged, taps the last usage object, drops the usage-only chunk (``choices: []``)
     when the client did not ask for it (the gateway always asks upstream), and turns an error chunk
@@ -118,10 +139,11 @@ class OpenAIStreamReader(StreamReader):
     usage is lost, and so may be the end of the answer.
     """
 
-    def __init__(self, include_usage: bool, choices: int = 1) -> None:
+    def __init__(self, include_usage: bool, choices: int = 1, usage_in: str | None = None) -> None:
         super().__init__()
         self.include_usage = include_usage
         self.choices = choices
+        self.usage_in = usage_in  # a vendor's object that carries the usage too (Groq: ``x_groq``)
         self.finished_choices: set[int] = set()
         # The chunks' data, kept (not copied) while it is small, so that their output is counted only if
         # the usage never comes (it usually does: the gateway always asks for it); past HELD_FOR_COUNTING
@@ -171,6 +193,9 @@ class OpenAIStreamReader(StreamReader):
                     index = choice.get("index")
                     self.finished_choices.add(index if isinstance(index, int) else 0)
         usage = usage_from(obj.get("usage"))
+        if usage is None and self.usage_in is not None:
+            extension = obj.get(self.usage_in)
+            usage = usage_from(extension.get("usage")) if isinstance(extension, dict) else None
         if usage is not None:
             # Last usage object wins: Gemini repeats it on every chunk, Groq sends it twice
             # (gemini/openai-compat-stream-usage-every-chunk.sse, groq/chat-stream-usage-twice.sse).
@@ -296,11 +321,20 @@ class OpenAICompatible(Provider):
 
     plugin_name = "openai_compatible"
     requires_key = False  # a local vLLM/Ollama takes anonymous calls; set api_key when yours does not
+    # Vendors' differences, as data (each declaration in plugins/<vendor>.py sets what differs):
+    stream_options: ClassVar[bool] = True  # False: the vendor refuses the field (it sends usage anyway)
+    renamed: ClassVar[Mapping[str, str]] = {}  # a client's parameter -> the vendor's name for it
+    usage_in: ClassVar[str | None] = None  # an object of the stream's chunks that carries usage too
 
     def build_request(self, call: Call) -> UpstreamRequest:
         body = dict(call.body)
         body["model"] = call.model
-        if call.stream:
+        for name, theirs in self.renamed.items():
+            if name in body and theirs not in body:
+                body[theirs] = body.pop(name)
+        if not self.stream_options:
+            body.pop("stream_options", None)  # refused by the vendor (422), whoever set it
+        elif call.stream:
             options = body.get("stream_options")
             merged = dict(options) if isinstance(options, dict) else {}
             merged["include_usage"] = True  # always meter from the provider's own numbers
@@ -328,7 +362,7 @@ class OpenAICompatible(Provider):
 
     def open_stream(self, call: Call) -> StreamReader:
         n = call.body.get("n")
-        return OpenAIStreamReader(call.include_usage, n if isinstance(n, int) and n > 1 else 1)
+        return OpenAIStreamReader(call.include_usage, n if isinstance(n, int) and n > 1 else 1, self.usage_in)
 
     def map_error(self, status: int, content_type: str, body: bytes) -> UpstreamError:
         fault = Fault.CLIENT if status in CLIENT_FAULT_STATUSES else Fault.SERVER

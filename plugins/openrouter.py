@@ -8,6 +8,7 @@
   than "Provider returned error", so it is surfaced.
 - Errors may arrive after HTTP 200 as a chunk with ``error`` (openrouter/chat-stream-midstream-error.sse),
   handled by the shared stream reader.
+- A key is checked with ``GET /api/v1/key``: the catalogue is public and accepts any key.
 - The catalogue (``/api/v1/models``, openrouter/models.json) prices in USD per **token**, as strings
   (``"0.00003"``), with ``context_length``, ``architecture.input_modalities`` and
   ``supported_parameters``; it may be paginated (``links.next``).
@@ -51,6 +52,14 @@ class OpenRouter(OpenAICompatible):
             detail = message if isinstance(message, str) else raw
         via = f" (via {provider})" if isinstance(provider, str) else ""
         return dataclasses.replace(error, message=f"{error.message}{via}: {detail.strip()}")
+
+    async def validate_key(self, http: aiohttp.ClientSession, api_key: str) -> bool:
+        """``GET /key`` (the key's own limits and usage): ``GET /models`` is public and answers any key."""
+        async with http.get(f"{self.base_url}/key", headers=self.auth_headers(api_key)) as resp:
+            if resp.status in (401, 403):
+                return False
+            resp.raise_for_status()
+            return True
 
     async def list_models(self, http: aiohttp.ClientSession) -> list[ModelInfo]:
         headers = self.auth_headers(self.settings.api_key)
