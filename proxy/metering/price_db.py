@@ -13,13 +13,15 @@ prompt's size; those become a :class:`Price` with ``tiers``. A model priced by o
 image, per request) has no token price here. Prices that change on a date are taken as of the lookup;
 time-of-day prices (DeepSeek's off-peak hours) are charged at the dearest of them.
 
-A lookup scans the provider's models (a fraction of a millisecond), so results, found or not, are kept
-in a bounded LRU cache: the request path pays the scan once per model name, and names a client invents
-cannot grow memory.
+Lookups are cheap and bounded: each database provider is indexed once (its models matched by exact names
+in a dict; only the few matched by patterns, such as ``starts_with``, are tried one by one: 12 of
+OpenRouter's 923), and results, found or not, are kept in a bounded LRU cache, so names a client invents
+under a wildcard route cost one dict lookup and a dozen pattern tests, and cannot grow memory.
 """
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -51,6 +53,8 @@ PROVIDER_IDS: dict[str, str] = {
 
 CACHE_SIZE = 4096  # (plugin, model) results kept, found or not
 _KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+# A compact date (``-20240718``), which the database's own matching rewrites before a second try.
+_COMPACT_DATE = re.compile(r"-20\d{6}(?=-|:|$)")
 
 
 class PriceDatabase:
@@ -60,6 +64,7 @@ class PriceDatabase:
         self.cache_size = cache_size
         self.ids = PROVIDER_IDS if ids is None else ids
         self._cache: OrderedDict[tuple[str, str], Price | None] = OrderedDict()
+        self._indexes: dict[str, _Index] = {}
         self.scans = 0  # lookups that went to the database (the rest came from the cache)
 
     def price(self, plugin: str, model: str) -> Price | None:
@@ -75,31 +80,81 @@ class PriceDatabase:
             cache.popitem(last=False)
         return found
 
-    def describe(self, plugin: str, model: str) -> str | None:
-        """The database's provider and model id that price ``model`` (for ``prices show``), or None."""
-        provider_id = self.ids.get(plugin)
-        hit = _model(provider_id, model) if provider_id is not None else None
-        return f"{hit[0].id}/{hit[1].id}" if hit else None
-
     def _find(self, provider_id: str, model: str) -> Price | None:
         self.scans += 1
-        hit = _model(provider_id, model)
-        return to_price(hit[1], datetime.now(UTC)) if hit else None
+        found = self.model(provider_id, model)
+        return to_price(found, datetime.now(UTC)) if found is not None else None
+
+    def model(self, provider_id: str, model: str) -> types.ModelInfo | None:
+        """The database's entry for ``model`` at ``provider_id`` (its own matching rules), or None."""
+        from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
+
+        providers = get_snapshot().providers
+        ref = model.lower()
+        if provider_id == AUTO:
+            provider = next((p for p in providers if p.model_match and p.model_match.is_match(ref)), None)
+        else:
+            provider = find_provider_by_id(providers, provider_id)
+        if provider is None:
+            return None
+        found = self._index(provider).match(ref)
+        for fallback_id in provider.fallback_model_providers or ():
+            if found is not None:
+                break
+            fallback = next((p for p in providers if p.id == fallback_id), None)
+            found = self._index(fallback).match(ref) if fallback is not None else None
+        if found is None and _COMPACT_DATE.search(ref):
+            found = provider.find_model(ref, all_providers=providers)  # its rewrite of the date, rare
+        return found
+
+    def _index(self, provider: types.Provider) -> _Index:
+        index = self._indexes.get(provider.id)
+        if index is None:
+            index = self._indexes[provider.id] = _Index(provider)
+        return index
 
 
-def _model(provider_id: str, model: str) -> tuple[types.Provider, types.ModelInfo] | None:
-    from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
+class _Index:
+    """A provider's models as the database matches them (first match in order wins), with the exact names
+    in a dict: only models matched by a pattern are tried one by one."""
 
-    providers = get_snapshot().providers
-    ref = model.lower()
-    if provider_id == AUTO:
-        provider = next((p for p in providers if p.model_match and p.model_match.is_match(ref)), None)
-    else:
-        provider = find_provider_by_id(providers, provider_id)
-    if provider is None:
-        return None
-    found = provider.find_model(ref, all_providers=providers)
-    return (provider, found) if found is not None else None
+    def __init__(self, provider: types.Provider) -> None:
+        self.models = provider.models
+        self.exact: dict[str, int] = {}
+        self.patterned: list[tuple[int, types.ModelInfo]] = []
+        for position, model in enumerate(self.models):
+            names = _exact_names(model.match)
+            if names is None:
+                self.patterned.append((position, model))
+            else:
+                for name in names:
+                    self.exact.setdefault(name.lower(), position)
+
+    def match(self, ref: str) -> types.ModelInfo | None:
+        position = self.exact.get(ref)
+        for at, model in self.patterned:
+            if position is not None and at > position:
+                break  # the exact match comes first in the database's order
+            if model.is_match(ref):
+                return model
+        return self.models[position] if position is not None else None
+
+
+def _exact_names(clause: object) -> list[str] | None:
+    """The names an ``equals`` rule (or an ``or`` of them) matches; None for any other rule."""
+    from genai_prices.types import ClauseEquals, ClauseOr
+
+    if isinstance(clause, ClauseEquals):
+        return [clause.equals]
+    if isinstance(clause, ClauseOr):
+        names: list[str] = []
+        for inner in clause.or_:
+            found = _exact_names(inner)
+            if found is None:
+                return None
+            names += found
+        return names
+    return None
 
 
 def to_price(model: types.ModelInfo, when: datetime) -> Price | None:

@@ -220,3 +220,19 @@ def _name_for(clause: object) -> str | None:
     if isinstance(clause, ClauseOr):
         return next((n for c in clause.or_ if (n := _name_for(c)) is not None), None)
     return None
+
+
+@pytest.mark.parametrize(
+    "provider_id", ["openrouter", "openai", "anthropic", "google", "aws", "azure", "x-ai"]
+)
+def test_the_index_matches_as_the_package_does(provider_id: str) -> None:
+    """The exact-name index gives the model the package's own scan gives: for every id, dated and
+    compact-dated forms, and names nobody priced (Azure's fallbacks to OpenAI's table included)."""
+    db = PriceDatabase()
+    providers = get_snapshot().providers
+    provider = find_provider_by_id(providers, provider_id)
+    assert provider is not None
+    refs = [m.id for m in provider.models] + ["invented-model", "gpt-4o-mini", "claude-3-5-sonnet-20241022"]
+    refs += [f"{m.id}-2024-08-06" for m in provider.models] + [f"{m.id}-20240806" for m in provider.models]
+    for ref in refs:
+        assert db.model(provider_id, ref) is provider.find_model(ref.lower(), all_providers=providers), ref
