@@ -418,7 +418,7 @@ def test_package_module_class(fresh_registry: None, tmp_path: Path, monkeypatch:
         ),
         (
             "zzz",
-            r"^unknown plugin 'zzz' \(built-ins: aihubmix, anthropic, .*openai, openai_compatible, openrouter",
+            r"^unknown plugin 'zzz' \(built-ins: aihubmix, anthropic, .*openai, openai_compatible, ",
         ),
         ("OpenAI", r"^unknown plugin 'OpenAI'"),
         (
