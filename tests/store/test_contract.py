@@ -30,7 +30,7 @@ def record(
 ) -> UsageRecord:
     return UsageRecord(
         rid, key, tenant, "gpt-x", "openai", "gpt-x-2025", 60, 40, 0, 0, 0, cost, None, 120, 30,
-        Outcome.COMPLETED, False, started_at,
+        Outcome.COMPLETED, False, started_at, price_source="genai-prices",  # kept by every backend
     )  # fmt: skip
 
 
