@@ -14,7 +14,9 @@ the usage each must give, error bodies by status, and where its key check goes. 
 
 A new plugin is done when it has a row here and the suite is green. A plugin whose settings need more than
 ``base_url``/``api_key``/``headers`` gives ``build`` (how to make an instance on a base URL with a key); a
-plugin whose streams are not SSE would need the tap it uses in place of :class:`StreamTap`.
+plugin whose streams are not SSE gives ``tap`` (what feeds its reader the bytes, in place of
+:class:`StreamTap`); a plugin whose paths are not under ``/v1/`` sets ``gateway=False`` until the fake
+provider serves them.
 """
 
 from __future__ import annotations
@@ -33,7 +35,16 @@ from support import AUTH, base_config, state
 
 from proxy.config import parse_settings
 from proxy.dataplane.tap import StreamTap
-from proxy.plugin import Call, Endpoint, Fault, Provider, ProviderSettings, Reply, UpstreamError
+from proxy.plugin import (
+    Call,
+    Endpoint,
+    Fault,
+    Provider,
+    ProviderSettings,
+    Reply,
+    StreamReader,
+    UpstreamError,
+)
 from proxy.plugin.registry import builtin_names, load_plugin
 from proxy.store.records import RecordQuery
 from proxy.testing.fake_provider import Behaviour, FakeProvider, split_events
@@ -130,6 +141,9 @@ class Row:
     base: str = "/v1"  # the base URL's path under the server's root
     model: str = "contract-model"
     build: Callable[[str, str | None], Provider] | None = None
+    # How the stream's bytes reach the reader: the SSE tap, or a plugin's own framing (binary events).
+    tap: Callable[[StreamReader], StreamTap] = StreamTap
+    gateway: bool = True  # False while the fake provider cannot serve the plugin's paths (not /v1/...)
 
 
 OPENAI_STREAM = "openai/chat-stream-include-usage.sse"
@@ -289,7 +303,7 @@ def test_usage_from_json(row: Row) -> None:
 
 
 def feed(row: Row, data: bytes, size: int | list[int]) -> tuple[StreamTap, bytes]:
-    tap = StreamTap(provider(row).open_stream(chat_call(row, stream=True)))
+    tap = row.tap(provider(row).open_stream(chat_call(row, stream=True)))
     out = bytearray()
     pos = step = 0
     while pos < len(data):
@@ -339,8 +353,9 @@ def key_server(seen: list[tuple[str, str]]) -> web.Application:
     """Answers any GET by the key it carries (in whatever header): ``good`` 200, ``bad`` 401, else 500."""
 
     async def answer(request: web.Request) -> web.Response:
-        headers = ("Authorization", "x-api-key", "api-key")
+        headers = ("Authorization", "x-api-key", "api-key", "x-goog-api-key")
         sent = " ".join(v for h in headers for v in request.headers.getall(h, []))
+        sent += " " + request.query.get("key", "")
         seen.append((request.path, sent))
         if "sk-good" in sent:
             return web.json_response({"data": [], "object": "list"})
@@ -369,6 +384,8 @@ async def test_key_validation_against_a_local_server(row: Row, aiohttp_server: S
 async def test_a_stream_through_the_gateway_is_metered(
     row: Row, make_gateway: Callable[..., Any], fake: FakeProvider
 ) -> None:
+    if not row.gateway:
+        pytest.skip(f"the fake provider does not serve {row.plugin}'s paths yet")
     root = fake.url.removesuffix("/v1")
     cfg = copy.deepcopy(base_config(fake.url))
     cfg["providers"]["contract"] = {"plugin": row.plugin, "base_url": root + row.base, "api_key": KEY}
