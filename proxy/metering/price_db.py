@@ -15,14 +15,14 @@ time-of-day prices (DeepSeek's off-peak hours) are charged at the dearest of the
 
 Lookups are cheap and bounded: each database provider is indexed once (its models matched by exact names
 in a dict; only the few matched by patterns, such as ``starts_with``, are tried one by one: 12 of
-OpenRouter's 923), and results, found or not, are kept in a bounded LRU cache, so names a client invents
-under a wildcard route cost one dict lookup and a dozen pattern tests, and cannot grow memory.
+OpenRouter's 923), and results, found or not, are kept in a bounded cache (oldest out first), so names a
+client invents under a wildcard route cost one dict lookup and a dozen pattern tests, and cannot grow
+memory.
 """
 
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -54,6 +54,7 @@ PROVIDER_IDS: dict[str, str] = {
 CACHE_SIZE = 4096  # (plugin, model) results kept, found or not
 _KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
 # A compact date (``-20240718``), which the database's own matching rewrites before a second try.
+_MISSING = object()
 _COMPACT_DATE = re.compile(r"-20\d{6}(?=-|:|$)")
 
 
@@ -63,21 +64,21 @@ class PriceDatabase:
     def __init__(self, cache_size: int = CACHE_SIZE, ids: dict[str, str] | None = None) -> None:
         self.cache_size = cache_size
         self.ids = PROVIDER_IDS if ids is None else ids
-        self._cache: OrderedDict[tuple[str, str], Price | None] = OrderedDict()
+        self._cache: dict[tuple[str, str], Price | None] = {}
         self._indexes: dict[str, _Index] = {}
         self.scans = 0  # lookups that went to the database (the rest came from the cache)
 
     def price(self, plugin: str, model: str) -> Price | None:
         key = (plugin, model)
         cache = self._cache
-        if key in cache:
-            cache.move_to_end(key)
-            return cache[key]
+        found = cache.get(key, _MISSING)
+        if found is not _MISSING:
+            return found  # type: ignore[return-value]
         provider_id = self.ids.get(plugin)
         found = self._find(provider_id, model) if provider_id is not None else None
+        if len(cache) >= self.cache_size:
+            del cache[next(iter(cache))]  # the oldest entry: a plain dict keeps insertion order
         cache[key] = found
-        if len(cache) > self.cache_size:
-            cache.popitem(last=False)
         return found
 
     def _find(self, provider_id: str, model: str) -> Price | None:

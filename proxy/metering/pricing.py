@@ -26,7 +26,7 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from proxy.config import ConfigError, PriceConfig, Settings, format_error, parse_yaml
-from proxy.plugin import Usage
+from proxy.plugin import Provider, Usage
 
 MICRO_USD_PER_USD = 1_000_000
 TOKENS_PER_PRICE = 1_000_000  # a price is quoted for this many tokens
@@ -143,17 +143,24 @@ class PriceTable:
         self.fallback = fallback
 
     def lookup(
-        self, provider: str, model: str, synced: Mapping[str, Price] | None = None, plugin: str | None = None
+        self,
+        provider: str,
+        model: str,
+        synced: Mapping[str, Price] | None = None,
+        providers: Mapping[str, Provider] | None = None,
     ) -> Price | None:
-        """The price of ``model`` on ``provider`` (whose plugin is ``plugin``), first source first."""
+        """The price of ``model`` on ``provider`` (``providers``: the instances, whose plugin the
+        fallback is asked by), first source first."""
         scoped = f"{provider}/{model}"
         price = (
             self.prices.get(scoped) or self.prices.get(model) or self.file.get(scoped) or self.file.get(model)
         )
         if price is None and synced:
             price = synced.get(scoped)
-        if price is None and plugin is not None and self.fallback is not None:
-            price = self.fallback.price(plugin, model)
+        if price is None and providers is not None and self.fallback is not None:
+            instance = providers.get(provider)  # only now: the usual request is priced above
+            if instance is not None:
+                price = self.fallback.price(instance.plugin_name, model)
         return price or self.default
 
 

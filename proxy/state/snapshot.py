@@ -52,9 +52,7 @@ class Snapshot:
         return self.routing.resolve(model, self.overlay, self.synced)
 
     def price(self, provider: str, model: str) -> Price | None:
-        instance = self.providers.get(provider)
-        plugin = instance.plugin_name if instance is not None else None
-        return self.prices.lookup(provider, model, self.synced_prices, plugin)
+        return self.prices.lookup(provider, model, self.synced_prices, self.providers)
 
     def allows_unpriced(self, provider: str) -> bool:
         """Whether a model no price source knows is served on this provider (``pricing.unknown``)."""
