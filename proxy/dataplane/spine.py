@@ -153,7 +153,7 @@ async def _meter(gw: Gateway, ctx: RequestContext, endpoint: str, plan: Plan, re
     if record.cached_tokens:
         m.cached.inc(record.cached_tokens)
     m.cost.inc(record.cost_micro_usd)
-    if record.price_source == "none":
+    if record.price_source == "none" and ctx.answered:  # served (a provider answered) without a price
         gw.unpriced.served(gw.metrics, gw.alerts, record.provider, record.upstream_model)
     if ctx.ttfb is not None:
         m.ttfb.observe(ctx.ttfb)
