@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,9 @@ import pytest
 import yaml
 
 from proxy.cli.main import main
+from proxy.config import load_settings
+from proxy.state import catalogues
+from proxy.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = str(ROOT / "config" / "gateway.example.yaml")
@@ -106,3 +111,38 @@ def test_show_tiers_and_a_refused_or_unroutable_model(
     assert code == 1 and "refused (pricing.unknown: refuse)" in out
     code, _, err = run(capsys, "prices", "show", "not-a-route", "--config", EXAMPLE)
     assert code == 2 and "no route" in err
+
+
+def test_with_the_redis_store_synced_prices_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], redis_url: str
+) -> None:
+    """A catalogue synced into the store prices its models (``sync``); a model it gives no price to falls
+    through to the package, and ``prices missing`` sees the synced models too."""
+    prefix = f"prices-{uuid.uuid4().hex[:8]}"
+    path = config(tmp_path, store={"backend": "redis", "url": redis_url, "prefix": prefix})
+    settings = load_settings(path)
+    models = {
+        "house-model": {"input": 0.7, "output": 1.4},
+        "gpt-4o-mini": {"context_length": 128000},  # listed without a price (as OpenAI's list is)
+        "mystery-model": {},
+    }
+
+    async def put() -> None:
+        store = open_store(settings)
+        try:
+            await store.put_doc(catalogues.KIND, "aihubmix", catalogues.encode("aihubmix", models))
+        finally:
+            await store.close()
+
+    asyncio.run(put())
+    code, out, _ = run(capsys, "prices", "show", "aihubmix/house-model", "--config", path, "--json")
+    assert code == 0 and orjson.loads(out)["source"] == "sync" and orjson.loads(out)["input"] == 0.7
+    code, out, _ = run(capsys, "prices", "show", "aihubmix/gpt-4o-mini", "--config", path, "--json")
+    assert code == 0 and orjson.loads(out)["source"] == "file"  # the file beats a priceless sync entry
+    code, out, _ = run(capsys, "prices", "missing", "--config", path, "--json")
+    assert code == 1
+    rows = [orjson.loads(line) for line in out.splitlines()]
+    # once per target, though the model routes as aihubmix/mystery-model and as mystery-model
+    assert [(r["route"], r["provider"], r["model"]) for r in rows] == [
+        ("aihubmix/mystery-model", "aihubmix", "mystery-model")
+    ]
