@@ -62,6 +62,10 @@ class PriceDatabase:
     """``price(plugin, model)``: the database's price for a model on a plugin's provider, or None."""
 
     def __init__(self, cache_size: int = CACHE_SIZE, ids: dict[str, str] | None = None) -> None:
+        from genai_prices.data_snapshot import get_snapshot
+
+        # The database (a large module) is loaded here, with the config, never by a request on the loop.
+        get_snapshot()
         self.cache_size = cache_size
         self.ids = PROVIDER_IDS if ids is None else ids
         self._cache: dict[tuple[str, str], Price | None] = {}
