@@ -212,3 +212,10 @@ class ClientSite(web.BaseSite):
             backlog=self._backlog,
             reuse_port=self._reuse_port or None,
         )
+
+    @property
+    def ports(self) -> list[int]:
+        """The ports actually bound (``port: 0`` picks a free one), once started."""
+        server = self._server
+        sockets = server.sockets if isinstance(server, asyncio.Server) else ()
+        return sorted({sock.getsockname()[1] for sock in sockets})
