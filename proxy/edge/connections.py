@@ -216,6 +216,5 @@ class ClientSite(web.BaseSite):
     @property
     def ports(self) -> list[int]:
         """The ports actually bound (``port: 0`` picks a free one), once started."""
-        server = self._server
-        sockets = server.sockets if isinstance(server, asyncio.Server) else ()
+        sockets = getattr(self._server, "sockets", None) or ()  # asyncio's or uvloop's server
         return sorted({sock.getsockname()[1] for sock in sockets})
