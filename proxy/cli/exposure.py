@@ -34,13 +34,13 @@ def exposure_problems(settings: Settings, host: str) -> list[str]:
         return []
     problems = [
         f"keys[{i}] ({key.name}): uses the built-in demo key {DEMO_KEY!r}; set a secret of your own "
-        "(in the example config: EFFLUX_DEMO_KEY) or remove the key"
+        "(the example config reads EFFLUX_DEMO_KEY) or remove the key"
         for i, key in enumerate(settings.keys)
         if key.key == DEMO_KEY
     ]
     if not settings.server.admin_token:
         problems.append(
-            "server.admin_token: not set; set one (in the example config: EFFLUX_ADMIN_TOKEN, e.g. from "
-            "'efflux-gateway init' or 'openssl rand -hex 32')"
+            "server.admin_token: not set; set one (the shipped configs read EFFLUX_ADMIN_TOKEN; make "
+            "one with 'efflux-gateway init' or 'openssl rand -hex 32')"
         )
     return problems
