@@ -7,6 +7,7 @@
     sync --config F [provider]
     vault genkey | rewrap --config F
     keys create|list|revoke --config F   (proxy.cli.commands)
+    import litellm FILE [--keys JSON]    (proxy.cli.litellm: prints a translated config)
 
 ``--config`` defaults to ``$EFFLUX_CONFIG``, else ``config/gateway.example.yaml``.
 Exit codes: 0 ok, 1 failure, 2 config error (the message names the YAML path; ``check`` lists every
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING
 from proxy.cli import commands
 from proxy.cli.exposure import OVERRIDE, exposure_problems
 from proxy.cli.init import init_command
+from proxy.cli.litellm import import_litellm
 from proxy.config import ConfigError, Settings, load_settings
 from proxy.tenancy.vault import check_secrets
 
@@ -98,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     rewrap = vault_sub.add_parser("rewrap", help="re-seal every provider key with the first master key")
     add_config(rewrap)
     commands.add_parsers(sub, add_config)
+
+    imports = sub.add_parser("import", help="translate another gateway's config into this one's")
+    import_sub = imports.add_subparsers(dest="import_command", required=True)
+    litellm = import_sub.add_parser("litellm", help="a LiteLLM proxy config.yaml: prints YAML on stdout")
+    litellm.add_argument("file", help="LiteLLM's config.yaml (model_list, router_settings, ...)")
+    litellm.add_argument(
+        "--keys", metavar="JSON", help="LiteLLM's /key/list?return_full_object=true output, to import keys"
+    )
     return parser
 
 
@@ -113,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "init":
         return init_command(args.directory)
+    if args.command == "import":
+        return import_litellm(args.file, args.keys)
     if args.command == "vault" and args.vault_command == "genkey":
         print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
         return 0
