@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -27,14 +28,19 @@ from proxy.store import StoreUnavailable, open_store
 READ_TIMEOUT = 5.0  # seconds to read the synced catalogues from the store
 
 
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], default_config: str) -> None:
+def add_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    add_config: Callable[[argparse.ArgumentParser], None],
+) -> None:
     prices = sub.add_parser("prices", help="which source prices a model, and which models have no price")
     prices_sub = prices.add_subparsers(dest="prices_command", required=True)
     show = prices_sub.add_parser("show", help="the price of MODEL on each route target, and its source")
-    show.add_argument("model")
+    show.add_argument(
+        "model", help="the model name a client would send (a route, or a name under a wildcard)"
+    )
     missing = prices_sub.add_parser("missing", help="routable models without a price (exit code 1 if any)")
     for parser in (show, missing):
-        parser.add_argument("--config", default=default_config)
+        add_config(parser)
         parser.add_argument("--json", action="store_true", help="one JSON object per line")
 
 
