@@ -35,6 +35,14 @@ from proxy.config import ConfigError, parse_yaml
 MAX_BYTES = 4 * 1024 * 1024
 # LiteLLM's provider prefix -> our plugin. Any other prefix with an api_base is an OpenAI-compatible server.
 PLUGINS = {"openai": "openai", "anthropic": "anthropic", "openrouter": "openrouter", "aihubmix": "aihubmix"}
+PLUGINS |= {  # the OpenAI-compatible vendors with a plugin of their own
+    "deepseek": "deepseek",
+    "groq": "groq",
+    "mistral": "mistral",
+    "xai": "xai",
+    "together_ai": "together",
+    "fireworks_ai": "fireworks",
+}
 COMPATIBLE = {"hosted_vllm", "vllm", "ollama", "ollama_chat", "lm_studio", "openai_like", "custom_openai"}
 STRATEGIES = {
     "simple-shuffle": "weighted",

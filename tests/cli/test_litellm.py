@@ -124,3 +124,26 @@ def test_a_bad_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert capsys.readouterr().err.startswith("import litellm: model_list: must be a list")
     assert main(["import", "litellm", str(tmp_path / "absent.yaml")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_the_vendors_prefixes_become_their_plugins() -> None:
+    entries = [
+        ("deepseek/deepseek-chat", "deepseek", "deepseek-chat"),
+        ("groq/llama-3.3-70b-versatile", "groq", "llama-3.3-70b-versatile"),
+        ("mistral/mistral-large-latest", "mistral", "mistral-large-latest"),
+        ("xai/grok-4", "xai", "grok-4"),
+        ("together_ai/meta-llama/Llama-3.3-70B-Instruct-Turbo", "together",
+         "meta-llama/Llama-3.3-70B-Instruct-Turbo"),
+        ("fireworks_ai/accounts/fireworks/models/llama-v3p1-8b-instruct", "fireworks",
+         "accounts/fireworks/models/llama-v3p1-8b-instruct"),
+    ]  # fmt: skip
+    model_list = [
+        {"model_name": f"m{i}", "litellm_params": {"model": model, "api_key": f"os.environ/K{i}"}}
+        for i, (model, _, _) in enumerate(entries)
+    ]
+    result = translate({"model_list": model_list})
+    settings = parse_settings(interpolate(result.config, {f"K{i}": "k" for i in range(len(entries))}))
+    for i, (_, plugin, upstream) in enumerate(entries):
+        [target] = settings.models[f"m{i}"].targets
+        assert (settings.providers[target.provider].plugin, target.model) == (plugin, upstream)
+    assert "no plugin here" not in "\n".join(result.notes)
