@@ -22,6 +22,7 @@ memory.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -31,6 +32,8 @@ from proxy.metering.pricing import Price, PriceSource, usd_to_micro
 
 if TYPE_CHECKING:
     from genai_prices import types
+
+log = logging.getLogger("efflux.prices")
 
 # Plugin name -> the database's provider id. AUTO: the vendor the model's name identifies (resellers).
 AUTO = "*"
@@ -71,6 +74,7 @@ class PriceDatabase:
         self._cache: dict[tuple[str, str], Price | None] = {}
         self._indexes: dict[str, _Index] = {}
         self.scans = 0  # lookups that went to the database (the rest came from the cache)
+        self.failed = 0  # lookups the package failed (logged once)
 
     def price(self, plugin: str, model: str) -> Price | None:
         key = (plugin, model)
@@ -87,8 +91,15 @@ class PriceDatabase:
 
     def _find(self, provider_id: str, model: str) -> Price | None:
         self.scans += 1
-        found = self.model(provider_id, model)
-        return to_price(found, datetime.now(UTC)) if found is not None else None
+        try:
+            found = self.model(provider_id, model)
+            return to_price(found, datetime.now(UTC)) if found is not None else None
+        except Exception as exc:  # the package's data or API changed under us: no price, not a 500
+            if not self.failed:
+                fields = {"msg": "genai-prices lookup failed", "model": model, "error": repr(exc)}
+                log.warning("genai-prices lookup failed", extra={"fields": fields})
+            self.failed += 1
+            return None
 
     def model(self, provider_id: str, model: str) -> types.ModelInfo | None:
         """The database's entry for ``model`` at ``provider_id`` (its own matching rules), or None."""

@@ -236,3 +236,18 @@ def test_the_index_matches_as_the_package_does(provider_id: str) -> None:
     refs += [f"{m.id}-2024-08-06" for m in provider.models] + [f"{m.id}-20240806" for m in provider.models]
     for ref in refs:
         assert db.model(provider_id, ref) is provider.find_model(ref.lower(), all_providers=providers), ref
+
+
+def test_a_failing_package_gives_no_price_and_one_log_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = PriceDatabase()
+
+    def broken(provider_id: str, model: str) -> None:
+        raise AttributeError("the package changed")
+
+    monkeypatch.setattr(db, "model", broken)
+    with caplog.at_level("WARNING", logger="efflux.prices"):
+        assert db.price("openai", "gpt-4o") is None
+        assert db.price("openai", "o1") is None
+    assert db.failed == 2 and len([r for r in caplog.records if r.name == "efflux.prices"]) == 1
