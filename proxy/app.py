@@ -163,9 +163,13 @@ def _finish_trace(trace: RequestTrace, request: web.Request, ctx: RequestContext
         attributes["efflux.provider"] = ctx.provider
     if ctx.upstream_model:
         attributes["gen_ai.response.model"] = ctx.upstream_model
-    for name, value in (("efflux.key", ctx.key), ("efflux.tenant", ctx.tenant), ("efflux.route", ctx.route)):
+    for attribute, value in (
+        ("efflux.key", ctx.key),
+        ("efflux.tenant", ctx.tenant),
+        ("efflux.route", ctx.route),
+    ):
         if value is not None:
-            attributes[name] = value
+            attributes[attribute] = value
     record = ctx.record
     if record is not None:
         attributes["gen_ai.usage.input_tokens"] = record.prompt_tokens
