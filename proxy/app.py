@@ -34,7 +34,7 @@ from proxy.edge.overload import limit_concurrency
 from proxy.errors import GatewayError, MethodNotAllowed, NotFound, from_http
 from proxy.gateway import CONTEXT, GATEWAY, METRICS, Gateway
 from proxy.me.app import create_me_app
-from proxy.metering.alerts import Alerter
+from proxy.metering.alerts import Alerter, watch_ledger
 from proxy.metering.context import RequestContext
 from proxy.metering.meter import start_background
 from proxy.observe.logs import access
@@ -312,7 +312,7 @@ def create_app(
         )
         the_store = store or open_store(settings)
         webhooks = {name: t.alerts.webhook for name, t in settings.tenants.items() if t.alerts.webhook}
-        alerter = Alerter(http, webhooks)
+        alerter = Alerter(http, webhooks, settings.alerts, the_store)
         upstream = UpstreamClient()
         app[METRICS].watch_upstream(upstream)
         gateway = app[GATEWAY] = Gateway(snapshot, the_store, http, upstream, app[METRICS], alerter)
@@ -326,6 +326,10 @@ def create_app(
                 log.warning("store unreachable at startup: serving the YAML config only")
         watcher = asyncio.get_running_loop().create_task(live.run(), name="efflux-live")
         metering_tasks = start_background(the_store, alerter)  # journal replay, alert feed
+        lag = app[METRICS].ledger_writer
+        metering_tasks.append(
+            asyncio.get_running_loop().create_task(watch_ledger(alerter, lambda: lag.lag_seconds))
+        )
         try:
             yield
         finally:

@@ -265,6 +265,18 @@ class AlertsConfig(_Section):
     webhook: str | None = None
 
 
+OperatorEvent = Literal["provider_down", "sync_failed", "ledger_lag", "budget"]
+
+
+class OperatorAlertsConfig(_Section):
+    """The operator's webhook: events that belong to no tenant, and copies of tenants' budget alerts."""
+
+    webhook: str | None = None  # None: operator events are only logged
+    on: list[OperatorEvent] = ["provider_down", "sync_failed", "ledger_lag", "budget"]
+    secret: str | None = None  # signs each body: X-Efflux-Signature: sha256=<hex HMAC-SHA256>
+    ledger_lag_threshold: Duration = 300.0  # ledger_lag fires when the ledger writer is this far behind
+
+
 class TenantConfig(_Section):
     budget: BudgetConfig | None = None
     limits: LimitsConfig = LimitsConfig()
@@ -298,6 +310,7 @@ class Settings(_Section):
     tenants: dict[str, TenantConfig] = {}
     metering: MeteringConfig = MeteringConfig()
     upstream: UpstreamConfig = UpstreamConfig()
+    alerts: OperatorAlertsConfig = OperatorAlertsConfig()
     # Where the file was read from; relative paths inside it (pricing.file) resolve against it.
     base_dir: str = Field(default=".", exclude=True)
 
