@@ -140,7 +140,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def _start_trace(tracing: Tracing, request: web.Request, ctx: RequestContext) -> RequestTrace:
     endpoint = request.path.removeprefix("/v1/")
-    return tracing.start(
+    trace = tracing.start(
         f"{request.method} {request.path}",
         request.headers,
         {
@@ -150,6 +150,9 @@ def _start_trace(tracing: Tracing, request: web.Request, ctx: RequestContext) ->
             "efflux.request_id": ctx.request_id,
         },
     )
+    gw = request.app.get(GATEWAY)
+    trace.capture = gw is not None and gw.snapshot.settings.telemetry.capture_content
+    return trace
 
 
 def _finish_trace(trace: RequestTrace, request: web.Request, ctx: RequestContext, status: int) -> None:

@@ -277,6 +277,12 @@ class OperatorAlertsConfig(_Section):
     ledger_lag_threshold: Duration = 300.0  # ledger_lag fires when the ledger writer is this far behind
 
 
+class TelemetryConfig(_Section):
+    """Tracing (the spans themselves are configured by the standard OTEL_* variables)."""
+
+    capture_content: bool = False  # True: prompts and non-streamed answers on the request span, clipped
+
+
 class TenantConfig(_Section):
     budget: BudgetConfig | None = None
     limits: LimitsConfig = LimitsConfig()
@@ -311,6 +317,7 @@ class Settings(_Section):
     metering: MeteringConfig = MeteringConfig()
     upstream: UpstreamConfig = UpstreamConfig()
     alerts: OperatorAlertsConfig = OperatorAlertsConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
     # Where the file was read from; relative paths inside it (pricing.file) resolve against it.
     base_dir: str = Field(default=".", exclude=True)
 

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from proxy.config import BreakerConfig, Timeouts
+from proxy.dataplane import content
 from proxy.dataplane.tap import StreamTap
 from proxy.metering.pricing import Price
 from proxy.observe import tracing
@@ -267,6 +268,9 @@ async def _try(
             "efflux.attempt": len(attempts) + 1,
         },
     )
+    if trace.capture and not trace.has_input:
+        trace.has_input = True
+        trace.record("gen_ai.input.messages", content.input_messages(call.body))
     try:
         result = await _send(upstream, candidate, call, attempts, max_event_bytes, span)
     except _Fault as fault:
@@ -281,6 +285,8 @@ async def _try(
         result.done = _traced_done(span, result.done)
     else:
         span.finish({"efflux.attempt.outcome": "ok"}, None)
+        if trace.capture and isinstance(result, Served):
+            trace.record("gen_ai.output.messages", content.output_messages(result.reply.body))
     return result
 
 

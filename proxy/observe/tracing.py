@@ -65,11 +65,17 @@ class Tracing:
 class RequestTrace:
     """One request's span; dispatch opens its attempts under it."""
 
-    __slots__ = ("span", "tracing")
+    __slots__ = ("capture", "has_input", "span", "tracing")
 
     def __init__(self, tracing: Tracing, span: Span) -> None:
         self.tracing = tracing
         self.span = span
+        self.capture = False  # record the conversation's text (telemetry.capture_content)
+        self.has_input = False  # the request's messages are recorded (once, whatever the attempts)
+
+    def record(self, name: str, value: Attribute | None) -> None:
+        if value is not None:
+            self.span.set_attribute(name, value)
 
     def attempt(self, name: str, attributes: Mapping[str, Attribute]) -> AttemptTrace:
         from opentelemetry.trace import SpanKind, set_span_in_context

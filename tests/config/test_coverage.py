@@ -186,6 +186,7 @@ alerts.secret metering/test_operator_alerts.py::test_without_a_secret_nothing_is
 alerts.secret metering/test_operator_alerts.py::test_a_provider_down_is_posted_once_and_signed
 alerts.ledger_lag_threshold
     metering/test_operator_alerts.py::test_ledger_lag_past_the_threshold_is_posted_once_per_episode
+telemetry.capture_content observe/test_tracing.py::test_capture_content_records_the_messages_clipped
 """
 
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
+import orjson
 import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -197,3 +198,33 @@ def test_the_standard_variables_choose_the_exporters(environ: dict[str, str], ex
 def test_without_the_extra_tracing_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "opentelemetry.sdk.trace", None)  # import fails as if not installed
     assert open_tracing({"OTEL_TRACES_EXPORTER": "console"}) is None
+
+
+@pytest.mark.parametrize("capture", [True, False])
+async def test_capture_content_records_the_messages_clipped(
+    receiver: Receiver, aiohttp_client: Any, fake: FakeProvider, capture: bool
+) -> None:
+    config = base_config(fake.url, telemetry={"capture_content": capture})
+    gateway = await aiohttp_client(create_app(parse_settings(config)))
+    fake.script("second", fixture("openai/chat-nonstream-usage-details.json"))
+    long = "x" * 5000
+    body = {
+        "model": "two-step",
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": PROMPT}, {"type": "text", "text": long}]},
+        ],
+    }
+    fake.script("first", Behaviour.json(503, {"error": {"message": "overloaded", "type": "server_error"}}))
+    answer = await gateway.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"})
+    answered = (await answer.json())["choices"][0]["message"]["content"]
+    [request] = [s for s in await receiver.wait_for(3) if s.kind == Span.SPAN_KIND_SERVER]
+    seen = attributes(request)
+    if not capture:
+        assert "gen_ai.input.messages" not in seen and "gen_ai.output.messages" not in seen
+        return
+    messages = orjson.loads(seen["gen_ai.input.messages"])
+    assert messages[0] == {"role": "system", "content": "be brief"}
+    assert messages[1]["role"] == "user" and messages[1]["content"].startswith(PROMPT)
+    assert len(messages[1]["content"]) == 1000  # clipped
+    assert orjson.loads(seen["gen_ai.output.messages"]) == [{"role": "assistant", "content": answered[:1000]}]
