@@ -114,10 +114,19 @@ class Alerter:
 
     async def _to_operator(self, event: str, key: str, alert: dict[str, object], window: float) -> bool:
         url = self.operator_config.webhook
-        if url is None or not await self._claim(key, window):
-            return True  # another replica has it (or had it within the window)
+        if url is None:
+            return True
+        if not await self._claim(key, window):  # another replica has it (or had it within the window)
+            log.info(
+                "operator alert claimed elsewhere",
+                extra={"fields": {"msg": "operator alert claimed elsewhere", "key": key}},
+            )
+            return True
         body = {"alert": event, **alert, "id": alert.get("id") or f"{key}/{int(time.time())}"}
-        return await self._deliver(url, body, self.operator_config.secret)
+        delivered = await self._deliver(url, body, self.operator_config.secret)
+        if delivered:
+            log.info("operator alert posted", extra={"fields": {"msg": "operator alert posted", "key": key}})
+        return delivered
 
     async def _claim(self, key: str, window: float) -> bool:
         if self.store is None:
