@@ -329,10 +329,17 @@ def create_app(
                 log.warning("store unreachable at startup: serving the YAML config only")
         watcher = asyncio.get_running_loop().create_task(live.run(), name="efflux-live")
         metering_tasks = start_background(the_store, alerter)  # journal replay, alert feed
-        lag = app[METRICS].ledger_writer
-        metering_tasks.append(
-            asyncio.get_running_loop().create_task(watch_ledger(alerter, lambda: lag.lag_seconds))
-        )
+        reported = app[METRICS].ledger_writer
+
+        def ledger_lag() -> float | None:
+            # The ledger database's writer, where the gateway has one (``Gateway.ledger_writer``, its
+            # ``lag`` in seconds); else what a writer reported through the metrics (None: no writer).
+            writer = getattr(gateway, "ledger_writer", None)
+            lag = getattr(writer, "lag", None)
+            return float(lag) if isinstance(lag, int | float) else reported.lag_seconds
+
+        watch = watch_ledger(alerter, ledger_lag)
+        metering_tasks.append(asyncio.get_running_loop().create_task(watch, name="efflux-ledger-lag"))
         try:
             yield
         finally:
