@@ -16,7 +16,9 @@ from proxy.config import parse_settings
 from proxy.gateway import GATEWAY
 from proxy.metering import alerts
 from proxy.metering.alerts import Alerter, watch_ledger
+from proxy.store import open_store
 from proxy.testing.fake_provider import Behaviour, FakeProvider
+from proxy.testing.gateway_process import free_port
 from proxy.testing.webhook_receiver import WebhookReceiver
 
 SECRET = "operator-webhook-secret-0123456789"
@@ -188,3 +190,22 @@ async def test_the_ledger_writer_reports_through_the_metrics(
     metrics = await (await client.get("/metrics")).text()
     assert "efflux_ledger_writer_lag_seconds 5.0" in metrics
     assert "efflux_ledger_writer_backlog 500.0" in metrics
+
+
+async def test_with_the_store_unreachable_the_alert_is_posted_anyway(hook: WebhookReceiver) -> None:
+    """No claim can be made: a rare duplicate is better than a lost alert."""
+    port = free_port()  # nothing listens there
+    settings = parse_settings(
+        {
+            "store": {"backend": "redis", "url": f"redis://127.0.0.1:{port}", "timeout": "200ms"},
+            "alerts": {"webhook": f"{hook.url}/operator"},
+        }
+    )
+    store = open_store(settings)
+    async with aiohttp.ClientSession() as http:
+        alerter = Alerter(http, {}, settings.alerts, store)
+        alerter.operator("sync_failed", "sync_failed/somewhere", {"type": "sync", "name": "somewhere"})
+        await alerter.close()
+    await store.close()
+    [posted] = hook.to("/operator")
+    assert posted.body["alert"] == "sync_failed" and posted.body["name"] == "somewhere"
