@@ -31,6 +31,7 @@ from proxy.config import Settings
 from proxy.dataplane import models
 from proxy.dataplane.spine import serve
 from proxy.edge.overload import limit_concurrency
+from proxy.edge.traces import TRACING, finish_trace, start_trace, stop_tracing
 from proxy.errors import GatewayError, MethodNotAllowed, NotFound, from_http
 from proxy.gateway import CONTEXT, GATEWAY, METRICS, Gateway
 from proxy.me.app import create_me_app
@@ -39,7 +40,7 @@ from proxy.metering.context import RequestContext
 from proxy.metering.meter import start_background
 from proxy.observe.logs import access
 from proxy.observe.metrics import OTHER, Metrics
-from proxy.observe.tracing import CURRENT, RequestTrace, Tracing, open_tracing, operation
+from proxy.observe.tracing import CURRENT, open_tracing
 from proxy.plugin import Endpoint
 from proxy.routing import guard
 from proxy.services import reload, sync
@@ -56,7 +57,6 @@ log = logging.getLogger("efflux")
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 MODEL_LOGGED = 256  # characters of a client's model name kept in the access log
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-TRACING = web.AppKey("tracing", Tracing)  # set only when tracing is on (proxy.observe.tracing)
 
 # The snapshot's layers from shared documents, in order: (document kind, layer). Features register here.
 LAYERS: list[tuple[str, Layer]] = [
@@ -91,7 +91,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     tracing = request.app.get(TRACING)
     trace = None
     if tracing is not None and request.path.startswith("/v1/"):
-        trace = _start_trace(tracing, request, ctx)
+        trace = start_trace(tracing, request, ctx)
         token = CURRENT.set(trace)
     try:
         try:
@@ -131,64 +131,11 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         elif status >= 400 and request.path.startswith("/v1/"):
             metrics.rejection(ctx.tenant or "", ctx.key or "", reason).inc()
         if trace is not None:
-            _finish_trace(trace, request, ctx, status)
+            finish_trace(trace, request, ctx, status, _clip(ctx.model))
             CURRENT.reset(token)
         gateway = request.app.get(GATEWAY)
         if gateway is None or gateway.snapshot.settings.server.access_log:
             _access_line(request, ctx, client_id, status, elapsed)
-
-
-def _start_trace(tracing: Tracing, request: web.Request, ctx: RequestContext) -> RequestTrace:
-    endpoint = request.path.removeprefix("/v1/")
-    trace = tracing.start(
-        f"{request.method} {request.path}",
-        request.headers,
-        {
-            "gen_ai.operation.name": operation(endpoint),
-            "http.request.method": request.method,
-            "url.path": request.path,
-            "efflux.request_id": ctx.request_id,
-        },
-    )
-    gw = request.app.get(GATEWAY)
-    trace.capture = gw is not None and gw.snapshot.settings.telemetry.capture_content
-    return trace
-
-
-def _finish_trace(trace: RequestTrace, request: web.Request, ctx: RequestContext, status: int) -> None:
-    """The request span's attributes, from the same ``RequestContext`` as the access line. No content."""
-    name = f"{operation(request.path.removeprefix('/v1/'))} {_clip(ctx.model)}"
-    attributes: dict[str, str | int | float | bool] = {"http.response.status_code": status}
-    if ctx.model is not None:
-        attributes["gen_ai.request.model"] = _clip(ctx.model) or ""
-    if ctx.provider:
-        attributes["gen_ai.provider.name"] = _provider_name(request, ctx.provider)
-        attributes["efflux.provider"] = ctx.provider
-    if ctx.upstream_model:
-        attributes["gen_ai.response.model"] = ctx.upstream_model
-    for attribute, value in (
-        ("efflux.key", ctx.key),
-        ("efflux.tenant", ctx.tenant),
-        ("efflux.route", ctx.route),
-    ):
-        if value is not None:
-            attributes[attribute] = value
-    record = ctx.record
-    if record is not None:
-        attributes["gen_ai.usage.input_tokens"] = record.prompt_tokens
-        attributes["gen_ai.usage.output_tokens"] = record.completion_tokens
-        attributes["efflux.outcome"] = str(record.outcome)
-        attributes["efflux.cost_micro_usd"] = record.cost_micro_usd
-        attributes["efflux.attempts"] = ctx.attempts
-    error = str(status) if status >= 500 else None
-    trace.finish(name if ctx.model else f"{request.method} {request.path}", attributes, error)
-
-
-def _provider_name(request: web.Request, provider: str) -> str:
-    """gen_ai.provider.name: the provider's plugin (``openai``, ``anthropic``...), not its config name."""
-    gw = request.app.get(GATEWAY)
-    config = gw.snapshot.settings.providers.get(provider) if gw is not None else None
-    return config.plugin if config is not None else provider
 
 
 async def request_id_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -276,11 +223,6 @@ def _json(data: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-async def _stop_tracing(app: web.Application) -> None:
-    # Flushes the spans still queued: blocking (an HTTP export), so off the loop.
-    await asyncio.get_running_loop().run_in_executor(None, app[TRACING].shutdown)
-
-
 def create_app(
     settings: Settings,
     *,
@@ -304,7 +246,7 @@ def create_app(
     tracing = open_tracing(os.environ)
     if tracing is not None:
         app[TRACING] = tracing
-        app.on_cleanup.append(_stop_tracing)
+        app.on_cleanup.append(stop_tracing)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(

@@ -19,8 +19,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from support import KEY, base_config, fixture
 
-from proxy.app import TRACING, create_app
+from proxy.app import create_app
 from proxy.config import parse_settings
+from proxy.edge.traces import TRACING
 from proxy.observe.tracing import open_tracing, wanted_exporters
 from proxy.testing.fake_provider import Behaviour, FakeProvider
 
