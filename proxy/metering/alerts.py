@@ -112,11 +112,16 @@ class Alerter:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _to_operator(self, event: str, key: str, alert: dict[str, object], window: float) -> bool:
+    async def _to_operator(
+        self, event: str, key: str, alert: dict[str, object], window: float | None
+    ) -> bool:
+        """Claim the event (``window``: for how long; None: no claim needed), then post it."""
         url = self.operator_config.webhook
         if url is None:
             return True
-        if not await self._claim(key, window):  # another replica has it (or had it within the window)
+        if window is not None and not await self._claim(
+            key, window
+        ):  # another replica has it (or had it within the window)
             log.info(
                 "operator alert claimed elsewhere",
                 extra={"fields": {"msg": "operator alert claimed elsewhere", "key": key}},
@@ -144,7 +149,9 @@ class Alerter:
         """Log, then POST to the tenant's webhook (if any) with retries; False if every attempt failed."""
         log.warning("alert", extra={"fields": {"msg": "alert", "alert": alert}})
         if alert.get("type") == "budget" and "budget" in self.operator_config.on:
-            self._spawn(self._to_operator("budget", str(alert["id"]), alert, BUDGET_CLAIM))
+            # One process (memory store): each crossing comes here once, and no claim is kept for it.
+            window = BUDGET_CLAIM if self.shared else None
+            self._spawn(self._to_operator("budget", str(alert["id"]), alert, window))
         url = self.webhooks.get(tenant or "")
         if not url or self.http is None:
             return True

@@ -73,3 +73,21 @@ async def test_three_replicas_post_each_operator_alert_once(
     assert all(d.signed_by(SECRET) for d in posted)
     down_alert = next(d.body for d in posted if d.body["alert"] == "provider_down")
     assert down_alert["provider"] == "local" and down_alert["model"] == "dead"
+
+
+async def test_a_budget_alert_reaches_the_tenant_and_the_operator_once(
+    make_gateway: Any, fake: FakeProvider, hook: WebhookReceiver, private_redis: RedisServer
+) -> None:
+    cfg = config(fake, hook, secret=SECRET)
+    cfg["store"] = {"backend": "redis", "url": private_redis.url, "prefix": f"t{uuid.uuid4().hex[:10]}"}
+    cfg["secrets"] = {"key_secret": "replica-test-key-secret-0123456789abcdef"}
+    cfg["tenants"] = {
+        "acme": {"budget": {"usd": 0.001}, "alerts": {"at": [0.01], "webhook": f"{hook.url}/acme"}}
+    }
+    replicas = [await make_gateway(cfg) for _ in range(3)]
+    assert await chat(replicas[0], "m") == 200
+    await hook.wait_for(2)  # the alert feed hands the crossing to one replica, which posts both
+    for replica in replicas:
+        await settled(replica)
+    [tenant], [operator] = hook.to("/acme"), hook.to("/operator")
+    assert operator.body == {**tenant.body, "alert": "budget"} and operator.signed_by(SECRET)
