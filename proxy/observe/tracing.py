@@ -174,6 +174,9 @@ def open_tracing(environ: Mapping[str, str]) -> Tracing | None:
     except ImportError:
         log.warning("tracing asked for by OTEL_* but not installed: pip install 'efflux-gateway[otel]'")
         return None
+    protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+    if "otlp" in exporters and protocol not in (None, "http/protobuf"):
+        log.warning("OTEL_EXPORTER_OTLP_PROTOCOL=%s not supported: spans go over http/protobuf", protocol)
     named: dict[str, Any] = {}
     if not environ.get("OTEL_SERVICE_NAME") and "service.name" not in environ.get(
         "OTEL_RESOURCE_ATTRIBUTES", ""

@@ -229,3 +229,11 @@ async def test_capture_content_records_the_messages_clipped(
     assert messages[1]["role"] == "user" and messages[1]["content"].startswith(PROMPT)
     assert len(messages[1]["content"]) == 1000  # clipped
     assert orjson.loads(seen["gen_ai.output.messages"]) == [{"role": "assistant", "content": answered[:1000]}]
+
+
+def test_another_otlp_protocol_is_named_in_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+    tracing = open_tracing(environ)
+    assert tracing is not None
+    tracing.shutdown()
+    assert any("grpc not supported" in r.getMessage() for r in caplog.records)
