@@ -395,6 +395,29 @@ class AlertsConfig(_Section):
     """URL the alerts are POSTed to as JSON; unset: alerts are only logged."""
 
 
+OperatorEvent = Literal["provider_down", "sync_failed", "ledger_lag", "budget"]
+
+
+class OperatorAlertsConfig(_Section):
+    """The operator's webhook: events that belong to no tenant, and copies of tenants' budget alerts."""
+
+    webhook: str | None = None
+    """URL operator events are POSTed to as JSON; unset: they are only logged."""
+    on: list[OperatorEvent] = ["provider_down", "sync_failed", "ledger_lag", "budget"]
+    """Which events go to the webhook (`budget`: a copy of every tenant's budget alert)."""
+    secret: str | None = None
+    """Signs each body: header `X-Efflux-Signature: sha256=<hex HMAC-SHA256 of the body>`."""
+    ledger_lag_threshold: Duration = 300.0
+    """`ledger_lag` fires when the ledger writer is this far behind."""
+
+
+class TelemetryConfig(_Section):
+    """Tracing (the spans themselves are configured by the standard OTEL_* variables)."""
+
+    capture_content: bool = False
+    """True: prompts and non-streamed answers go on the request span (roles and text, clipped)."""
+
+
 class TenantConfig(_Section):
     """A tenant: the budget and limits shared by all its keys."""
 
@@ -456,6 +479,10 @@ class Settings(_Section):
     """Reservation and settlement of usage."""
     upstream: UpstreamConfig = UpstreamConfig()
     """Bounds on what any provider may send back."""
+    alerts: OperatorAlertsConfig = OperatorAlertsConfig()
+    """The operator's webhook for events that belong to no tenant."""
+    telemetry: TelemetryConfig = TelemetryConfig()
+    """Tracing options (OpenTelemetry, configured by the OTEL_* variables)."""
     # Where the file was read from; relative paths inside it (pricing.file) resolve against it.
     base_dir: str = Field(default=".", exclude=True)
 

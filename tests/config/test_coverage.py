@@ -178,6 +178,15 @@ upstream.max_informational
     upstream/test_bounds_settings.py::test_each_upstream_bound_from_the_config[max_informational]
 upstream.max_decompression_ratio
     upstream/test_bounds_settings.py::test_each_upstream_bound_from_the_config[max_decompression_ratio]
+alerts.webhook metering/test_operator_alerts.py::test_a_provider_down_is_posted_once_and_signed
+alerts.webhook metering/test_operator_alerts_replicas.py::test_three_replicas_post_each_operator_alert_once
+alerts.on metering/test_operator_alerts.py::test_on_chooses_the_events_posted
+alerts.on metering/test_operator_alerts.py::test_budget_copies_follow_on
+alerts.secret metering/test_operator_alerts.py::test_without_a_secret_nothing_is_signed
+alerts.secret metering/test_operator_alerts.py::test_a_provider_down_is_posted_once_and_signed
+alerts.ledger_lag_threshold
+    metering/test_operator_alerts.py::test_ledger_lag_past_the_threshold_is_posted_once_per_episode
+telemetry.capture_content observe/test_tracing.py::test_capture_content_records_the_messages_clipped
 """
 
 
