@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, IPvAnyNetwork, model_validator
 
@@ -181,6 +181,27 @@ class ProviderConfig(_Section):
     proxy: str | None = None
     tls: ProviderTLSConfig | None = None
     max_response_bytes: PositiveInt | None = None
+    # Settings of one plugin each (the plugin declares which it takes; any other is refused at load):
+    # azure's API version and Entra ID token, bedrock's region and AWS credentials (``${VAR}``s).
+    api_version: str | None = None
+    entra_token: str | None = None
+    region: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
+
+    PLUGIN_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "api_version",
+        "entra_token",
+        "region",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+    )
+
+    def plugin_options(self) -> dict[str, str]:
+        """The plugin settings that are set (an empty ``${VAR:-}`` counts as not set)."""
+        return {name: value for name in self.PLUGIN_SETTINGS if (value := getattr(self, name))}
 
     @model_validator(mode="after")
     def _check_base_url(self) -> ProviderConfig:
@@ -196,6 +217,9 @@ class TargetConfig(_Section):
     model: str | None = None
     priority: Annotated[int, Field(ge=-(2**31), le=2**31)] | None = None
     weight: Annotated[float, Field(gt=0)] = 1.0
+    # Azure: the deployment the call goes to (``model`` then only names the price); without it the
+    # model name is the deployment's.
+    deployment: str | None = None
 
 
 class TimeoutOverride(_Section):

@@ -288,7 +288,7 @@ async def _try(
             error = provider.map_error(response.status, content_type, body)
             error = _with_retry_after(error, response.headers.get("retry-after"))
             return _judge(candidate, call, error, attempts)
-        if call.stream and "text/event-stream" in content_type:
+        if call.stream and provider.stream_content_type in content_type:
             opened = await _open_stream(candidate, call, response, deadline, attempts, max_event_bytes)
             handed_over = isinstance(opened, OpenStream)  # the relay owns the response now
             return opened

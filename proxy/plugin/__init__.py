@@ -101,6 +101,9 @@ class ProviderSettings:
     base_url: str
     api_key: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    # The plugin's own settings (``api_version``, ``region``...), by name, as given; only the names the
+    # plugin declares in ``Provider.plugin_settings`` are accepted by the config.
+    options: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -117,6 +120,7 @@ class Call:
     stream: bool
     include_usage: bool
     api_key: str | None
+    deployment: str | None = None  # the route target's ``deployment`` (Azure), else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +185,31 @@ class StreamReader(abc.ABC):
         return self.output_chars
 
 
+class FramedStreamReader(StreamReader):
+    """A reader for a stream that is not SSE (AWS's binary event stream): it frames the upstream bytes
+    itself. The tap hands it each read whole (``on_bytes``) instead of parsed events, and the reader
+    returns the SSE bytes the client gets for that read. It must be incremental (a read may end anywhere
+    inside a frame) and bounded: a frame past ``max_frame_bytes`` (the tap sets it from
+    ``server.max_sse_event_bytes``) or a corrupt one sets a server-fault ``error``. ``events`` counts the
+    data events given to the client so far (dispatch holds a stream until the first one).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events = 0
+        self.max_frame_bytes = 1 << 20
+
+    def on_event(self, event: SSEEvent) -> bytes | None:  # never called: the tap calls on_bytes
+        raise NotImplementedError("a framed stream reader takes bytes (on_bytes), not SSE events")
+
+    @abc.abstractmethod
+    def on_bytes(self, chunk: bytes) -> bytes: ...
+
+    @abc.abstractmethod
+    def on_end(self) -> bool:
+        """The upstream body ended; True when it stopped inside a frame."""
+
+
 class Provider(abc.ABC):
     """The base of every plugin. Subclasses declare their differences as class attributes and override
     only the verbs whose behaviour differs."""
@@ -192,6 +221,12 @@ class Provider(abc.ABC):
     auth_prefix: ClassVar[str] = "Bearer "
     requires_key: ClassVar[bool] = True  # False for servers that take anonymous calls (a local vLLM)
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
+    # The content type of a streamed answer; a stream answered with another type is a server fault.
+    stream_content_type: ClassVar[str] = "text/event-stream"
+    # The plugin's own config settings (``ProviderSettings.options``), and whether a route target may
+    # name a ``deployment``; the config refuses any other.
+    plugin_settings: ClassVar[frozenset[str]] = frozenset()
+    deployments: ClassVar[bool] = False
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
