@@ -33,6 +33,7 @@ NOVA_MICRO = (0.035, 0.14)
 GPT_4O_MINI = (0.15, 0.60)
 FLASH = (0.30, 2.50, 0.075)
 
+SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 AZURE_CHAT = "/openai/deployments/prod-mini/chat/completions"
 GEMINI = "/v1beta/models/gemini-2.5-flash"
 NOVA = "/model/amazon.nova-micro-v1:0"
@@ -61,7 +62,8 @@ async def gateway(make_gateway: Any, fake: Any) -> AsyncIterator[Any]:
                 "base_url": root,
                 "region": "us-east-1",
                 "aws_access_key_id": "AKIDEXAMPLE",
-                "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                "aws_secret_access_key": SECRET,
+                "aws_session_token": "session-token-xyz",
             },
             "gemini": {"plugin": "gemini", "base_url": root, "api_key": "gemini-key-0123456789"},
         }
@@ -232,6 +234,32 @@ async def test_bedrock_json(gateway: Any, fake: Any) -> None:
     record = await last_record(gateway)
     assert (record.prompt_tokens, record.completion_tokens) == (12, 56)
     assert record.cost_micro_usd == cost(12, 56, NOVA_MICRO)
+    assert_signed(fake.received[-1], fake.port)
+
+
+def assert_signed(sent: Any, port: int) -> None:
+    """The Authorization header the local server got is a well-formed SigV4 one, for the configured key,
+    region and session token, and botocore computes the same signature from what arrived."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    auth = sent.headers["Authorization"]
+    date = sent.headers["X-Amz-Date"]
+    scheme, _, rest = auth.partition(" ")
+    fields = dict(part.strip().split("=", 1) for part in rest.split(","))
+    assert scheme == "AWS4-HMAC-SHA256"
+    assert fields["Credential"] == f"AKIDEXAMPLE/{date[:8]}/us-east-1/bedrock/aws4_request"
+    signed = fields["SignedHeaders"].split(";")
+    assert {"host", "x-amz-date", "x-amz-security-token"} <= set(signed)
+    assert sent.headers["X-Amz-Security-Token"] == "session-token-xyz"
+    url = f"http://127.0.0.1:{port}{sent.target}"
+    headers = {name: sent.headers[name] for name in sent.headers if name.lower() in signed}
+    check = AWSRequest(method="POST", url=url, data=sent.raw, headers=headers)
+    signer = SigV4Auth(Credentials("AKIDEXAMPLE", SECRET, "session-token-xyz"), "bedrock", "us-east-1")
+    check.context["timestamp"] = date
+    canonical = signer.canonical_request(check)
+    assert fields["Signature"] == signer.signature(signer.string_to_sign(check, canonical), check)
 
 
 async def test_bedrock_validation_error_is_the_callers_and_no_fallback(gateway: Any, fake: Any) -> None:
