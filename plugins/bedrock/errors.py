@@ -11,7 +11,7 @@ exception message names its class in ``:exception-type`` (``throttlingException`
 
 from __future__ import annotations
 
-from proxy.plugin import CallRejected, Fault, UpstreamError
+from proxy.plugin import CallRejected, CatalogueError, Fault, UpstreamError
 
 
 class RequestRejected(CallRejected):
@@ -25,8 +25,9 @@ class RequestRejected(CallRejected):
         )
 
 
-class BedrockFailure(RuntimeError):
-    """A catalogue or key-check call failed; ``error`` says how."""
+class BedrockFailure(CatalogueError):
+    """A catalogue or key-check call failed; ``error`` says how. A :class:`CatalogueError`: a sync that
+    gets it keeps the last good catalogue."""
 
     def __init__(self, error: UpstreamError) -> None:
         super().__init__(error.message)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from proxy.plugin import CallRejected, Fault, JSONObject, UpstreamError
+from proxy.plugin import CallRejected, CatalogueError, Fault, JSONObject, UpstreamError
 
 
 class RequestRejected(CallRejected):
@@ -25,8 +25,9 @@ class RequestRejected(CallRejected):
         )
 
 
-class GeminiFailure(RuntimeError):
-    """A catalogue or key-check call failed; ``error`` says how."""
+class GeminiFailure(CatalogueError):
+    """A catalogue or key-check call failed; ``error`` says how. A :class:`CatalogueError`: a sync that
+    gets it keeps the last good catalogue."""
 
     def __init__(self, error: UpstreamError) -> None:
         super().__init__(error.message)

@@ -335,3 +335,23 @@ def test_a_setting_of_another_plugin_is_refused() -> None:
         ConfigError, match=r"providers\.bedrock\.api_version: not a setting of plugin 'bedrock'"
     ):
         build_snapshot(config(region="us-east-1", api_version="v1", **CREDENTIALS))
+
+
+async def test_list_models_is_a_signed_list_foundation_models(aiohttp_server: Any) -> None:
+    from aiohttp import ClientSession, web
+
+    seen: list[str] = []
+
+    async def models(request: web.Request) -> web.Response:
+        seen.append(request.headers["Authorization"])
+        summaries = [{"modelId": "amazon.nova-micro-v1:0", "providerName": "Amazon"}, {"providerName": "x"}]
+        return web.json_response({"modelSummaries": summaries})
+
+    app = web.Application()
+    app.router.add_get("/foundation-models", models)
+    server = await aiohttp_server(app)
+    async with ClientSession() as http:
+        found = await plugin(str(server.make_url("")).rstrip("/")).list_models(http)
+    assert [(m.id, m.owned_by) for m in found] == [("amazon.nova-micro-v1:0", "Amazon")]
+    assert seen[0].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert "/eu-west-3/bedrock/aws4_request" in seen[0]
