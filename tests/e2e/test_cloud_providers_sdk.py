@@ -181,6 +181,41 @@ async def test_azure_content_filter_is_the_callers_fault_and_no_fallback(gateway
     assert not any(r.path.startswith("/v1beta") for r in fake.received)  # the second target was not tried
 
 
+async def test_azure_tool_call_stream(gateway: Any, fake: Any) -> None:
+    # No Azure tool-call recording exists; Azure's chat wire is OpenAI's, so OpenAI's recording stands in.
+    name = "openai/chat-stream-tool-calls.sse"
+    fake.script_path(AZURE_CHAT, fixture(name))
+    stream = await gateway.sdk.chat.completions.create(
+        model="azure-mini",
+        messages=MESSAGES,
+        stream=True,
+        tools=TOOLS,
+        stream_options={"include_usage": True},
+    )
+    _, finish, usage, calls = await collect(stream)
+    # relayed as recorded: "stop", as OpenAI ends a call forced by a named tool_choice
+    assert finish == "stop" and calls[0]["name"] and json.loads(calls[0]["arguments"])
+    assert fake.received[-1].body["tools"] == TOOLS
+    expected = INDEX[name]["expected"]["usage"]
+    record = await last_record(gateway)
+    assert (record.prompt_tokens, record.completion_tokens) == (
+        expected["prompt_tokens"],
+        expected["completion_tokens"],
+    )
+    assert usage.prompt_tokens == expected["prompt_tokens"]
+
+
+async def test_azure_rate_limit_falls_back(gateway: Any, fake: Any) -> None:
+    fake.script_path(AZURE_CHAT, fixture("openai/error-429-rate-limit.json"))
+    fake.script_path(f"{GEMINI}:generateContent", fixture("gemini/generate-content-cached-content.json"))
+    raw = await gateway.sdk.chat.completions.with_raw_response.create(
+        model="azure-then-flash", messages=MESSAGES
+    )
+    assert raw.headers["x-efflux-provider"] == "gemini"
+    record = await last_record(gateway)
+    assert record.provider == "gemini" and record.outcome is Outcome.COMPLETED
+
+
 # -- bedrock ---------------------------------------------------------------------------------------
 
 
