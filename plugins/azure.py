@@ -43,6 +43,8 @@ class Azure(OpenAICompatible):
     default_base_url = ""  # the resource's own URL: required
     auth_header = "api-key"
     auth_prefix = ""
+    # The v1 path also serves the Responses API (/openai/v1/responses); it joins this set once the gateway
+    # routes that endpoint.
     endpoints = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
     plugin_settings = frozenset({"api_version", "entra_token"})
     deployments = True

@@ -5,7 +5,8 @@ no end marker (the stream ends by EOF) and ``usageMetadata`` is on every event, 
 (gemini/stream-generate-content-usage-every-chunk.sse): the last one wins. The client sees a role chunk,
 content and tool-call deltas (a call arrives whole, in one part: gemini/stream-generate-content-function-
 call.sse), one finish chunk per candidate, the usage chunk if it asked for it, and ``[DONE]`` once every
-candidate has finished. From then the answer is ``complete``: what follows is dropped, and EOF ends it.
+candidate has finished. From then the answer is ``complete``: what follows is not relayed (a later
+``usageMetadata`` still updates the usage the gateway records), and EOF ends it.
 """
 
 from __future__ import annotations
@@ -33,18 +34,20 @@ class GeminiStream(StreamReader):
         self._finished: set[int] = set()
 
     def on_event(self, event: SSEEvent) -> bytes | None:
-        if event.data is None or self.complete or self.error is not None:
+        if event.data is None or self.error is not None:
             return None
         try:
             payload = orjson.loads(event.data)
         except orjson.JSONDecodeError:
             payload = None
         if not isinstance(payload, dict):
-            self.error = UpstreamError(502, Fault.SERVER, "Gemini sent a stream event that is not JSON")
+            if not self.complete:  # once the answer is whole, nothing after it can spoil it
+                self.error = UpstreamError(502, Fault.SERVER, "Gemini sent a stream event that is not JSON")
             return None
         error = payload.get("error")
         if isinstance(error, dict):
-            self.error = error_of(error)
+            if not self.complete:
+                self.error = error_of(error)
             return None
         if self.id is None:
             self.id = payload.get("responseId")
@@ -53,6 +56,8 @@ class GeminiStream(StreamReader):
         usage = payload.get("usageMetadata")
         if isinstance(usage, dict):
             self.usage = usage_of(usage)
+        if self.complete:
+            return None  # after [DONE]: only a later usage figure is kept (for the ledger)
         chunks: list[JSONObject] = []
         candidates = payload.get("candidates")
         for n, candidate in enumerate(candidates if isinstance(candidates, list) else []):
