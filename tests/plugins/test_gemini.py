@@ -275,7 +275,10 @@ def test_after_the_finish_only_a_later_usage_counts() -> None:
     tap = StreamTap(plugin().open_stream(chat(stream=True)))
     out = tap.feed(data)
     assert out.endswith(b"data: [DONE]\n\n") and tap.reader.complete
-    late = b'data: {"candidates": [{"content": {"parts": [{"text": "late"}]}}], "usageMetadata": {"promptTokenCount": 55, "candidatesTokenCount": 16}}\r\n\r\n'
+    late = (
+        b'data: {"candidates": [{"content": {"parts": [{"text": "late"}]}}],'
+        b' "usageMetadata": {"promptTokenCount": 55, "candidatesTokenCount": 16}}\r\n\r\n'
+    )
     assert tap.feed(late) == b""
     assert tap.feed(b'data: {"error": {"code": 500, "status": "INTERNAL"}}\r\n\r\n') == b""
     assert tap.error is None and tap.usage is not None and tap.usage.completion_tokens == 16
