@@ -2,11 +2,12 @@
 target), in the OpenAI envelope.
 
 An HTTP error's body is only ``{"message": ...}`` (bedrock/error-400-validation.json); its class
-(``ValidationException``, ``ThrottlingException``...) travels in the ``x-amzn-ErrorType`` header, which the
-plugin contract does not hand over, so the status decides: 400 ``ValidationException`` (an unknown model id
-too) and 403 ``AccessDeniedException`` are the caller's; 429 ``ThrottlingException``, 424 ``ModelError``,
-408 ``ModelTimeout`` and every 5xx are the provider's, so the next target is tried. In a stream, an
-exception message names its class in ``:exception-type`` (``throttlingException``...).
+(``ValidationException``, ``ThrottlingException``...) travels in the ``x-amzn-ErrorType`` header (read by
+``Bedrock.map_answer``; without it the status names the usual class). 400 ``ValidationException`` (an
+unknown model id too) and 403 ``AccessDeniedException`` are the caller's; 429 ``ThrottlingException``,
+a 400 ``ServiceQuotaExceededException`` (the account's quota: another target may have room), 424
+``ModelError``, 408 ``ModelTimeout`` and every 5xx are the provider's, so the next target is tried. In a
+stream, an exception message names its class in ``:exception-type`` (``throttlingException``...).
 """
 
 from __future__ import annotations
@@ -59,11 +60,15 @@ _STREAM_EXCEPTIONS = {
 CLIENT_STATUSES = frozenset({400, 401, 403, 404, 413, 422})
 
 
+# Answered with a 4xx that is not the request's fault: the account's quota, which another target may have.
+_SERVER_KINDS = frozenset({"ServiceQuotaExceededException", "ThrottlingException", "ModelNotReadyException"})
+
+
 def error_of(status: int, message: object, kind: str | None = None) -> UpstreamError:
     known = _BY_STATUS.get(status)
     name = kind or (known[0] if known else None)
     text = message if isinstance(message, str) and message else f"Bedrock answered HTTP {status}"
-    fault = Fault.CLIENT if status in CLIENT_STATUSES else Fault.SERVER
+    fault = Fault.CLIENT if status in CLIENT_STATUSES and name not in _SERVER_KINDS else Fault.SERVER
     return UpstreamError(
         status=status,
         fault=fault,

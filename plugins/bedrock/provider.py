@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Mapping
 from urllib.parse import quote
 
 import aiohttp
@@ -102,11 +103,21 @@ class Bedrock(Provider):
         return BedrockStream(call.include_usage, call.model, _response_id(), int(time.time()))
 
     def map_error(self, status: int, content_type: str, body: bytes) -> UpstreamError:
+        return self._error(status, body, None)
+
+    def map_answer(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        # The error class is in x-amzn-ErrorType ("ThrottlingException:http://internal.amazon.com/...").
+        kind = headers.get("x-amzn-errortype", "").partition(":")[0].strip()
+        return self._error(status, body, kind or None)
+
+    def _error(self, status: int, body: bytes, kind: str | None) -> UpstreamError:
         payload = _decode(body)
         message = payload.get("message") or payload.get("Message") if isinstance(payload, dict) else None
+        if kind is None and isinstance(payload, dict) and isinstance(payload.get("__type"), str):
+            kind = str(payload["__type"]).rpartition("#")[2] or None
         if message is None and b"<html" in body[:512].lower():
             message = "an HTML page (an edge or proxy error)"
-        return error_of(status, message)
+        return error_of(status, message, kind)
 
     async def _get_models(self, http: aiohttp.ClientSession, api_key: str | None) -> aiohttp.ClientResponse:
         url = f"{self.control_url}/foundation-models"

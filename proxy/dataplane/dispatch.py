@@ -285,7 +285,7 @@ async def _try(
         content_type = response.headers.get("content-type", "").lower()
         if response.status >= 400:
             body = await response.read(MAX_ERROR_BODY, by=deadline)
-            error = provider.map_error(response.status, content_type, body)
+            error = provider.map_answer(response.status, response.headers, body)
             error = _with_retry_after(error, response.headers.get("retry-after"))
             return _judge(candidate, call, error, attempts)
         if call.stream and provider.stream_content_type in content_type:

@@ -8,7 +8,7 @@ metering; a plugin only says how to talk to its provider:
   :class:`UpstreamError` when the provider reports an error with HTTP 200 (one-api does).
 - ``open_stream``: a :class:`StreamReader` that sees each upstream SSE event and says what the client gets.
 - ``map_error``: a non-2xx answer -> :class:`UpstreamError`, classified client fault (stop) or server fault
-  (try the next target).
+  (try the next target); ``map_answer`` is the same with the answer's headers.
 - ``list_models`` / ``validate_key``: the catalogue and a cheap authenticated call.
 
 Plugins import only this module and :mod:`proxy.upstream.sse` from ``proxy``.
@@ -244,6 +244,11 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     def map_error(self, status: int, content_type: str, body: bytes) -> UpstreamError: ...
+
+    def map_answer(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        """``map_error`` for an answer whose headers are at hand (lower-case names): what dispatch calls.
+        A provider whose error class travels in a header (Bedrock's ``x-amzn-errortype``) overrides it."""
+        return self.map_error(status, headers.get("content-type", "").lower(), body)
 
     @abc.abstractmethod
     async def list_models(self, http: aiohttp.ClientSession) -> list[ModelInfo]:

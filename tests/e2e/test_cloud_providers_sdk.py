@@ -299,8 +299,10 @@ def assert_signed(sent: Any, port: int) -> None:
 
 async def test_bedrock_validation_error_is_the_callers_and_no_fallback(gateway: Any, fake: Any) -> None:
     fake.script_path(f"{NOVA}/converse", fixture("bedrock/error-400-validation.json"))
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.BadRequestError) as caught:
         await gateway.sdk.chat.completions.create(model="nova-then-flash", messages=MESSAGES)
+    error = caught.value.body
+    assert isinstance(error, dict) and error["code"] == "ValidationException"  # from x-amzn-ErrorType
     assert not any(r.path.startswith("/v1beta") for r in fake.received)
     record = await last_record(gateway)
     assert record.outcome is Outcome.REJECTED and record.cost_micro_usd == 0

@@ -355,3 +355,18 @@ async def test_list_models_is_a_signed_list_foundation_models(aiohttp_server: An
     assert [(m.id, m.owned_by) for m in found] == [("amazon.nova-micro-v1:0", "Amazon")]
     assert seen[0].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
     assert "/eu-west-3/bedrock/aws4_request" in seen[0]
+
+
+def test_the_error_class_comes_from_the_header() -> None:
+    headers = {
+        "content-type": "application/json",
+        "x-amzn-errortype": "ServiceQuotaExceededException:http://x/",
+    }
+    error = plugin().map_answer(400, headers, b'{"message":"quota"}')
+    # the account's quota: not the request's fault, another target may serve it
+    assert (error.code, error.fault, error.status) == ("ServiceQuotaExceededException", Fault.SERVER, 400)
+    headers["x-amzn-errortype"] = "ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/"
+    body = (FIXTURES / "bedrock" / "error-400-validation.json").read_bytes()
+    error = plugin().map_answer(400, headers, body)
+    assert (error.code, error.fault) == ("ValidationException", Fault.CLIENT)
+    assert error.message.startswith("ValidationException: ")
