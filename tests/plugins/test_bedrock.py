@@ -370,3 +370,43 @@ def test_the_error_class_comes_from_the_header() -> None:
     error = plugin().map_answer(400, headers, body)
     assert (error.code, error.fault) == ("ValidationException", Fault.CLIENT)
     assert error.message.startswith("ValidationException: ")
+
+
+async def test_temporary_credentials_are_refreshed_in_a_worker_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+    import datetime
+    import threading
+
+    from botocore.credentials import RefreshableCredentials
+    from botocore.session import Session
+
+    from plugins.bedrock import signing
+
+    fetched: list[str] = []
+
+    def fetch() -> dict[str, str]:
+        fetched.append(threading.current_thread().name)
+        expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5)  # always due
+        return {
+            "access_key": f"AKID{len(fetched)}",
+            "secret_key": "s",
+            "token": "t",
+            "expiry_time": expiry.isoformat(),
+        }
+
+    credentials = RefreshableCredentials.create_from_metadata(fetch(), fetch, "test")
+    monkeypatch.setattr(Session, "get_credentials", lambda self: credentials)
+    provider = Plugin(ProviderSettings("bedrock", "", options={"region": "us-east-1"}))
+    first = provider.build_request(chat()).headers["Authorization"]
+    monkeypatch.setattr(signing, "REFRESH_EVERY", 0.0)
+    provider.build_request(chat())  # signs with the frozen copy it has, and starts a refresh
+    for _ in range(200):  # the refresh runs in the loop's executor
+        if not provider.signer._refreshing:
+            break
+        await asyncio.sleep(0.01)
+    later = provider.build_request(chat()).headers["Authorization"]
+    assert later.split("/")[0] != first.split("/")[0]  # signed with the refreshed key id
+    main = threading.main_thread().name
+    assert fetched[:2] == [main, main] and main not in fetched[2:]  # at load, then never on the loop
