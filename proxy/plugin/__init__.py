@@ -11,6 +11,10 @@ metering; a plugin only says how to talk to its provider:
   (try the next target); ``map_answer`` is the same with the answer's headers.
 - ``list_models`` / ``validate_key``: the catalogue and a cheap authenticated call.
 
+A plugin's own settings (Azure's ``api_version``, Bedrock's ``region``...) are named in
+``Provider.plugin_settings`` and arrive in ``ProviderSettings.options``; its constructor raises
+``ValueError`` for settings it cannot work with, which the config reports under the provider's path.
+
 Plugins import only this module and :mod:`proxy.upstream.sse` from ``proxy``.
 """
 
