@@ -25,7 +25,10 @@ _FIXED = {0: 0, 1: 0, 2: 1, 3: 2, 4: 4, 5: 8, 8: 8, 9: 16}
 
 
 class FrameError(ValueError):
-    """The stream is corrupt or breaks a bound: nothing after this point can be trusted."""
+    """The stream is corrupt or breaks a bound: nothing after this point can be trusted. ``messages``:
+    the whole messages the same read held before the fault."""
+
+    messages: list[Message]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +52,17 @@ class EventStreamDecoder:
         return bool(self._buffer)
 
     def feed(self, chunk: bytes) -> list[Message]:
+        out: list[Message] = []
+        try:
+            self._take(chunk, out)
+        except FrameError as exc:
+            exc.messages = out
+            raise
+        return out
+
+    def _take(self, chunk: bytes, out: list[Message]) -> None:
         buffer = self._buffer
         buffer += chunk
-        out: list[Message] = []
         at = 0
         while len(buffer) - at >= PRELUDE:
             total, headers_length, prelude_crc = _PRELUDE.unpack_from(buffer, at)
@@ -77,7 +88,6 @@ class EventStreamDecoder:
             at = end
         if at:
             del buffer[:at]
-        return out
 
 
 def _headers(raw: bytes) -> dict[str, str | int | bool | bytes]:

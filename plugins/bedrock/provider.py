@@ -25,7 +25,8 @@ from plugins.bedrock.errors import BedrockFailure, error_of
 from plugins.bedrock.reply import to_chat_completion, usage_of
 from plugins.bedrock.request import to_converse
 from plugins.bedrock.signing import Signer
-from plugins.bedrock.stream import BedrockStream
+from plugins.bedrock.stream import BedrockDecoder
+from plugins.openai_compatible import OpenAIStreamReader
 from proxy.plugin import (
     Call,
     Endpoint,
@@ -35,6 +36,7 @@ from proxy.plugin import (
     ProviderSettings,
     ProviderType,
     Reply,
+    StreamDecoder,
     StreamReader,
     UpstreamError,
     UpstreamRequest,
@@ -100,7 +102,10 @@ class Bedrock(Provider):
         return Reply(orjson.dumps(completion), usage_of(usage) if isinstance(usage, dict) else None)
 
     def open_stream(self, call: Call) -> StreamReader:
-        return BedrockStream(call.include_usage, call.model, _response_id(), int(time.time()))
+        return OpenAIStreamReader(call.include_usage)  # reads the chat events the decoder makes
+
+    def stream_decoder(self, call: Call) -> StreamDecoder:
+        return BedrockDecoder(call.model, _response_id(), int(time.time()))
 
     def map_error(self, status: int, content_type: str, body: bytes) -> UpstreamError:
         return self._error(status, body, None)

@@ -332,7 +332,9 @@ async def _open_stream(
     max_event_bytes: int,
 ) -> OpenStream | Refused:
     choice = candidate.choice
-    tap = StreamTap(candidate.provider.open_stream(call), _secrets(candidate, call), max_event_bytes)
+    provider = candidate.provider
+    decoder = provider.stream_decoder(call)
+    tap = StreamTap(provider.open_stream(call), _secrets(candidate, call), max_event_bytes, decoder)
     held: list[bytes] = []
     while not tap.events:
         chunk = await response.readany(by=deadline)

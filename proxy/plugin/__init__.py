@@ -189,28 +189,24 @@ class StreamReader(abc.ABC):
         return self.output_chars
 
 
-class FramedStreamReader(StreamReader):
-    """A reader for a stream that is not SSE (AWS's binary event stream): it frames the upstream bytes
-    itself. The tap hands it each read whole (``on_bytes``) instead of parsed events, and the reader
-    returns the SSE bytes the client gets for that read. It must be incremental (a read may end anywhere
-    inside a frame) and bounded: a frame past ``max_frame_bytes`` (the tap sets it from
-    ``server.max_sse_event_bytes``) or a corrupt one sets a server-fault ``error``. ``events`` counts the
-    data events given to the client so far (dispatch holds a stream until the first one).
+class StreamDecoder(abc.ABC):
+    """Turns a stream that is not SSE (AWS's binary event stream) into chat SSE bytes, read by read, before
+    the SSE parser: the plugin's :class:`StreamReader` (and any reader wrapped around it) then sees ordinary
+    chat events. ``feed`` must be incremental (a read may end anywhere inside a frame) and bounded: a frame
+    past ``max_frame_bytes`` (the tap sets it from ``server.max_sse_event_bytes``), a corrupt frame or the
+    provider's own error message sets ``error`` (what came before it is still returned) and ends the
+    stream. ``feed`` never raises.
     """
 
     def __init__(self) -> None:
-        super().__init__()
-        self.events = 0
+        self.error: UpstreamError | None = None
         self.max_frame_bytes = 1 << 20
 
-    def on_event(self, event: SSEEvent) -> bytes | None:  # never called: the tap calls on_bytes
-        raise NotImplementedError("a framed stream reader takes bytes (on_bytes), not SSE events")
+    @abc.abstractmethod
+    def feed(self, chunk: bytes) -> bytes: ...
 
     @abc.abstractmethod
-    def on_bytes(self, chunk: bytes) -> bytes: ...
-
-    @abc.abstractmethod
-    def on_end(self) -> bool:
+    def close(self) -> bool:
         """The upstream body ended; True when it stopped inside a frame."""
 
 
@@ -248,6 +244,11 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     def map_error(self, status: int, content_type: str, body: bytes) -> UpstreamError: ...
+
+    def stream_decoder(self, call: Call) -> StreamDecoder | None:
+        """The decoder for a stream that is not SSE (with ``stream_content_type`` its content type); None,
+        the default: the stream is SSE."""
+        return None
 
     def map_answer(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         """``map_error`` for an answer whose headers are at hand (lower-case names): what dispatch calls.

@@ -77,7 +77,10 @@ def test_a_frame_past_the_bound_is_refused_from_its_prelude() -> None:
 
 
 def tap_of(data: bytes, size: int = 5, max_bytes: int = 1 << 20) -> tuple[StreamTap, bytes]:
-    tap = StreamTap(plugin().open_stream(chat(stream=True)), max_event_bytes=max_bytes)
+    provider, call = plugin(), chat(stream=True)
+    tap = StreamTap(
+        provider.open_stream(call), max_event_bytes=max_bytes, decoder=provider.stream_decoder(call)
+    )
     out = b"".join(tap.feed(data[i : i + size]) for i in range(0, len(data), size) if tap.error is None)
     return tap, out
 
@@ -107,7 +110,7 @@ def test_a_corrupt_frame_ends_the_stream_with_a_server_fault() -> None:
     broken = bytearray(TEXT)
     broken[len(TEXT) // 2] ^= 0x01
     tap, out = tap_of(bytes(broken))
-    assert tap.error is not None and tap.error.fault is Fault.SERVER and "corrupt" in tap.error.message
+    assert tap.error is not None and tap.error.fault is Fault.SERVER and "CRC mismatch" in tap.error.message
     assert b"[DONE]" not in out
 
 
@@ -410,3 +413,11 @@ async def test_temporary_credentials_are_refreshed_in_a_worker_thread(
     assert later.split("/")[0] != first.split("/")[0]  # signed with the refreshed key id
     main = threading.main_thread().name
     assert fetched[:2] == [main, main] and main not in fetched[2:]  # at load, then never on the loop
+
+
+def test_in_one_read_the_frames_before_a_corrupt_one_still_reach_the_client() -> None:
+    broken = bytearray(TEXT)
+    broken[-3] ^= 0x01  # the last frame's CRC: metadata
+    tap, out = tap_of(bytes(broken), size=len(TEXT))
+    assert b'"finish_reason":"stop"' in out and b"4242" in out  # everything before the bad frame
+    assert tap.error is not None and "message CRC mismatch" in tap.error.message and tap.usage is None

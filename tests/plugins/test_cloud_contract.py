@@ -120,8 +120,8 @@ def test_usage_from_a_json_reply(case: Case) -> None:
 
 
 def stream(case: Case, data: bytes, include_usage: bool = True, size: int = 7) -> tuple[StreamTap, bytes]:
-    provider = case.make()
-    tap = StreamTap(provider.open_stream(chat(True, include_usage)))
+    provider, call = case.make(), chat(True, include_usage)
+    tap = StreamTap(provider.open_stream(call), decoder=provider.stream_decoder(call))
     out = b"".join(tap.feed(data[i : i + size]) for i in range(0, len(data), size))
     return tap, out
 
