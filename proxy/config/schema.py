@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Collection, Iterable
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, IPvAnyNetwork, model_validator
 
@@ -263,6 +263,32 @@ class ProviderConfig(_Section):
     """The provider's own TLS: a private CA, a client certificate (unset: the system's CA store)."""
     max_response_bytes: PositiveInt | None = None
     """Largest non-stream answer from this provider; unset: `upstream.max_response_bytes`."""
+    # Settings of one plugin each (the plugin declares which it takes; any other is refused at load).
+    api_version: str | None = None
+    """`azure`: the API version (a dated one uses the deployments path; unset or `v1`: the v1 path)."""
+    entra_token: str | None = None
+    """`azure`: an Entra ID bearer token, as `${VAR}`, instead of `api_key`."""
+    region: str | None = None
+    """`bedrock`: the AWS region (unset: the environment's)."""
+    aws_access_key_id: str | None = None
+    """`bedrock`: the AWS access key id, as `${VAR}` (unset: botocore's credential chain)."""
+    aws_secret_access_key: str | None = None
+    """`bedrock`: the AWS secret access key, as `${VAR}`."""
+    aws_session_token: str | None = None
+    """`bedrock`: an AWS session token for temporary credentials, as `${VAR}`."""
+
+    PLUGIN_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "api_version",
+        "entra_token",
+        "region",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+    )
+
+    def plugin_options(self) -> dict[str, str]:
+        """The plugin settings that are set (an empty ``${VAR:-}`` counts as not set)."""
+        return {name: value for name in self.PLUGIN_SETTINGS if (value := getattr(self, name))}
 
     @model_validator(mode="after")
     def _check_base_url(self) -> ProviderConfig:
@@ -285,6 +311,9 @@ class TargetConfig(_Section):
     """Lower goes first; targets of equal priority share traffic by `strategy`. Unset: list order."""
     weight: Annotated[float, Field(gt=0)] = 1.0
     """Share of traffic among targets of equal priority (with `strategy: weighted`)."""
+    deployment: str | None = None
+    """`azure`: the deployment the call goes to (`model` then only names the price); unset: the model
+    name is the deployment's."""
 
 
 class TimeoutOverride(_Section):

@@ -344,10 +344,10 @@ async def _send(
         content_type = response.headers.get("content-type", "").lower()
         if response.status >= 400:
             body = await response.read(MAX_ERROR_BODY, by=deadline)
-            error = provider.map_error(response.status, content_type, body)
+            error = provider.map_answer(response.status, response.headers, body)
             error = _with_retry_after(error, response.headers.get("retry-after"))
             return _judge(candidate, call, error, attempts)
-        if call.stream and "text/event-stream" in content_type:
+        if call.stream and provider.stream_content_type in content_type:
             opened = await _open_stream(candidate, call, response, deadline, attempts, max_event_bytes)
             handed_over = isinstance(opened, OpenStream)  # the relay owns the response now
             return opened
@@ -391,7 +391,9 @@ async def _open_stream(
     max_event_bytes: int,
 ) -> OpenStream | Refused:
     choice = candidate.choice
-    tap = StreamTap(candidate.provider.open_stream(call), _secrets(candidate, call), max_event_bytes)
+    provider = candidate.provider
+    decoder = provider.stream_decoder(call)
+    tap = StreamTap(provider.open_stream(call), _secrets(candidate, call), max_event_bytes, decoder)
     held: list[bytes] = []
     while not tap.events:
         chunk = await response.readany(by=deadline)
