@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Collection, Iterable
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, IPvAnyNetwork, model_validator
 
@@ -266,6 +266,32 @@ class ProviderConfig(_Section):
     pricing_unknown: Literal["refuse", "allow"] | None = None
     """What a model no price source knows does on this provider: `refuse` (400) or `allow` (served,
     recorded unpriced); unset: `pricing.unknown`."""
+    # Settings of one plugin each (the plugin declares which it takes; any other is refused at load).
+    api_version: str | None = None
+    """`azure`: the API version (a dated one uses the deployments path; unset or `v1`: the v1 path)."""
+    entra_token: str | None = None
+    """`azure`: an Entra ID bearer token, as `${VAR}`, instead of `api_key`."""
+    region: str | None = None
+    """`bedrock`: the AWS region (unset: the environment's)."""
+    aws_access_key_id: str | None = None
+    """`bedrock`: the AWS access key id, as `${VAR}` (unset: botocore's credential chain)."""
+    aws_secret_access_key: str | None = None
+    """`bedrock`: the AWS secret access key, as `${VAR}`."""
+    aws_session_token: str | None = None
+    """`bedrock`: an AWS session token for temporary credentials, as `${VAR}`."""
+
+    PLUGIN_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "api_version",
+        "entra_token",
+        "region",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+    )
+
+    def plugin_options(self) -> dict[str, str]:
+        """The plugin settings that are set (an empty ``${VAR:-}`` counts as not set)."""
+        return {name: value for name in self.PLUGIN_SETTINGS if (value := getattr(self, name))}
 
     @model_validator(mode="after")
     def _check_base_url(self) -> ProviderConfig:
@@ -288,6 +314,9 @@ class TargetConfig(_Section):
     """Lower goes first; targets of equal priority share traffic by `strategy`. Unset: list order."""
     weight: Annotated[float, Field(gt=0)] = 1.0
     """Share of traffic among targets of equal priority (with `strategy: weighted`)."""
+    deployment: str | None = None
+    """`azure`: the deployment the call goes to (`model` then only names the price); unset: the model
+    name is the deployment's."""
 
 
 class TimeoutOverride(_Section):
@@ -403,6 +432,29 @@ class AlertsConfig(_Section):
     """URL the alerts are POSTed to as JSON; unset: alerts are only logged."""
 
 
+OperatorEvent = Literal["provider_down", "sync_failed", "ledger_lag", "budget"]
+
+
+class OperatorAlertsConfig(_Section):
+    """The operator's webhook: events that belong to no tenant, and copies of tenants' budget alerts."""
+
+    webhook: str | None = None
+    """URL operator events are POSTed to as JSON; unset: they are only logged."""
+    on: list[OperatorEvent] = ["provider_down", "sync_failed", "ledger_lag", "budget"]
+    """Which events go to the webhook (`budget`: a copy of every tenant's budget alert)."""
+    secret: str | None = None
+    """Signs each body: header `X-Efflux-Signature: sha256=<hex HMAC-SHA256 of the body>`."""
+    ledger_lag_threshold: Duration = 300.0
+    """`ledger_lag` fires when the ledger writer is this far behind."""
+
+
+class TelemetryConfig(_Section):
+    """Tracing (the spans themselves are configured by the standard OTEL_* variables)."""
+
+    capture_content: bool = False
+    """True: prompts and non-streamed answers go on the request span (roles and text, clipped)."""
+
+
 class TenantConfig(_Section):
     """A tenant: the budget and limits shared by all its keys."""
 
@@ -464,6 +516,10 @@ class Settings(_Section):
     """Reservation and settlement of usage."""
     upstream: UpstreamConfig = UpstreamConfig()
     """Bounds on what any provider may send back."""
+    alerts: OperatorAlertsConfig = OperatorAlertsConfig()
+    """The operator's webhook for events that belong to no tenant."""
+    telemetry: TelemetryConfig = TelemetryConfig()
+    """Tracing options (OpenTelemetry, configured by the OTEL_* variables)."""
     # Where the file was read from; relative paths inside it (pricing.file) resolve against it.
     base_dir: str = Field(default=".", exclude=True)
 

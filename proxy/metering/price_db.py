@@ -44,6 +44,7 @@ PROVIDER_IDS: dict[str, str] = {
     "azure": "azure",
     "bedrock": "aws",
     "gemini": "google",
+    "gemini_openai": "google",
     "deepseek": "deepseek",
     "groq": "groq",
     "mistral": "mistral",
