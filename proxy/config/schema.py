@@ -432,7 +432,7 @@ class AlertsConfig(_Section):
     """URL the alerts are POSTed to as JSON; unset: alerts are only logged."""
 
 
-OperatorEvent = Literal["provider_down", "sync_failed", "ledger_lag", "budget"]
+OperatorEvent = Literal["provider_down", "sync_failed", "ledger_lag", "budget", "unpriced_model"]
 
 
 class OperatorAlertsConfig(_Section):
@@ -440,8 +440,9 @@ class OperatorAlertsConfig(_Section):
 
     webhook: str | None = None
     """URL operator events are POSTed to as JSON; unset: they are only logged."""
-    on: list[OperatorEvent] = ["provider_down", "sync_failed", "ledger_lag", "budget"]
-    """Which events go to the webhook (`budget`: a copy of every tenant's budget alert)."""
+    on: list[OperatorEvent] = ["provider_down", "sync_failed", "ledger_lag", "budget", "unpriced_model"]
+    """Which events go to the webhook (`budget`: a copy of every tenant's budget alert; `unpriced_model`:
+    a model served without a price, `pricing.unknown: allow`)."""
     secret: str | None = None
     """Signs each body: header `X-Efflux-Signature: sha256=<hex HMAC-SHA256 of the body>`."""
     ledger_lag_threshold: Duration = 300.0

@@ -1,9 +1,10 @@
 """Requests served without a price (``pricing.unknown: allow``): what the operator sees of them.
 
 Each such request counts in ``efflux_unpriced_requests_total{provider}`` (a label per configured
-provider, never the model a client named). The first one of each (provider, model) raises an operator
-alert (``type: unpriced``; the log line, as alerts without a tenant have no webhook), once per process:
-at most :data:`MAX_ALERTED` models are remembered, then one last alert says that more go unannounced.
+provider, never the model a client named). The first one of each (provider, model) raises the operator
+event ``unpriced_model`` (logged; posted to ``alerts.webhook`` when ``alerts.on`` lists it, once across
+replicas per ``REPEAT_AFTER``), once per process: at most :data:`MAX_ALERTED` models are remembered, then
+one last alert says that more go unannounced.
 """
 
 from __future__ import annotations
@@ -41,4 +42,4 @@ class UnpricedModels:
         else:
             self.alerted.add(key)
         metrics.alerts.labels("unpriced").inc()
-        alerter.raise_alert(alert, None)
+        alerter.operator("unpriced_model", f"unpriced_model/{provider}/{alert['model']}", alert)

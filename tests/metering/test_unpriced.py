@@ -7,8 +7,9 @@ client got, the ledger, ``/metrics`` and the alert log.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from support import ADMIN, AUTH, base_config, state
 
 from proxy.store.records import RecordQuery, UsageRecord
 from proxy.testing.fake_provider import FakeProvider
+from proxy.testing.webhook_receiver import WebhookReceiver
 
 Make = Callable[..., Any]
 
@@ -120,3 +122,30 @@ async def test_each_record_names_the_source_that_priced_it(
         "file",
         "genai-prices",
     }
+
+
+@pytest.fixture
+async def hook() -> AsyncIterator[WebhookReceiver]:
+    receiver = await WebhookReceiver().start()
+    yield receiver
+    await receiver.stop()
+
+
+@pytest.mark.parametrize("listed", [True, False])
+async def test_the_operator_webhook_hears_of_each_unpriced_model_once(
+    make_gateway: Make, fake: FakeProvider, hook: WebhookReceiver, listed: bool
+) -> None:
+    cfg = unpriced_config(fake.url, unknown="allow")
+    cfg["alerts"] = {"webhook": f"{hook.url}/operator"}
+    if not listed:
+        cfg["alerts"]["on"] = ["provider_down"]
+    client = await make_gateway(cfg)
+    for model in ("mystery-model", "mystery-model", "other-model"):
+        resp = await client.post("/v1/chat/completions", json=chat(model), headers=AUTH)
+        assert resp.status == 200
+    tasks = state(client).alerts.tasks
+    while tasks:
+        await asyncio.wait(set(tasks))
+    posted = sorted((d.body["alert"], d.body["provider"], d.body["model"]) for d in hook.to("/operator"))
+    expected = [("unpriced_model", "local", "mystery-model"), ("unpriced_model", "local", "other-model")]
+    assert posted == (expected if listed else [])
