@@ -116,6 +116,8 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
             if ctx.provider:
                 metrics.route(label, ctx.provider).latency.observe(elapsed)
         gateway = request.app.get(GATEWAY)
+        if gateway is not None and ctx.record is None and request.path.startswith("/v1/"):
+            gateway.rejections.record(status)  # refused before admission: no usage record tells of it
         if gateway is None or gateway.snapshot.settings.server.access_log:
             _access_line(request, ctx, client_id, status, elapsed)
 

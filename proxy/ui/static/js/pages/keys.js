@@ -10,7 +10,7 @@ function limits(k) {
 }
 
 function budget(k) {
-  return k.budget ? `$${k.budget.usd} ${k.budget.period}` : 'none';
+  return k.budget ? `${usd(Math.round(k.budget.usd * 1e6))} ${k.budget.period}` : 'none';
 }
 
 function createBody(v) {

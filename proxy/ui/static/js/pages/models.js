@@ -1,8 +1,8 @@
 // The model explorer: search the synced catalogues by name, provider, feature and provider type.
 import { get, query } from '../api.js';
-import { badge, clear, field, h, num, table, when } from '../dom.js';
+import { badge, clear, field, h, num, price as money, table, when } from '../dom.js';
 
-const price = (m, k) => (m.pricing && m.pricing[k] !== undefined && m.pricing[k] !== null ? `$${m.pricing[k]}` : '–');
+const price = (m, k) => money(m.pricing ? m.pricing[k] : null);
 
 export async function render(main) {
   const { data: providers } = await get('/admin/providers');
