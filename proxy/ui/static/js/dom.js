@@ -32,12 +32,13 @@ export function clear(node, ...children) {
 }
 
 // columns: [{title, value: row => text | Node, class?}]
-export function table(columns, rows, { empty = 'Nothing yet.', id } = {}) {
+// row: optional row => attributes of its <tr> (e.g. a data-* name for tests and styles)
+export function table(columns, rows, { empty = 'Nothing yet.', id, row: attrs } = {}) {
   if (!rows.length) return h('p', { class: 'muted empty', id }, empty);
   // in a box that scrolls sideways on a narrow screen, so the page itself never does
   return h('div', { class: 'table-wrap' }, h('table', { id },
     h('thead', {}, h('tr', {}, columns.map((c) => h('th', { class: c.class }, c.title)))),
-    h('tbody', {}, rows.map((row) => h('tr', {},
+    h('tbody', {}, rows.map((row) => h('tr', attrs ? attrs(row) : {},
       columns.map((c) => h('td', { class: c.class, 'data-label': c.title }, c.value(row))))))));
 }
 
