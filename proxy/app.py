@@ -46,6 +46,7 @@ from proxy.state import catalogues, overlay
 from proxy.state.live import Layer, Live
 from proxy.state.snapshot import Snapshot, build_snapshot
 from proxy.store import Store, StoreUnavailable, open_store
+from proxy.tenancy import provider_secrets
 from proxy.tenancy.documents import LAYERS as TENANCY_LAYERS
 from proxy.tenancy.vault import check_secrets
 from proxy.upstream.client import UpstreamClient
@@ -62,6 +63,7 @@ LAYERS: list[tuple[str, Layer]] = [
     (overlay.PROVIDERS, overlay.providers_layer),  # before routes and catalogues: they see run-time providers
     (overlay.ROUTES, overlay.routes_layer),
     (catalogues.KIND, catalogues.catalogue_layer),  # after the overlay: a bare synced name yields to it
+    (provider_secrets.KIND, provider_secrets.provider_secrets_layer),  # keys pasted in the console
 ]
 
 
