@@ -28,7 +28,7 @@ def bucket_size(
     since: float | None, until: float | None, records: list[UsageRecord], earliest: float | None = None
 ) -> int:
     """Seconds per point of the time series: the smallest step that covers the range in at most
-    ``MAX_POINTS`` points (1 h: minutes; 24 h: quarter hours; 7 d: six hours; 30 d: days)."""
+    ``MAX_POINTS`` points (1 h: minutes; 24 h: quarter hours; 7 and 30 d: six hours; longer: days)."""
     first = min((r.started_at for r in records), default=time.time())
     start = since if since is not None else min(first, earliest if earliest is not None else first)
     end = until if until is not None else time.time()

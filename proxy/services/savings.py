@@ -3,7 +3,8 @@
 For every ledger record, the same tokens are priced at each direct provider (a model's own vendor, not an
 aggregator) that prices the model, and the cheapest is the comparison. "The same model" is the upstream
 model's own name without an aggregator's vendor prefix (``openai/gpt-4o`` -> ``gpt-4o``), or the name the
-client sent. A record no direct provider prices is counted as ``unmatched``: it has no comparison.
+client sent without its prefix. A record no direct provider prices is counted as ``unmatched``: it has no
+comparison.
 
 ``saved_micro_usd`` is what the direct price would have cost minus what the traffic cost: positive when
 the provider was cheaper than going direct, negative when it cost more.
@@ -64,8 +65,10 @@ class SavingsReport(BaseModel):
 
 def names(r: UsageRecord) -> list[str]:
     """The names a direct provider may price this record's model under, most specific first."""
-    out = [r.upstream_model.rsplit("/", 1)[-1], r.upstream_model, r.model.rsplit("/", 1)[-1], r.model]
-    return list(dict.fromkeys(n for n in out if n))
+    # Bare names only: a name with a slash would read as "<provider>/<model>" in the price table.
+    return list(
+        dict.fromkeys(n for n in (r.upstream_model.rsplit("/", 1)[-1], r.model.rsplit("/", 1)[-1]) if n)
+    )
 
 
 def cheapest_direct(snapshot: Snapshot, r: UsageRecord) -> tuple[str, int] | None:
