@@ -207,6 +207,17 @@ def test_models_estimate_savings_adoption_and_a_pasted_key(
     assert pasted not in page.content()
     described = admin(gateway, "/admin/providers/pasted")
     assert described["api_key"] == "vault" and described["timeouts"]["total"] == 120
+    # the edit form shows the provider's settings and changes any of them (the sealed key stays)
+    row.locator("button.edit").click()
+    page.wait_for_selector("#edit-provider form[data-provider=pasted]")
+    assert page.input_value("#edit-provider [name=t_total]") == "120"
+    page.fill("#edit-provider [name=b_failures]", "7")
+    page.select_option("#edit-provider [name=byok]", "never")
+    page.click("#edit-provider button[type=submit]")
+    page.wait_for_selector(".toast >> text=Saved pasted.")
+    described = admin(gateway, "/admin/providers/pasted")
+    assert described["breaker"]["failures"] == 7 and described["byok"] == "never"
+    assert described["api_key"] == "vault" and described["timeouts"]["total"] == 120
     shot(page, "providers-pasted-key")
 
 

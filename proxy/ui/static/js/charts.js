@@ -89,7 +89,7 @@ export function timeChart(id, title, { at, step, series, format = 'num', stacked
   const span = at[n - 1] + step - at[0];
   const labels = at.map((t) => tick(t, step, span));
   bars(svg, series.map((x) => ({ ...x, stacked })), n, x, width, y, labels, fmt);
-  const every = Math.max(1, Math.ceil(n / 6));
+  const every = Math.max(1, Math.ceil(n / (span > 86400 ? 4 : 6))); // dated labels are longer
   for (let i = 0; i < n; i += every) {
     const cx = PAD.l + i * slot + slot / 2;
     svg.append(s('line', { x1: cx, x2: cx, y1: H - PAD.b, y2: H - PAD.b + 4, stroke: '#9aa5b1' }));

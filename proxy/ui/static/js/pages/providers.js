@@ -139,10 +139,11 @@ export async function render(main) {
       { title: 'Requests (30 d)', value: (p) => count(p.usage?.requests), class: 'num' },
       { title: 'Errors', value: (p) => count(p.usage?.errors), class: 'num' },
       { title: 'Spend', value: (p) => usd(p.usage?.cost_micro_usd), class: 'num' },
-      { title: '', value: (p) => h('div', {}, actions(p, refresh, (name) => { open = open === name ? null : name; refresh(); }),
-        open === p.name ? editForm(p, refresh) : null) },
+      { title: '', value: (p) => actions(p, refresh, (name) => { open = open === name ? null : name; refresh(); }) },
     ], data, { id: 'providers-table', empty: 'No providers.' });
-    clear(list, rows);
+    const editing = data.find((p) => p.name === open);
+    clear(list, rows, editing ? h('section', { class: 'card', id: 'edit-provider' },
+      h('h3', {}, `Edit ${editing.name}`), editForm(editing, refresh)) : null);
     for (const [i, p] of data.entries()) {
       const tr = list.querySelectorAll('tbody tr')[i];
       if (tr) tr.dataset.provider = p.name;
