@@ -1,6 +1,7 @@
 """Requests the gateway refused itself before admission (401 bad key, 403 model not allowed, 404 unknown
-model, 429 rate limit or budget): they never reach the ledger (no usage record: nothing was admitted), so
-the dashboard counts them here, per minute and status, to show them as errors beside the ledger's.
+model or path, 429 rate limit or budget): they never reach the ledger (no usage record: nothing was
+admitted), so the dashboard counts them here, per minute and status, to show them as errors beside the
+ledger's.
 
 The tally is this replica's own and lives in memory: kept for ``KEEP`` seconds, at most one bucket per
 minute per status (a bounded dict, whatever the traffic). Recording is a dict increment on the edge.

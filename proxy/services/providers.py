@@ -199,11 +199,13 @@ async def patch_provider(gw: Gateway, name: str, body: Mapping[str, object]) -> 
             "was meant for the old address).",
             param="api_key",
         )
+    if "api_key" in body and sealed_before:
+        # the old sealed key goes first: it must never serve the new fields (a new base_url), not even
+        # for the moment between two writes
+        await provider_secrets.drop_secret(gw.store, name)
     await gw.store.put_doc(PROVIDERS, name, orjson.dumps(override))
     if pasted is not None:
         await provider_secrets.store_secret(gw.store, vault, name, pasted)
-    elif "api_key" in body and sealed_before:  # a ${VAR} (or null) replaces the sealed key
-        await provider_secrets.drop_secret(gw.store, name)
     await refresh(gw)
     return await describe(gw, name)
 
