@@ -80,7 +80,8 @@ def cheapest_direct(snapshot: Snapshot, r: UsageRecord) -> tuple[str, int] | Non
         cache_write_tokens=r.cache_write_tokens,
     )
     best: tuple[str, int] | None = None
-    for provider, instance in snapshot.providers.items():
+    # the record's own provider first: on a tie it is the comparison (its own price, no difference)
+    for provider, instance in sorted(snapshot.providers.items(), key=lambda kv: kv[0] != r.provider):
         if instance.provider_type is not ProviderType.DIRECT:
             continue
         price = next((p for n in names(r) if (p := snapshot.price(provider, n)) is not None), None)

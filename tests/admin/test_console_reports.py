@@ -136,6 +136,8 @@ async def test_savings_adoption_and_key_activity(make_gateway: Any, fake: Any) -
     }
     local_cost = sum(r["cost_micro_usd"] for r in ledger if r["provider"] == "local")
     assert rows["local"]["saved_micro_usd"] == 0 and rows["local"]["cost_micro_usd"] == local_cost
+    direct_models = {m["model"]: m for m in report["models"] if m["provider"] == "local"}
+    assert direct_models["cheap-m"]["direct_provider"] == "local"  # its own price, not another's
     assert report["totals"]["saved_micro_usd"] == direct - paid
 
     adoption = await (await client.get("/admin/adoption", headers=ADMIN)).json()

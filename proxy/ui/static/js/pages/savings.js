@@ -7,7 +7,8 @@ import { current, selector } from '../range.js';
 
 function saved(micro) {
   if (micro === null || micro === undefined) return h('span', { class: 'muted' }, 'no direct price');
-  return h('span', { class: micro >= 0 ? 'good' : 'error' }, micro >= 0 ? `${usd(micro)} saved` : `${usd(-micro)} more`);
+  if (micro === 0) return h('span', { class: 'muted' }, 'no difference');
+  return h('span', { class: micro > 0 ? 'good' : 'error' }, micro > 0 ? `${usd(micro)} saved` : `${usd(-micro)} more`);
 }
 
 export async function render(main) {
