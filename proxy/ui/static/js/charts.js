@@ -8,7 +8,7 @@ import { FORMATS, tick } from './format.js';
 const NS = 'http://www.w3.org/2000/svg';
 const W = 640;
 const H = 280;
-const PAD = { l: 78, r: 12, t: 12, b: 44 };
+const PAD = { l: 90, r: 12, t: 12, b: 44 };
 const COLORS = ['#2457c5', '#e07b39', '#1e7a46', '#b42318', '#7b5bb5', '#0e7c86'];
 
 function s(tag, attrs = {}, text) {
