@@ -16,6 +16,7 @@ from proxy.metering.alerts import Alerter
 from proxy.metering.context import RequestContext
 from proxy.metering.unpriced import UnpricedModels
 from proxy.observe.metrics import Metrics
+from proxy.observe.rejections import Rejections
 from proxy.state.live import Live
 from proxy.state.snapshot import Snapshot
 from proxy.store.base import Store
@@ -36,6 +37,7 @@ class Gateway:
     live: Live | None = None  # set by the app: the watcher that keeps ``snapshot`` current
     keys: KeyLookup = field(default_factory=KeyLookup)  # keys not in ``snapshot`` yet, found in the store
     unpriced: UnpricedModels = field(default_factory=UnpricedModels)  # models served without a price
+    rejections: Rejections = field(default_factory=Rejections)  # refused before admission (the dashboard)
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
