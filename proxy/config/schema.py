@@ -85,6 +85,10 @@ class ServerConfig(_Section):
     header_timeout: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 10.0
     keepalive_timeout: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 75.0
     max_connections: PositiveInt = 10000
+    # A multipart upload (/v1/audio/transcriptions, /v1/audio/translations) is streamed to the provider,
+    # never held whole: it may be larger than max_body_bytes, up to this; body_timeout bounds each wait
+    # for more of it rather than the whole.
+    max_upload_bytes: PositiveInt = 26 * 1024 * 1024
 
 
 class StoreConfig(_Section):
@@ -225,6 +229,15 @@ class RouteConfig(_Section):
     timeouts: TimeoutOverride | None = None
 
 
+# The unit price fields of PriceConfig -> the unit they price (the name a usage record gives it).
+UNIT_PRICES = {
+    "per_image": "image",
+    "per_second": "second",
+    "per_million_characters": "character",
+    "per_search": "search",
+}
+
+
 class PriceConfig(_Section):
     input: NonNegative
     output: NonNegative = 0.0
@@ -233,6 +246,28 @@ class PriceConfig(_Section):
     context_length: PositiveInt | None = None
     # Tokens admission reserves per image part on this model (metering.reserve.image_tokens otherwise).
     image_tokens: PositiveInt | None = None
+    # Unit prices in USD, for the endpoints metered in their own units (at most one per model):
+    # per image generated, per second of audio transcribed or translated, per 1M characters of speech
+    # input, per rerank search.
+    per_image: NonNegative | None = None
+    per_second: NonNegative | None = None
+    per_million_characters: NonNegative | None = None
+    per_search: NonNegative | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unit_only(cls, data: object) -> object:
+        """A model priced only per unit (``whisper-1: {per_second: 0.0001}``) needs no token price."""
+        if isinstance(data, dict) and "input" not in data and any(n in data for n in UNIT_PRICES):
+            return {**data, "input": 0.0}
+        return data
+
+    @model_validator(mode="after")
+    def _one_unit(self) -> PriceConfig:
+        units = [n for n in UNIT_PRICES if getattr(self, n) is not None]
+        if len(units) > 1:
+            raise ValueError(f"at most one unit price per model, got {', '.join(units)}")
+        return self
 
 
 class PricingConfig(_Section):

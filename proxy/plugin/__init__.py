@@ -11,7 +11,7 @@ metering; a plugin only says how to talk to its provider:
   (try the next target).
 - ``list_models`` / ``validate_key``: the catalogue and a cheap authenticated call.
 
-Plugins import only this module and :mod:`proxy.upstream.sse` from ``proxy``.
+Plugins import only this module, :mod:`proxy.upstream.sse` and :mod:`proxy.upstream.body` from ``proxy``.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import abc
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import aiohttp
 
+from proxy.upstream.body import BodyStream
 from proxy.upstream.sse import SSEEvent
 
 JSONObject = dict[str, object]
@@ -40,6 +41,21 @@ class Endpoint(enum.StrEnum):
     CHAT = "chat/completions"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
+    MODERATIONS = "moderations"
+    IMAGES = "images/generations"
+    SPEECH = "audio/speech"
+    TRANSCRIPTIONS = "audio/transcriptions"
+    TRANSLATIONS = "audio/translations"
+    RERANK = "rerank"
+
+
+# The OpenAI family's other endpoints: a provider serves them only when its plugin declares them (the
+# default ``Provider.endpoints`` leaves them out). They are metered in their own units (``Usage.units``).
+OPENAI_FAMILY = frozenset(
+    {Endpoint.MODERATIONS, Endpoint.IMAGES, Endpoint.SPEECH, Endpoint.TRANSCRIPTIONS, Endpoint.TRANSLATIONS}
+)
+UNIT_ENDPOINTS = OPENAI_FAMILY | {Endpoint.RERANK}
+UPLOAD_ENDPOINTS = frozenset({Endpoint.TRANSCRIPTIONS, Endpoint.TRANSLATIONS})  # multipart/form-data
 
 
 class Fault(enum.StrEnum):
@@ -57,6 +73,9 @@ class Usage:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     provider_cost_usd: float | None = None  # the provider's own figure (OpenRouter ``usage.cost``)
+    # The endpoint's own unit (UNIT_ENDPOINTS): images generated, audio seconds, characters of speech
+    # input, rerank searches; None when the answer did not say (the gateway then estimates).
+    units: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +136,27 @@ class Call:
     stream: bool
     include_usage: bool
     api_key: str | None
+    # A multipart upload (UPLOAD_ENDPOINTS): the body is streamed from the client, never ``body``.
+    upload: Upload | None = None
+    # The answer is relayed as bytes as they arrive (audio from /v1/audio/speech), never read whole.
+    raw: bool = False
+
+
+class Upload(Protocol):
+    """A client's multipart upload, streamed to the provider as it arrives (never held whole)."""
+
+    content_type: str  # the client's ``multipart/form-data; boundary=...``
+
+    def for_model(self, model: str) -> BodyStream:
+        """The body to send, its ``model`` field set to ``model`` (the route's upstream name)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class UpstreamRequest:
     url: str
     headers: Mapping[str, str]
-    body: bytes
+    body: bytes | BodyStream
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +224,7 @@ class Provider(abc.ABC):
     auth_header: ClassVar[str] = "Authorization"
     auth_prefix: ClassVar[str] = "Bearer "
     requires_key: ClassVar[bool] = True  # False for servers that take anonymous calls (a local vLLM)
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint) - UNIT_ENDPOINTS
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
