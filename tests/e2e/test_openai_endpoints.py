@@ -37,6 +37,10 @@ PRICES = {
 }
 
 
+def route(*targets: tuple[str, str]) -> dict[str, Any]:
+    return {"targets": [{"provider": p, "model": m} for p, m in targets]}
+
+
 @pytest.fixture(scope="module")
 def provider() -> Iterator[MediaProvider]:
     media = MediaProvider().start_in_thread()
@@ -52,12 +56,12 @@ def gateway(provider: MediaProvider, gateway_process: Callable[..., GatewayProce
     config["pricing"] = {"models": PRICES}  # no default: a model missing here is unpriced
     config["models"].update(
         {
-            "speech-fallback": {"targets": [{"provider": "down", "model": "tts-1"}, {"provider": "local", "model": "tts-1"}]},
-            "speech-after-503": {"targets": [{"provider": "local", "model": "tts-1"}, {"provider": "backup", "model": "tts-1"}]},
-            "whisper-fallback": {"targets": [{"provider": "down", "model": "whisper-1"}, {"provider": "local", "model": "whisper-1"}]},
-            "whisper-after-503": {"targets": [{"provider": "local", "model": "whisper-503"}, {"provider": "backup", "model": "whisper-1"}]},
+            "speech-fallback": route(("down", "tts-1"), ("local", "tts-1")),
+            "speech-after-503": route(("local", "tts-1"), ("backup", "tts-1")),
+            "whisper-fallback": route(("down", "whisper-1"), ("local", "whisper-1")),
+            "whisper-after-503": route(("local", "whisper-503"), ("backup", "whisper-1")),
         }
-    )  # fmt: skip
+    )
     return gateway_process(config)
 
 
@@ -386,11 +390,14 @@ def test_rerank_is_metered_per_search(provider: MediaProvider, gateway: GatewayP
 # -- bad multipart --------------------------------------------------------------------------------------
 
 
+FILE_ONLY = b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\n\r\nabc\r\n--x--\r\n'
+
+
 @pytest.mark.parametrize(
     ("content_type", "body", "message"),
     [
         ("multipart/form-data", b"--x\r\n", "no boundary"),
-        ("multipart/form-data; boundary=x", b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\n\r\nabc\r\n--x--\r\n', "no 'model' field"),
+        ("multipart/form-data; boundary=x", FILE_ONLY, "no 'model' field"),
         ("multipart/form-data; boundary=x", b"\x00\xff garbage " * 50, "not multipart"),
         ("application/json", b'{"model": "whisper-1"}', "multipart/form-data"),
     ],
