@@ -20,11 +20,12 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from proxy.errors import GatewayError, InvalidRequest, RequestTooLarge
 
 MODEL_LOOKAHEAD = 256 * 1024  # bytes read at most to find the ``model`` part
+HEAD_READ = 64 * 1024  # bytes asked for at a time while looking for it (the look-ahead stays exact)
 MAX_PARTS_BEFORE_MODEL = 64  # form fields before ``model`` (each a few bytes; a flood is refused)
 _BOUNDARY = re.compile(r'boundary=(?:"([^"]{1,70})"|([^\s;,"]{1,70}))', re.IGNORECASE)
 _NAME = re.compile(rb'\bname="([^"]*)"', re.IGNORECASE)
@@ -84,19 +85,7 @@ class MultipartUpload:
         """The body after the bytes already read, chunk by chunk as the client sends it."""
         content = self._request.content
         while self.received < self.length:
-            try:
-                async with asyncio.timeout(self._idle or None):
-                    chunk = await content.readany()
-            except TimeoutError:
-                raise UploadBroken(
-                    f"The upload stalled: no bytes for {self._idle:g} seconds (server.body_timeout)."
-                ) from None
-            except (ConnectionError, asyncio.IncompleteReadError, OSError) as exc:
-                raise UploadBroken(f"The upload was cut off ({type(exc).__name__}).") from None
-            except Exception as exc:  # aiohttp's payload errors when the client goes away mid-body
-                if isinstance(exc, GatewayError):
-                    raise
-                raise UploadBroken(f"The upload was cut off ({type(exc).__name__}).") from None
+            chunk = await _read(content, -1, self._idle)
             if not chunk:
                 raise UploadBroken(f"The upload ended after {self.received} of its {self.length} bytes.")
             if self.filename is None and self.received < MODEL_LOOKAHEAD:
@@ -155,17 +144,26 @@ async def open_upload(request: web.Request, limit: int, idle: float) -> Multipar
                 f"{min(length, MODEL_LOOKAHEAD)} bytes of the form (send it before the file).",
                 param="model",
             )
-        try:
-            async with asyncio.timeout(idle or None):
-                chunk = await content.readany()
-        except TimeoutError:
-            raise UploadBroken(
-                f"The upload stalled: no bytes for {idle:g} seconds (server.body_timeout)."
-            ) from None
+        chunk = await _read(content, min(HEAD_READ, MODEL_LOOKAHEAD - len(head)), idle)
         if not chunk:
             raise UploadBroken(f"The upload ended after {len(head)} of its {length} bytes.")
         head += chunk
     return MultipartUpload(request, bytes(head), found, length, idle)
+
+
+async def _read(content: StreamReader, size: int, idle: float) -> bytes:
+    """Up to ``size`` bytes of the client's body (-1: what has arrived), waiting at most ``idle``."""
+    try:
+        async with asyncio.timeout(idle or None):
+            return await (content.readany() if size < 0 else content.read(size))
+    except TimeoutError:
+        raise UploadBroken(
+            f"The upload stalled: no bytes for {idle:g} seconds (server.body_timeout)."
+        ) from None
+    except GatewayError:
+        raise
+    except Exception as exc:  # the client went away mid-body (aiohttp's payload errors, resets)
+        raise UploadBroken(f"The upload was cut off ({type(exc).__name__}).") from None
 
 
 def _filename(data: bytes) -> str | None:

@@ -1,0 +1,139 @@
+"""The pass-through spine in process: multipart uploads (their bound, where ``model`` may be, the length
+they need) and the JSON endpoints' body checks. End-to-end calls with the openai SDK are in
+tests/e2e/test_openai_endpoints.py."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from support import AUTH, base_config, fixture, state
+
+from proxy.dataplane.multipart import MODEL_LOOKAHEAD
+from proxy.store.records import RecordQuery
+from proxy.testing.fake_provider import FakeProvider
+
+Make = Any
+BOUNDARY = "b0undary"
+
+
+def form(*parts: tuple[str, bytes, str | None]) -> bytes:
+    out = b""
+    for name, value, filename in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out += f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + value + b"\r\n"
+    return out + f"--{BOUNDARY}--\r\n".encode()
+
+
+HEADERS = {**AUTH, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+
+
+async def upload(client: Any, body: bytes, path: str = "/v1/audio/transcriptions") -> tuple[int, Any]:
+    resp = await client.post(path, data=body, headers=HEADERS)
+    raw = await resp.read()
+    return resp.status, orjson.loads(raw) if raw[:1] == b"{" else raw
+
+
+async def test_server_max_upload_bytes_bounds_an_upload_not_the_body_limit(
+    make_gateway: Make, fake: FakeProvider
+) -> None:
+    cfg = base_config(fake.url)
+    cfg["server"]["max_body_bytes"] = 10_000
+    cfg["server"]["max_upload_bytes"] = 100_000
+    client = await make_gateway(cfg)
+    status, _ = await upload(client, form(("model", b"whisper-1", None), ("file", b"a" * 50_000, "a.mp3")))
+    assert status == 200, "an upload past max_body_bytes streams through"
+    status, body = await upload(
+        client, form(("model", b"whisper-1", None), ("file", b"a" * 150_000, "a.mp3"))
+    )
+    assert status == 413 and "100000" in body["error"]["message"]
+    assert [r.path for r in fake.received] == ["/v1/audio/transcriptions"]
+
+
+async def test_the_upload_goes_whole_to_the_provider_with_the_routes_model(
+    make_gateway: Make, fake: FakeProvider
+) -> None:
+    fake.default = fixture("openai/audio-transcriptions.json")  # json: no duration, no usage
+    client = await make_gateway()
+    data = bytes(range(256)) * 400
+    status, _ = await upload(client, form(("model", b"two-step", None), ("file", data, "a.wav")))
+    assert status == 200
+    sent = fake.received[-1]
+    assert sent.path == "/v1/audio/transcriptions" and sent.headers["Content-Type"] == HEADERS["Content-Type"]
+    [record] = (await state(client).store.records(RecordQuery())).data
+    assert (record.endpoint, record.model, record.upstream_model) == (
+        "audio/transcriptions",
+        "two-step",
+        "first",
+    )
+    # No duration in the answer: 102,400 bytes of wav at 32,000 bytes a second, estimated.
+    assert (record.unit, record.units, record.estimated) == ("second", 4, True)
+
+
+async def test_model_after_a_small_file_is_found(make_gateway: Make, fake: FakeProvider) -> None:
+    client = await make_gateway()
+    status, _ = await upload(client, form(("file", b"a" * 10_000, "a.mp3"), ("model", b"whisper-1", None)))
+    assert status == 200
+
+
+async def test_model_after_a_file_past_the_look_ahead_is_refused(
+    make_gateway: Make, fake: FakeProvider
+) -> None:
+    client = await make_gateway()
+    big = b"a" * (MODEL_LOOKAHEAD + 1000)
+    status, body = await upload(client, form(("file", big, "a.mp3"), ("model", b"whisper-1", None)))
+    assert status == 400 and body["error"]["param"] == "model"
+    assert "before the file" in body["error"]["message"]
+    assert not fake.received
+
+
+async def test_an_upload_without_a_length_is_refused(make_gateway: Make, fake: FakeProvider) -> None:
+    client = await make_gateway()
+
+    async def chunked() -> AsyncIterator[bytes]:
+        yield form(("model", b"whisper-1", None), ("file", b"abc", "a.mp3"))
+
+    resp = await client.post("/v1/audio/transcriptions", data=chunked(), headers=HEADERS)
+    assert resp.status == 411 and (await resp.json())["error"]["code"] == "length_required"
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [(b"", "printable"), (b"bad\x01name", "printable"), (b"x" * 300, "printable")],
+)
+async def test_a_bad_model_field_is_refused(
+    make_gateway: Make, fake: FakeProvider, model: bytes, message: str
+) -> None:
+    client = await make_gateway()
+    status, body = await upload(client, form(("model", model, None), ("file", b"abc", "a.mp3")))
+    assert status == 400 and message in body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/v1/images/generations", {"model": "m"}, "prompt"),
+        ("/v1/images/generations", {"model": "m", "prompt": "x", "stream": True}, "stream"),
+        ("/v1/audio/speech", {"model": "m", "voice": "alloy"}, "input"),
+        ("/v1/audio/speech", {"model": "m", "input": ["a"]}, "input"),
+        ("/v1/moderations", {}, "input"),
+        ("/v1/rerank", {"model": "m", "query": "q"}, "documents"),
+    ],
+)
+async def test_json_endpoints_check_the_field_they_are_metered_by(
+    make_gateway: Make, fake: FakeProvider, path: str, body: dict[str, Any], param: str
+) -> None:
+    client = await make_gateway()
+    resp = await client.post(path, json=body, headers=AUTH)
+    assert resp.status == 400 and (await resp.json())["error"]["param"] == param
+    assert not fake.received
+
+
+async def test_a_provider_that_does_not_declare_the_endpoint_is_not_a_candidate(
+    make_gateway: Make, fake: FakeProvider
+) -> None:
+    client = await make_gateway()
+    resp = await client.post("/v1/moderations", json={"model": "openrouter/x", "input": "hi"}, headers=AUTH)
+    assert resp.status == 404 and "/v1/moderations" in (await resp.json())["error"]["message"]
