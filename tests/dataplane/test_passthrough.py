@@ -4,6 +4,7 @@ tests/e2e/test_openai_endpoints.py."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +14,7 @@ from support import AUTH, base_config, fixture, state
 
 from proxy.dataplane.multipart import MODEL_LOOKAHEAD
 from proxy.store.records import RecordQuery
-from proxy.testing.fake_provider import FakeProvider
+from proxy.testing.fake_provider import Behaviour, FakeProvider
 
 Make = Any
 BOUNDARY = "b0undary"
@@ -137,3 +138,44 @@ async def test_a_provider_that_does_not_declare_the_endpoint_is_not_a_candidate(
     client = await make_gateway()
     resp = await client.post("/v1/moderations", json={"model": "openrouter/x", "input": "hi"}, headers=AUTH)
     assert resp.status == 404 and "/v1/moderations" in (await resp.json())["error"]["message"]
+
+
+IMAGE = {"created": 1, "data": [{"url": "https://example.invalid/a.png"}]}
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_images_are_admitted_against_the_budget_by_their_worst_case_and_settled_per_image(
+    make_gateway: Make, fake: FakeProvider, backend: str, request: pytest.FixtureRequest
+) -> None:
+    cfg = base_config(fake.url)
+    cfg["pricing"] = {"models": {"dall-e-3": {"per_image": 0.04}}}
+    cfg["keys"][0]["budget"] = {"usd": 0.1, "period": "daily"}
+    if backend == "redis":
+        url = request.getfixturevalue("redis_url")
+        cfg["store"] = {
+            "backend": "redis",
+            "url": url,
+            "prefix": f"t{uuid.uuid4().hex[:10]}",
+            "timeout": "1s",
+        }
+        cfg["secrets"] = {"key_secret": "passthrough-test-key-secret-0123456789abcdef"}
+    fake.script("dall-e-3", Behaviour.json(200, IMAGE))
+    client = await make_gateway(cfg)
+    body = {"model": "dall-e-3", "prompt": "an otter", "n": 3}  # worst case $0.12: past the budget
+    resp = await client.post("/v1/images/generations", json=body, headers=AUTH)
+    assert resp.status == 429 and (await resp.json())["error"]["type"] == "insufficient_quota"
+    assert not fake.received
+    resp = await client.post("/v1/images/generations", json={**body, "n": 2}, headers=AUTH)
+    assert resp.status == 200
+    [record] = (await state(client).store.records(RecordQuery())).data
+    # The provider made one image (of two asked): one is charged, and the reservation of two released.
+    assert (record.endpoint, record.unit, record.units, record.cost_micro_usd) == (
+        "images/generations",
+        "image",
+        1,
+        40_000,
+    )
+    for _ in range(2):  # $0.04 spent: two more single images fit ($0.08 + $0.04 = $0.12 > $0.1: no)
+        resp = await client.post("/v1/images/generations", json={**body, "n": 1}, headers=AUTH)
+        await resp.read()
+    assert resp.status == 429
