@@ -4,6 +4,7 @@ tests/e2e/test_openai_endpoints.py."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -179,3 +180,27 @@ async def test_images_are_admitted_against_the_budget_by_their_worst_case_and_se
         resp = await client.post("/v1/images/generations", json={**body, "n": 1}, headers=AUTH)
         await resp.read()
     assert resp.status == 429
+
+
+async def test_an_upload_that_stalls_past_the_body_timeout_is_cut_and_recorded(
+    make_gateway: Make, fake: FakeProvider
+) -> None:
+    cfg = base_config(fake.url)
+    cfg["server"]["body_timeout"] = "300ms"  # each wait for more of the upload, not the whole
+    client = await make_gateway(cfg)
+    whole = form(("model", b"whisper-1", None), ("file", b"a" * 100_000, "a.mp3"))
+    stalled = asyncio.Event()
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield whole[:50_000]
+        await asyncio.sleep(0.2)  # shorter than the timeout: the upload goes on
+        yield whole[50_000:60_000]
+        await stalled.wait()  # then silence: the gateway gives up
+        yield whole[60_000:]
+
+    headers = {**HEADERS, "Content-Length": str(len(whole))}
+    resp = await client.post("/v1/audio/transcriptions", data=trickle(), headers=headers)
+    stalled.set()
+    assert resp.status == 400 and (await resp.json())["error"]["code"] == "upload_incomplete"
+    [record] = (await state(client).store.records(RecordQuery())).data
+    assert (record.outcome, record.cost_micro_usd) == ("client_aborted", 0)
