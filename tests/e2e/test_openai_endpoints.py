@@ -207,6 +207,25 @@ def test_a_client_leaving_mid_speech_is_recorded_as_aborted(
     assert rec["units"] == len("Leaving early.")  # charged for what it asked the provider to read
 
 
+def test_speech_cut_by_the_provider_is_never_delivered_as_whole(
+    client: openai.OpenAI, provider: MediaProvider, gateway: GatewayProcess
+) -> None:
+    chunks = [b"ID3\x04" + bytes(4000), bytes(4000), bytes(4000)]
+    provider.speech_behaviours = [Behaviour(200, b"", "audio/mpeg", {}, chunks, fault="reset", reset_after=1)]
+    cut: Exception | None = None
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1", voice="alloy", input="Cut."
+    ) as resp:
+        request_id = resp.headers["x-efflux-request-id"]
+        try:
+            resp.read()
+        except Exception as exc:  # the HTTP library's own error for a body cut short
+            cut = exc
+    assert cut is not None and "incomplete" in str(cut), "the client saw the audio was cut"
+    rec = _eventually(lambda: record(gateway, request_id))
+    assert (rec["outcome"], rec["units"]) == ("upstream_error", len("Cut."))
+
+
 # -- transcriptions and translations ---------------------------------------------------------------------
 
 
@@ -423,3 +442,10 @@ def _eventually(probe: Callable[[], Any], tries: int = 100) -> Any:
             return found
         time.sleep(0.05)
     raise AssertionError("the condition never held")
+
+
+def test_zz_the_gateway_logged_no_traceback(gateway: GatewayProcess) -> None:
+    """Runs last in the module: every case above (cuts, disconnects, bad forms) was handled cleanly."""
+    log = gateway.log_path.read_text(errors="replace")
+    assert "/v1/audio/transcriptions" in log, "the access lines are in this log"
+    assert "Traceback" not in log, log[-3000:]
