@@ -6,11 +6,11 @@ Only the start of the body is read before dispatch: the parts up to the ``model`
 only if it fits in the look-ahead). The bytes read so far are kept, with the ``model`` value's place in
 them, so that each target gets the same body with its own upstream model name written in. The rest is
 read from the client one chunk at a time while the provider takes it: ``server.max_upload_bytes`` bounds
-the whole, ``server.body_timeout`` each wait for more.
+the whole, ``server.body_timeout`` each wait for more. A body sent chunked (no Content-Length) is sent
+to the provider chunked, and bounded as it arrives.
 
 Bad input is the client's fault, answered 400 before anything is sent: not multipart, no boundary, no
-``model`` part, a body that is not multipart at all. A Content-Length is required (411 without one):
-the provider is sent the same length, the body as it came.
+``model`` part, a body that is not multipart at all.
 """
 
 from __future__ import annotations
@@ -32,12 +32,6 @@ _NAME = re.compile(rb'\bname="([^"]*)"', re.IGNORECASE)
 _FILENAME = re.compile(rb'\bfilename="([^"]*)"', re.IGNORECASE)
 
 
-class LengthRequired(GatewayError):
-    status = 411
-    type = "invalid_request_error"
-    code = "length_required"
-
-
 class UploadBroken(InvalidRequest):
     """The client stopped sending its upload (it went away, or paused past ``server.body_timeout``)."""
 
@@ -50,6 +44,7 @@ class _Found:
     start: int  # the model value's place in the bytes read
     end: int
     filename: str | None  # the file part's name, when it was seen (its extension tells the format)
+    more: bool = True  # the body goes on after what was read
 
 
 class MultipartUpload:
@@ -62,14 +57,17 @@ class MultipartUpload:
         request: web.Request,
         head: bytes,
         found: _Found,
-        length: int,
+        length: int | None,
+        limit: int,
         idle: float,
     ) -> None:
         self.content_type = request.headers.get("Content-Type", "")
         self.model = found.model
         self.filename = found.filename or _filename(head[found.end :])
-        self.length = length  # the client's body, in bytes
+        self.length = length  # the client's body, in bytes (None: sent chunked, known at its end)
+        self.limit = limit
         self.received = len(head)  # bytes of it read so far
+        self.ended = not found.more
         self._request = request
         self._head = head
         self._found = found
@@ -79,27 +77,34 @@ class MultipartUpload:
     def for_model(self, model: str) -> _Body:
         found = self._found
         head = self._head[: found.start] + model.encode() + self._head[found.end :]
-        return _Body(self, head, self.length + len(head) - len(self._head))
+        length = None if self.length is None else self.length + len(head) - len(self._head)
+        return _Body(self, head, length)
 
     async def rest(self) -> AsyncIterator[bytes]:
         """The body after the bytes already read, chunk by chunk as the client sends it."""
         content = self._request.content
-        while self.received < self.length:
+        while not self.ended:
             chunk = await _read(content, -1, self._idle)
             if not chunk:
+                if self.length is None:  # a chunked body's end
+                    self.ended = True
+                    return
                 raise UploadBroken(f"The upload ended after {self.received} of its {self.length} bytes.")
+            if self.received + len(chunk) > self.limit:
+                raise RequestTooLarge(f"The upload is larger than the limit of {self.limit} bytes.")
             if self.filename is None and self.received < MODEL_LOOKAHEAD:
                 named = _FILENAME.search(chunk)  # the file part's header, just after the fields
                 if named is not None:
                     self.filename = named.group(1).decode("utf-8", "replace")
             self.received += len(chunk)
+            self.ended = self.received == self.length
             yield chunk
 
 
 class _Body:
     """The :class:`proxy.upstream.body.BodyStream` sent to one target."""
 
-    def __init__(self, upload: MultipartUpload, head: bytes, length: int) -> None:
+    def __init__(self, upload: MultipartUpload, head: bytes, length: int | None) -> None:
         self._upload = upload
         self._head = head
         self.length = length
@@ -127,28 +132,33 @@ async def open_upload(request: web.Request, limit: int, idle: float) -> Multipar
     if match is None:
         raise InvalidRequest("The multipart/form-data Content-Type has no boundary.")
     boundary = (match.group(1) or match.group(2)).encode("latin-1")
-    length = request.content_length
-    if length is None:
-        raise LengthRequired("A multipart upload must be sent with a Content-Length.")
-    if length > limit:
+    length = request.content_length  # None: sent chunked, bounded as it arrives
+    if length is not None and length > limit:
         raise RequestTooLarge(f"The upload is {length} bytes; the limit is {limit} bytes.")
     head = bytearray()
     content = request.content
+    ended = length == 0
     while True:
-        found = _find_model(bytes(head), boundary, complete=len(head) >= length)
+        found = _find_model(bytes(head), boundary, complete=ended)
         if found is not None:
             break
-        if len(head) >= min(length, MODEL_LOOKAHEAD):
+        window = MODEL_LOOKAHEAD if length is None else min(length, MODEL_LOOKAHEAD)
+        if len(head) >= window:
             raise InvalidRequest(
                 "'model' is required: no 'model' field within the first "
-                f"{min(length, MODEL_LOOKAHEAD)} bytes of the form (send it before the file).",
+                f"{window} bytes of the form (send it before the file).",
                 param="model",
             )
-        chunk = await _read(content, min(HEAD_READ, MODEL_LOOKAHEAD - len(head)), idle)
+        chunk = await _read(content, min(HEAD_READ, window - len(head)), idle)
         if not chunk:
+            if length is None and not ended:
+                ended = True  # a chunked body ended within the look-ahead: it is all here
+                continue
             raise UploadBroken(f"The upload ended after {len(head)} of its {length} bytes.")
         head += chunk
-    return MultipartUpload(request, bytes(head), found, length, idle)
+        ended = length is not None and len(head) >= length
+    found.more = not ended
+    return MultipartUpload(request, bytes(head), found, length, limit, idle)
 
 
 async def _read(content: StreamReader, size: int, idle: float) -> bytes:

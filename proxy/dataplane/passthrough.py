@@ -33,6 +33,7 @@ from proxy.dataplane.spine import (
     scopes,
     settle_request,
 )
+from proxy.errors import RequestTooLarge
 from proxy.gateway import CONTEXT, GATEWAY
 from proxy.metering.context import RequestContext
 from proxy.metering.meter import admit
@@ -66,7 +67,11 @@ async def serve_passthrough(request: web.Request, endpoint: Endpoint) -> web.Str
     route, candidates = resolve(snapshot, key, model, endpoint)
     ctx.route = route.name
     metering = snapshot.settings.metering
-    units = worst_units(endpoint, obj, upload.length if upload is not None else 0)
+    # An upload sent chunked has no length yet: its worst case is the largest one accepted.
+    upload_bytes = (
+        0 if upload is None else server.max_upload_bytes if upload.length is None else upload.length
+    )
+    units = worst_units(endpoint, obj, upload_bytes)
     prompt = measure(obj, size, metering.reserve)
     plan = unit_plan(scopes(snapshot, key), prompt, units, [c.price for c in candidates], metering.reserve)
     decision = await admit(gw.store, ctx.request_id, plan, snapshot.settings.store.on_outage == "fail_open")
@@ -111,7 +116,10 @@ async def serve_passthrough(request: web.Request, endpoint: Endpoint) -> web.Str
         ctx.usage = Usage(units=units)  # speech: the characters it was asked to read
         return await relay_body(request, result, headers, ctx, server.write_timeout)
     except UploadBroken:
-        ctx.outcome, ctx.status = Outcome.CLIENT_ABORTED, 400
+        ctx.outcome, ctx.status = Outcome.CLIENT_ABORTED, UploadBroken.status
+        raise
+    except RequestTooLarge:  # a chunked upload that grew past server.max_upload_bytes on its way
+        ctx.outcome, ctx.status = Outcome.REJECTED, RequestTooLarge.status
         raise
     finally:
         await settle_request(gw, ctx, str(endpoint), plan, decision.reserved)
@@ -127,7 +135,7 @@ def _units(
     if upload is not None:
         if usage.prompt_tokens or usage.completion_tokens:
             return usage  # token-priced (gpt-4o-transcribe): its own figures, no seconds to guess
-        usage.units = audio_seconds(upload.length, upload.filename)
+        usage.units = audio_seconds(upload.received, upload.filename)
     else:
         usage.units = 1  # an answer that did not say: one unit (one image, one search)
     ctx.estimated = True

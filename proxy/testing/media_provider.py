@@ -44,7 +44,7 @@ class MediaProvider(ThreadedFakeProvider):
         self.upload_progress = threading.Event()
         self.speech_chunks: list[bytes] = [b"ID3\x04" + bytes(1020), bytes(range(256)) * 8, b"\xff\xfb" * 512]
         self.speech_gate: threading.Event | None = None
-        self.speech_sent = 0  # chunks sent by the last speech answer
+        self.speech_sent = 0  # chunks sent (or being sent) by the last speech answer
         self.speech_behaviours: list[Behaviour] = []  # before the audio: errors to answer first
 
     def app(self) -> web.Application:
@@ -70,11 +70,11 @@ class MediaProvider(ThreadedFakeProvider):
                 opened = await asyncio.get_running_loop().run_in_executor(None, gate.wait, 10)
                 if not opened:
                     return response  # the test failed already: end without the rest
+            self.speech_sent = i + 1  # counted before it leaves: the client may read it before write returns
             try:
                 await response.write(chunk)
             except ConnectionError:
                 return response
-            self.speech_sent = i + 1
             await asyncio.sleep(0.01)
         await response.write_eof()
         return response

@@ -12,11 +12,12 @@ from typing import Protocol
 
 
 class BodyStream(Protocol):
-    """``length`` bytes, yielded by ``chunks()`` (once: a stream cannot be replayed). ``started`` tells
-    whether any of it has been taken, after which another attempt cannot send it again."""
+    """``length`` bytes (None: not known in advance; the body is then sent chunked), yielded by
+    ``chunks()`` (once: a stream cannot be replayed). ``started`` tells whether any of it has been taken,
+    after which another attempt cannot send it again."""
 
     @property
-    def length(self) -> int: ...
+    def length(self) -> int | None: ...
 
     @property
     def started(self) -> bool: ...

@@ -267,14 +267,22 @@ async def _upload(conn: Connection, response: UpstreamResponse, head: bytes, bod
     before the end (an early error) or goes away."""
     conn.transport.write(head)
     sent = 0
+    chunked = body.length is None
     async for chunk in body.chunks():
         if conn.closed or response.answered:
             response.forbid_reuse()
             return
-        conn.transport.write(chunk)
+        if not chunk:
+            continue  # an empty chunk would end a chunked body
+        if chunked:
+            conn.transport.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
+        else:
+            conn.transport.write(chunk)
         sent += len(chunk)
         await conn.drain()
-    if sent != body.length:
+    if chunked:
+        conn.transport.write(b"0\r\n\r\n")
+    elif sent != body.length:
         # The source ended short of what the head announced: the provider would wait for the rest.
         raise ValueError(f"the upload ended after {sent} of {body.length} bytes")
 

@@ -91,14 +91,41 @@ async def test_model_after_a_file_past_the_look_ahead_is_refused(
     assert not fake.received
 
 
-async def test_an_upload_without_a_length_is_refused(make_gateway: Make, fake: FakeProvider) -> None:
+async def test_an_upload_without_a_length_is_sent_chunked_and_bounded_as_it_arrives(
+    make_gateway: Make, fake: FakeProvider
+) -> None:
+    cfg = base_config(fake.url)
+    cfg["server"]["max_upload_bytes"] = 300_000
+    client = await make_gateway(cfg)
+    whole = form(("model", b"whisper-1", None), ("file", bytes(range(256)) * 800, "a.mp3"))
+
+    async def chunked(body: bytes) -> AsyncIterator[bytes]:
+        for at in range(0, len(body), 50_000):
+            yield body[at : at + 50_000]
+
+    resp = await client.post("/v1/audio/transcriptions", data=chunked(whole), headers=HEADERS)
+    assert resp.status == 200
+    sent = fake.received[-1]
+    assert sent.headers.get("Transfer-Encoding") == "chunked" and "Content-Length" not in sent.headers
+    # Past the bound, a chunked upload is cut as it arrives: 413, and nothing whole reached the provider.
+    big = form(("model", b"whisper-1", None), ("file", b"a" * 400_000, "a.mp3"))
+    resp = await client.post("/v1/audio/transcriptions", data=chunked(big), headers=HEADERS)
+    assert resp.status == 413 and "300000" in (await resp.json())["error"]["message"]
+    assert len(fake.received) == 1
+    records = (await state(client).store.records(RecordQuery())).data
+    assert [r.status for r in records] == [200, 413]
+
+
+async def test_a_small_chunked_upload_is_read_whole_within_the_look_ahead(
+    make_gateway: Make, fake: FakeProvider
+) -> None:
     client = await make_gateway()
 
     async def chunked() -> AsyncIterator[bytes]:
-        yield form(("model", b"whisper-1", None), ("file", b"abc", "a.mp3"))
+        yield form(("file", b"abc", "a.mp3"), ("model", b"whisper-1", None))
 
     resp = await client.post("/v1/audio/transcriptions", data=chunked(), headers=HEADERS)
-    assert resp.status == 411 and (await resp.json())["error"]["code"] == "length_required"
+    assert resp.status == 200 and fake.received[-1].path == "/v1/audio/transcriptions"
 
 
 @pytest.mark.parametrize(
