@@ -369,6 +369,24 @@ def test_a_client_leaving_mid_upload_is_recorded_and_the_provider_gets_no_whole_
     assert rec["cost_micro_usd"] == 0 and rec["status"] == 400
 
 
+async def test_the_async_client_gets_the_same(gateway: GatewayProcess, provider: MediaProvider) -> None:
+    aclient = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=KEY, max_retries=0)
+    provider.script("whisper-1", fixture("openai/audio-transcriptions-verbose-json.json"))
+    provider.script("dall-e-2", fixture("openai/images-generations-url.json"))
+    text = await aclient.audio.transcriptions.create(
+        model="whisper-1", file=("a.mp3", audio(2 * MIB)), response_format="verbose_json"
+    )
+    assert text.duration and text.text.startswith("Galileo")
+    image = await aclient.images.generate(model="dall-e-2", prompt="an otter")
+    assert image.data and image.data[0].url
+    async with aclient.audio.speech.with_streaming_response.create(
+        model="tts-1", voice="alloy", input="Async."
+    ) as resp:
+        audio_bytes = b"".join([chunk async for chunk in resp.iter_bytes()])
+    assert audio_bytes == b"".join(provider.speech_chunks)
+    await aclient.close()
+
+
 # -- rerank ----------------------------------------------------------------------------------------------
 
 
