@@ -2,7 +2,8 @@
 
     authenticate -> read body -> resolve -> admit -> dispatch -> respond (JSON or relay) -> settle
 
-``serve`` runs it for ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``. Everything
+``serve`` runs it for ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``; the OpenAI
+family's other endpoints run the same steps in :mod:`proxy.dataplane.passthrough`. Everything
 after admission sits in ``try/finally`` so that every admitted request is settled exactly once, whatever
 happens (provider error, client gone, cancellation).
 """

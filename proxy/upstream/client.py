@@ -126,7 +126,7 @@ class UpstreamClient:
             if not isinstance(body, bytes):
                 sent = loop.time()
                 try:
-                    await _upload(conn, response, head, body)
+                    await _upload(conn, response, head, body, idle)
                 except BaseException:
                     response._discard()
                     raise
@@ -261,10 +261,13 @@ class UpstreamClient:
         return conn
 
 
-async def _upload(conn: Connection, response: UpstreamResponse, head: bytes, body: BodyStream) -> None:
+async def _upload(
+    conn: Connection, response: UpstreamResponse, head: bytes, body: BodyStream, idle: float | None
+) -> None:
     """Send the head, then the body chunk by chunk as the source yields it, each after the socket has
-    drained. Stops early (the connection then never goes back to the pool) when the provider answers
-    before the end (an early error) or goes away."""
+    drained: a provider that takes nothing for ``idle`` seconds fails the call with ``TimeoutError``.
+    Stops early (the connection then never goes back to the pool) when the provider answers before the
+    end (an early error) or goes away."""
     conn.transport.write(head)
     sent = 0
     chunked = body.length is None
@@ -279,7 +282,8 @@ async def _upload(conn: Connection, response: UpstreamResponse, head: bytes, bod
         else:
             conn.transport.write(chunk)
         sent += len(chunk)
-        await conn.drain()
+        async with asyncio.timeout(idle):
+            await conn.drain()
     if chunked:
         conn.transport.write(b"0\r\n\r\n")
     elif sent != body.length:

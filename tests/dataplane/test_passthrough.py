@@ -231,3 +231,29 @@ async def test_an_upload_that_stalls_past_the_body_timeout_is_cut_and_recorded(
     assert resp.status == 400 and (await resp.json())["error"]["code"] == "upload_incomplete"
     [record] = (await state(client).store.records(RecordQuery())).data
     assert (record.outcome, record.cost_micro_usd) == ("client_aborted", 0)
+
+
+async def test_a_provider_that_stops_taking_an_upload_is_timed_out(
+    make_gateway: Make, fake: FakeProvider
+) -> None:
+    async def never_reads(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(30)  # takes the connection, reads nothing: the upload fills the buffers
+
+    server = await asyncio.start_server(never_reads, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    cfg = base_config(fake.url)
+    cfg["server"]["max_upload_bytes"] = 64 << 20
+    cfg["providers"]["local"] = {
+        "plugin": "openai_compatible",
+        "base_url": f"http://127.0.0.1:{port}/v1",
+        "timeouts": {"idle": "500ms"},
+    }
+    client = await make_gateway(cfg)
+    try:
+        big = form(("model", b"whisper-1", None), ("file", b"a" * (48 << 20), "a.mp3"))
+        async with asyncio.timeout(20):  # without the idle bound the upload would wait for ever
+            resp = await client.post("/v1/audio/transcriptions", data=big, headers=HEADERS)
+            body = await resp.json()
+    finally:
+        server.close()
+    assert resp.status == 504 and body["error"]["code"] == "upstream_timeout"
