@@ -37,6 +37,7 @@ from proxy.errors import RequestTooLarge
 from proxy.gateway import CONTEXT, GATEWAY
 from proxy.metering.context import RequestContext
 from proxy.metering.meter import admit
+from proxy.metering.pricing import Price
 from proxy.metering.reserve import measure
 from proxy.metering.units import UNIT_OF, UNPRICED, audio_seconds, unit_plan, worst_units
 from proxy.plugin import UPLOAD_ENDPOINTS, Call, Endpoint, JSONObject, Usage
@@ -101,11 +102,10 @@ async def serve_passthrough(request: web.Request, endpoint: Endpoint) -> web.Str
             raise failure(ctx, result, model, provider_secrets(snapshot, key, candidates))
         record_target(ctx, result.candidate)
         ctx.answered = True
-        # Moderations are free unless the table prices them; any other unpriced model is an estimate.
-        ctx.estimated = result.candidate.price is UNPRICED and endpoint is not Endpoint.MODERATIONS
         headers = answer_headers(ctx, decision)
         if isinstance(result, Served):
             ctx.usage = _units(endpoint, result.reply.usage, ctx, upload)
+            ctx.estimated = ctx.estimated or _unpriced(endpoint, result.candidate.price, ctx.usage)
             ctx.outcome, ctx.status = Outcome.COMPLETED, 200
             if request.transport is None or request.transport.is_closing():
                 ctx.outcome = Outcome.CLIENT_ABORTED
@@ -114,6 +114,7 @@ async def serve_passthrough(request: web.Request, endpoint: Endpoint) -> web.Str
             return web.Response(body=result.reply.body, headers={**headers, "Content-Type": content_type})
         assert isinstance(result, OpenBody), "only a raw call is answered as it arrives"
         ctx.usage = Usage(units=units)  # speech: the characters it was asked to read
+        ctx.estimated = _unpriced(endpoint, result.candidate.price, ctx.usage)
         return await relay_body(request, result, headers, ctx, server.write_timeout)
     except UploadBroken:
         ctx.outcome, ctx.status = Outcome.CLIENT_ABORTED, UploadBroken.status
@@ -123,6 +124,16 @@ async def serve_passthrough(request: web.Request, endpoint: Endpoint) -> web.Str
         raise
     finally:
         await settle_request(gw, ctx, str(endpoint), plan, decision.reserved)
+
+
+def _unpriced(endpoint: Endpoint, price: Price, usage: Usage) -> bool:
+    """Whether the cost is not the provider's price: no price at all, or units the price does not price
+    (a model priced per token only, say ``pricing.default``) and no tokens to charge instead.
+    Moderations are free unless the table prices them: never an estimate."""
+    if endpoint is Endpoint.MODERATIONS:
+        return False
+    tokens = usage.prompt_tokens or usage.completion_tokens
+    return price is UNPRICED or (price.unit is None and bool(usage.units) and not tokens)
 
 
 def _units(

@@ -257,3 +257,23 @@ async def test_a_provider_that_stops_taking_an_upload_is_timed_out(
     finally:
         server.close()
     assert resp.status == 504 and body["error"]["code"] == "upstream_timeout"
+
+
+async def test_units_a_price_does_not_price_are_recorded_as_an_estimate(
+    make_gateway: Make, fake: FakeProvider
+) -> None:
+    client = await make_gateway()  # pricing.default: tokens only, no unit price
+    fake.script("dall-e-3", Behaviour.json(200, IMAGE))
+    resp = await client.post(
+        "/v1/images/generations", json={"model": "dall-e-3", "prompt": "x"}, headers=AUTH
+    )
+    assert resp.status == 200
+    usage = {"input_tokens": 10, "output_tokens": 1000}  # gpt-image-1: its tokens are priced
+    fake.script("gpt-image-1", Behaviour.json(200, {**IMAGE, "usage": usage}))
+    resp = await client.post(
+        "/v1/images/generations", json={"model": "gpt-image-1", "prompt": "x"}, headers=AUTH
+    )
+    assert resp.status == 200
+    records = (await state(client).store.records(RecordQuery())).data
+    got = sorted((r.model, r.units, r.cost_micro_usd, r.estimated) for r in records)
+    assert got == [("dall-e-3", 1, 0, True), ("gpt-image-1", 1, 10 * 1 + 1000 * 2, False)]
