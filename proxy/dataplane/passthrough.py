@@ -42,7 +42,7 @@ from proxy.metering.reserve import measure
 from proxy.metering.units import UNIT_OF, UNPRICED, audio_seconds, unit_plan, worst_units
 from proxy.plugin import UPLOAD_ENDPOINTS, Call, Endpoint, JSONObject, Usage
 from proxy.routing.guard import GUARD
-from proxy.routing.table import Choice
+from proxy.routing.table import Choice, deployment_of
 from proxy.store.records import Outcome
 from proxy.upstream.client import UpstreamIOError
 
@@ -82,7 +82,8 @@ async def serve_passthrough(request: web.Request, endpoint: Endpoint) -> web.Str
     def make_call(choice: Choice) -> Call:
         api_key = snapshot.api_key(key.tenant, choice.provider)
         raw = endpoint is Endpoint.SPEECH
-        return Call(endpoint, obj, choice.model, False, False, api_key, upload=upload, raw=raw)
+        deployment = deployment_of(route, choice, model)
+        return Call(endpoint, obj, choice.model, False, False, api_key, deployment, upload=upload, raw=raw)
 
     try:
         result = await dispatch(

@@ -34,7 +34,7 @@ from proxy.metering.units import UNPRICED
 from proxy.observe.metrics import OTHER
 from proxy.plugin import UNIT_ENDPOINTS, Call, Endpoint
 from proxy.routing.guard import GUARD
-from proxy.routing.table import Choice, Route, model_allowed
+from proxy.routing.table import Choice, Route, deployment_of, model_allowed
 from proxy.state.snapshot import Snapshot
 from proxy.store.base import Decision, Scope
 from proxy.store.records import Outcome
@@ -70,7 +70,8 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
 
     def make_call(choice: Choice) -> Call:
         api_key = snapshot.api_key(key.tenant, choice.provider)
-        return Call(endpoint, body.obj, choice.model, body.stream, body.include_usage, api_key)
+        deployment = deployment_of(route, choice, body.model)
+        return Call(endpoint, body.obj, choice.model, body.stream, body.include_usage, api_key, deployment)
 
     try:
         result = await dispatch(
