@@ -190,6 +190,7 @@ def build_record(ctx: RequestContext, endpoint: str, plan: Plan) -> UsageRecord:
     outcome = ctx.outcome
     usage = ctx.usage
     estimated = usage is None and ctx.answered and outcome is not Outcome.REJECTED
+    estimated = estimated or (ctx.estimated and ctx.answered and outcome is not Outcome.REJECTED)
     if usage is None:
         usage = (
             Usage(
@@ -224,6 +225,8 @@ def build_record(ctx: RequestContext, endpoint: str, plan: Plan) -> UsageRecord:
         status=ctx.status,
         attempts=ctx.attempts,
         client_request_id=ctx.client_request_id,
+        unit=ctx.unit,
+        units=usage.units or 0,
     )
 
 

@@ -45,6 +45,9 @@ class UsageRecord:
     status: int = 200
     attempts: int = 1
     client_request_id: str | None = None  # the caller's own x-request-id, when it sent one
+    # Endpoints metered in their own units: how many ("image", "second", "character", "search").
+    unit: str | None = None
+    units: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -67,6 +67,8 @@ server.retry_budget.min_per_second
 server.retry_budget.burst resilience/test_faults.py::test_each_retry_budget_setting[burst]
 server.retry_budget.burst resilience/test_faults.py::test_the_retry_budget_stops_fallbacks
 server.watch_config services/test_reload.py::test_sighup_and_file_watch
+server.max_upload_bytes
+    dataplane/test_passthrough.py::test_server_max_upload_bytes_bounds_an_upload_not_the_body_limit
 store.backend e2e/test_redis_workers.py::test_workers_are_refused_with_the_memory_store
 store.backend e2e/test_tenants_redis.py::test_api_writes_survive_a_restart
 store.url e2e/test_tenants_redis.py::test_api_writes_survive_a_restart
@@ -150,6 +152,16 @@ pricing.models.*.cache_write metering/test_pricing.py::test_price_fields_from_ya
 pricing.models.*.context_length metering/test_pricing.py::test_price_fields_from_yaml[models-context_length]
 pricing.models.*.image_tokens
     metering/test_reservations.py::test_each_reserve_setting_from_the_config_moves_the_worst_case[pricing.models.vision.image_tokens]
+pricing.default.per_image metering/test_units.py::test_unit_price_fields_from_yaml[default-per_image]
+pricing.default.per_second metering/test_units.py::test_unit_price_fields_from_yaml[default-per_second]
+pricing.default.per_million_characters
+    metering/test_units.py::test_unit_price_fields_from_yaml[default-per_million_characters]
+pricing.default.per_search metering/test_units.py::test_unit_price_fields_from_yaml[default-per_search]
+pricing.models.*.per_image metering/test_units.py::test_unit_price_fields_from_yaml[models-per_image]
+pricing.models.*.per_second metering/test_units.py::test_unit_price_fields_from_yaml[models-per_second]
+pricing.models.*.per_million_characters
+    metering/test_units.py::test_unit_price_fields_from_yaml[models-per_million_characters]
+pricing.models.*.per_search metering/test_units.py::test_unit_price_fields_from_yaml[models-per_search]
 keys[].name config/test_effects.py::test_keys_key_name_and_tenant
 keys[].key config/test_effects.py::test_keys_key_name_and_tenant
 keys[].tenant config/test_effects.py::test_keys_key_name_and_tenant
