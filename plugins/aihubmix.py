@@ -17,13 +17,14 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 
 from plugins.openai_compatible import OpenAICompatible, fetch_json, number, openai_model_list
-from proxy.plugin import CatalogueError, ModelInfo, ProviderType
+from proxy.plugin import CatalogueError, ModelInfo, Provider, ProviderType
 
 _PER_1K_TO_PER_1M = 1000.0
 
 
 class AiHubMix(OpenAICompatible):
     plugin_name = "aihubmix"
+    endpoints = Provider.endpoints  # its chat, completions and embeddings only
     requires_key = True
     provider_type = ProviderType.AGGREGATOR
     default_base_url = "https://aihubmix.com/v1"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from plugins.openai_compatible import OpenAICompatible
-from proxy.plugin import ProviderType
+from proxy.plugin import OPENAI_FAMILY, Provider, ProviderType
 
 
 class OpenAI(OpenAICompatible):
@@ -11,6 +11,7 @@ class OpenAI(OpenAICompatible):
     requires_key = True
     provider_type = ProviderType.DIRECT
     default_base_url = "https://api.openai.com/v1"
+    endpoints = Provider.endpoints | OPENAI_FAMILY  # no /v1/rerank: OpenAI has none
 
 
 Plugin = OpenAI

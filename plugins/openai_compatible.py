@@ -8,6 +8,7 @@ use, with field types that vary (OpenRouter's ``code`` is a number).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -15,9 +16,12 @@ import aiohttp
 import orjson
 
 from proxy.plugin import (
+    UNIT_ENDPOINTS,
     Call,
     CatalogueError,
+    Endpoint,
     Fault,
+    JSONObject,
     ModelInfo,
     Provider,
     Reply,
@@ -316,8 +320,49 @@ def _has_value(data: bytes, key: bytes) -> bool:
     return not after.startswith(b"null") or data.find(key, at + 1) >= 0
 
 
+def units_from(endpoint: Endpoint, obj: JSONObject) -> Usage:
+    """The usage of an answer metered in its own units (``units`` None: the answer did not say).
+
+    - images: one unit per ``data`` entry; gpt-image-1 adds ``usage`` in image tokens (input_tokens,
+      output_tokens), read as prompt and completion tokens;
+    - transcriptions and translations: ``usage`` ``{"type": "duration", "seconds": N}``, else a verbose_json
+      ``duration`` rounded up (openai/audio-transcriptions-verbose-json.json has both), or
+      ``{"type": "tokens", ...}`` from gpt-4o-transcribe; the plain json answer has none
+      (openai/audio-transcriptions.json);
+    - rerank: Cohere's ``meta.billed_units.search_units``, else one search; a ``usage.total_tokens`` (vLLM,
+      Jina) is read as prompt tokens;
+    - moderations: nothing to count (openai/moderations.json has no usage).
+    """
+    usage = obj.get("usage")
+    tokens = usage if isinstance(usage, dict) else {}
+    out = Usage(
+        prompt_tokens=_int(tokens.get("input_tokens")) or _int(tokens.get("prompt_tokens")),
+        completion_tokens=_int(tokens.get("output_tokens")) or _int(tokens.get("completion_tokens")),
+    )
+    if endpoint is Endpoint.IMAGES:
+        data = obj.get("data")
+        out.units = len(data) if isinstance(data, list) else None
+    elif endpoint in (Endpoint.TRANSCRIPTIONS, Endpoint.TRANSLATIONS):
+        seconds = number(tokens.get("seconds")) if tokens.get("type") == "duration" else None
+        if seconds is None:
+            seconds = number(obj.get("duration"))
+        out.units = math.ceil(seconds) if seconds is not None else None
+    elif endpoint is Endpoint.RERANK:
+        meta = obj.get("meta")
+        billed = meta.get("billed_units") if isinstance(meta, dict) else None
+        searches = number(billed.get("search_units")) if isinstance(billed, dict) else None
+        out.units = math.ceil(searches) if searches is not None else 1
+        if not out.prompt_tokens:
+            out.prompt_tokens = _int(tokens.get("total_tokens"))
+    elif endpoint is Endpoint.MODERATIONS:
+        out.units = 0
+    return out
+
+
 class OpenAICompatible(Provider):
-    """Any server with OpenAI's ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``."""
+    """Any server with OpenAI's ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``, and
+    the OpenAI family's other endpoints (moderations, images, audio) and ``/v1/rerank`` (vLLM, Jina and
+    Cohere-compatible servers): which a given server has is the routing table's choice."""
 
     plugin_name = "openai_compatible"
     requires_key = False  # a local vLLM/Ollama takes anonymous calls; set api_key when yours does not
@@ -325,8 +370,15 @@ class OpenAICompatible(Provider):
     stream_options: ClassVar[bool] = True  # False: the vendor refuses the field (it sends usage anyway)
     renamed: ClassVar[Mapping[str, str]] = {}  # a client's parameter -> the vendor's name for it
     usage_in: ClassVar[str | None] = None  # an object of the stream's chunks that carries usage too
+    endpoints = Provider.endpoints | UNIT_ENDPOINTS
 
     def build_request(self, call: Call) -> UpstreamRequest:
+        headers = self.auth_headers(call.api_key)
+        if call.upload is not None:  # multipart: the client's form, streamed, with the upstream model
+            headers["Content-Type"] = call.upload.content_type
+            headers["Accept"] = "application/json"
+            url = f"{self.base_url}/{call.endpoint}"
+            return UpstreamRequest(url, headers, call.upload.for_model(call.model))
         body = dict(call.body)
         body["model"] = call.model
         for name, theirs in self.renamed.items():
@@ -339,12 +391,14 @@ class OpenAICompatible(Provider):
             merged = dict(options) if isinstance(options, dict) else {}
             merged["include_usage"] = True  # always meter from the provider's own numbers
             body["stream_options"] = merged
-        headers = self.auth_headers(call.api_key)
         headers["Content-Type"] = "application/json"
-        headers["Accept"] = "text/event-stream" if call.stream else "application/json"
+        headers["Accept"] = "text/event-stream" if call.stream else "*/*" if call.raw else "application/json"
         return UpstreamRequest(f"{self.base_url}/{call.endpoint}", headers, orjson.dumps(body))
 
     def read_reply(self, call: Call, body: bytes) -> Reply | UpstreamError:
+        if call.upload is not None and body.lstrip()[:1] != b"{":
+            # response_format text, srt or vtt: the transcript itself, no usage (the gateway estimates)
+            return Reply(body, None, content_type="text/plain; charset=utf-8")
         try:
             obj = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -357,6 +411,8 @@ class OpenAICompatible(Provider):
             error = error_from_envelope(200, obj)
             if error is not None:
                 return error
+        if call.endpoint in UNIT_ENDPOINTS:
+            return Reply(body, units_from(call.endpoint, obj))
         usage = usage_from(obj.get("usage"))
         return Reply(body, usage, output_chars=0 if usage is not None else output_chars(body))
 

@@ -23,7 +23,7 @@ import aiohttp
 import orjson
 
 from plugins.openai_compatible import OpenAICompatible, fetch_json, number
-from proxy.plugin import CatalogueError, ModelInfo, ProviderType, UpstreamError
+from proxy.plugin import CatalogueError, ModelInfo, Provider, ProviderType, UpstreamError
 
 _PER_TOKEN_TO_PER_1M = 1_000_000.0
 _MAX_PAGES = 20
@@ -31,6 +31,7 @@ _MAX_PAGES = 20
 
 class OpenRouter(OpenAICompatible):
     plugin_name = "openrouter"
+    endpoints = Provider.endpoints  # its chat, completions and embeddings only
     requires_key = True
     provider_type = ProviderType.AGGREGATOR
     default_base_url = "https://openrouter.ai/api/v1"

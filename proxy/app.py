@@ -4,6 +4,8 @@ create_app(settings)
   middleware  edge: request id, error envelope, access log line, request metrics
   signal      on_response_prepare: the request id headers, on every answer (streams included)
   routes      /v1/chat/completions /v1/completions /v1/embeddings -> spine.serve
+              /v1/moderations /v1/images/generations /v1/audio/* /v1/rerank
+                                                                    -> passthrough.serve_passthrough
               /v1/models, /v1/models/{id}                           -> proxy.dataplane.models
               /healthz /readyz /metrics                             -> here
   resources   the store, the provider client (proxy.upstream.client), an aiohttp session for off-path
@@ -29,6 +31,7 @@ from proxy import ui
 from proxy.admin import create_admin_app
 from proxy.config import Settings
 from proxy.dataplane import models
+from proxy.dataplane.passthrough import serve_passthrough
 from proxy.dataplane.spine import serve
 from proxy.edge.overload import limit_concurrency
 from proxy.edge.traces import TRACING, finish_trace, start_trace, stop_tracing
@@ -41,7 +44,7 @@ from proxy.metering.meter import start_background
 from proxy.observe.logs import access
 from proxy.observe.metrics import OTHER, Metrics
 from proxy.observe.tracing import CURRENT, open_tracing
-from proxy.plugin import Endpoint
+from proxy.plugin import UNIT_ENDPOINTS, Endpoint
 from proxy.routing import guard
 from proxy.services import reload, sync
 from proxy.state import catalogues, overlay
@@ -198,6 +201,13 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
     return await serve(request, Endpoint.EMBEDDINGS)
 
 
+def _passthrough(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await serve_passthrough(request, endpoint)
+
+    return handler
+
+
 async def healthz(request: web.Request) -> web.Response:
     return _json({"status": "ok"})
 
@@ -305,6 +315,8 @@ def create_app(
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/embeddings", embeddings)
+    for endpoint in UNIT_ENDPOINTS:  # moderations, images, audio, rerank (dataplane/passthrough.py)
+        app.router.add_post(f"/v1/{endpoint.value}", _passthrough(endpoint))
     app.router.add_get("/v1/models", models.list_models)
     app.router.add_get("/v1/models/{model:.+}", models.get_model)
     app.router.add_get("/healthz", healthz)

@@ -110,6 +110,10 @@ class ServerConfig(_Section):
     max_connections: PositiveInt = 10000
     """Open client connections per process (at most half the open-files limit); past it, the least
     recently active idle one is closed to make room."""
+    max_upload_bytes: PositiveInt = 26 * 1024 * 1024
+    """Largest multipart upload (`/v1/audio/transcriptions`, `/v1/audio/translations`): streamed to the
+    provider as it arrives, never held whole, so it may be larger than `max_body_bytes`; 413 beyond.
+    `body_timeout` bounds each wait for more of an upload rather than the whole."""
 
 
 class StoreConfig(_Section):
@@ -355,8 +359,18 @@ class RouteConfig(_Section):
     """This route's own timeouts, each replacing the provider's (unset: the provider's)."""
 
 
+# The unit price fields of PriceConfig -> the unit they price (the name a usage record gives it).
+UNIT_PRICES = {
+    "per_image": "image",
+    "per_second": "second",
+    "per_million_characters": "character",
+    "per_search": "search",
+}
+
+
 class PriceConfig(_Section):
-    """A model's price in USD per 1M tokens."""
+    """A model's price in USD per 1M tokens, and for the endpoints metered in their own units (images,
+    audio, speech, rerank) at most one unit price."""
 
     input: NonNegative
     """Prompt tokens."""
@@ -370,6 +384,29 @@ class PriceConfig(_Section):
     """The model's context window in tokens: caps what admission reserves for one request."""
     image_tokens: PositiveInt | None = None
     """Tokens admission reserves per image part on this model (unset: `metering.reserve.image_tokens`)."""
+    per_image: NonNegative | None = None
+    """USD per image made (`/v1/images/generations`); at most one unit price per model."""
+    per_second: NonNegative | None = None
+    """USD per second of audio transcribed or translated (`/v1/audio/transcriptions`, `/translations`)."""
+    per_million_characters: NonNegative | None = None
+    """USD per 1M characters of speech input (`/v1/audio/speech`)."""
+    per_search: NonNegative | None = None
+    """USD per rerank search (`/v1/rerank`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unit_only(cls, data: object) -> object:
+        """A model priced only per unit (``whisper-1: {per_second: 0.0001}``) needs no token price."""
+        if isinstance(data, dict) and "input" not in data and any(n in data for n in UNIT_PRICES):
+            return {**data, "input": 0.0}
+        return data
+
+    @model_validator(mode="after")
+    def _one_unit(self) -> PriceConfig:
+        units = [n for n in UNIT_PRICES if getattr(self, n) is not None]
+        if len(units) > 1:
+            raise ValueError(f"at most one unit price per model, got {', '.join(units)}")
+        return self
 
 
 class PricingConfig(_Section):

@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from proxy.errors import GatewayError, InvalidRequest, RequestTooLarge
-from proxy.plugin import Endpoint, JSONObject
+from proxy.plugin import UNIT_ENDPOINTS, Endpoint, JSONObject
 
 T = TypeVar("T")
 
@@ -35,6 +35,7 @@ REDIRECTING_FIELDS = frozenset(
 # here and fail when the request is built for the provider. Refused here instead, as the client's fault.
 MAX_DEPTH = 254
 MAX_MODEL_NAME = 256  # characters
+DEFAULT_MODERATION_MODEL = "omni-moderation-latest"  # what /v1/moderations routes without a model
 
 
 class BodyTimeout(GatewayError):
@@ -84,6 +85,8 @@ async def read_body(request: web.Request, endpoint: Endpoint, limit: int, within
             f"The field '{name}' is not accepted: the gateway's routing table decides where requests go.",
             param=name,
         )
+    if endpoint is Endpoint.MODERATIONS and obj.get("model") is None:
+        obj["model"] = DEFAULT_MODERATION_MODEL  # the one optional model: OpenAI picks its latest
     model = obj.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a non-empty string.", param="model")
@@ -120,7 +123,30 @@ async def read_body(request: web.Request, endpoint: Endpoint, limit: int, within
         raise InvalidRequest("'prompt' is required.", param="prompt")
     elif endpoint is Endpoint.EMBEDDINGS and "input" not in obj:
         raise InvalidRequest("'input' is required.", param="input")
+    elif endpoint in UNIT_ENDPOINTS:
+        _check_unit_body(endpoint, obj, stream)
     return ClientBody(obj, len(raw), model, stream, include_usage, max_tokens, n)
+
+
+# What each endpoint metered in its own units needs: the field its units are counted from.
+_REQUIRED = {
+    Endpoint.MODERATIONS: "input",
+    Endpoint.IMAGES: "prompt",
+    Endpoint.SPEECH: "input",
+    Endpoint.RERANK: "query",
+}
+
+
+def _check_unit_body(endpoint: Endpoint, obj: JSONObject, stream: bool) -> None:
+    field = _REQUIRED.get(endpoint)
+    if field is not None and field not in obj:
+        raise InvalidRequest(f"'{field}' is required.", param=field)
+    if stream:  # gpt-image-1's partial images: an event stream this gateway does not meter yet
+        raise InvalidRequest(f"/v1/{endpoint.value} cannot be streamed through this gateway.", param="stream")
+    if endpoint is Endpoint.SPEECH and not isinstance(obj["input"], str):
+        raise InvalidRequest("'input' must be a string.", param="input")
+    if endpoint is Endpoint.RERANK and not isinstance(obj.get("documents"), list):
+        raise InvalidRequest("'documents' is required and must be an array.", param="documents")
 
 
 def _check_depth(obj: JSONObject) -> None:

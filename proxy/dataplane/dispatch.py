@@ -5,7 +5,8 @@ moves on to the next target; a client fault (the provider says the request itsel
 once. Nothing has reached the client while dispatch runs: for a stream, dispatch reads up to the first
 data event and holds it, so an error sent with HTTP 200 still falls back. After dispatch returns an
 :class:`OpenStream`, the relay owns the stream and never falls back again. What dispatch returns is a
-:data:`DispatchResult`: :class:`Served`, :class:`OpenStream`, :class:`Refused` or :class:`Failed`.
+:data:`DispatchResult`: :class:`Served`, :class:`OpenStream`, :class:`OpenBody` (bytes relayed as they
+come: audio), :class:`Refused` or :class:`Failed`.
 
 With a :class:`Guard` (the app's; tests may go without), dispatch also
 - orders each priority level by the route's strategy (:mod:`proxy.routing.balance`);
@@ -103,6 +104,16 @@ class OpenStream:
 
 
 @dataclass(slots=True)
+class OpenBody:
+    """A 2xx answer whose body the client gets as it arrives (``Call.raw``: audio); nothing sent yet."""
+
+    candidate: Candidate
+    response: UpstreamResponse
+    attempts: list[Attempt]
+    done: Callable[[bool], None] = lambda ok: None
+
+
+@dataclass(slots=True)
 class Refused:
     """The provider refused the request as the caller's fault; the client gets this error as is."""
 
@@ -127,7 +138,7 @@ class Failed:
         return bool(self.attempts) and all(a.timeout for a in self.attempts)
 
 
-DispatchResult = Served | OpenStream | Refused | Failed
+DispatchResult = Served | OpenStream | OpenBody | Refused | Failed
 
 
 class _Fault(Exception):
@@ -146,7 +157,10 @@ async def dispatch(
     route: Route | None = None,
     model: str = "",
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    spent: Callable[[], bool] | None = None,
 ) -> DispatchResult:
+    """``spent``: True once the request's body cannot be sent again (an upload streamed to a target
+    that then failed): no further target is tried."""
     failed = Failed()
     if guard is not None:
         guard.budget.deposit()
@@ -156,6 +170,11 @@ async def dispatch(
         choice = candidate.choice
         if choice in tried:
             continue  # never the same request to the same target twice: it may have started on it
+        if tried and spent is not None and spent():
+            failed.skipped.append(
+                f"{choice.provider}/{choice.model}: not tried, the upload was already streamed to a target"
+            )
+            break
         cred = candidate.credential
         if guard is not None:
             if not await guard.breakers.admit(choice, candidate.breaker, cred):
@@ -219,10 +238,10 @@ async def _attempt(
         if not reported and result is None:  # cancelled: neither a success nor a fault
             guard.breakers.abandon(choice, cred)
             guard.balancer.finish(choice)
-    if isinstance(result, OpenStream | Served | Refused):
+    if isinstance(result, OpenStream | OpenBody | Served | Refused):
         guard.breakers.success(choice, cred)  # a client fault still shows the target is alive
         guard.balancer.observe(choice, time.monotonic() - started)
-    if isinstance(result, OpenStream):
+    if isinstance(result, OpenStream | OpenBody):
         result.done = _stream_done(guard, choice, breaker, cred, result.done)
     else:
         guard.balancer.finish(choice)
@@ -328,6 +347,8 @@ async def _send(
             headers_by=deadline,
             egress=candidate.egress,
         )
+        if not isinstance(request.body, bytes):  # an upload: the first byte is awaited from its end
+            deadline = asyncio.get_running_loop().time() + first_byte
     except TimeoutError:
         raise _Fault(
             Attempt(choice.provider, choice.model, "timeout before the answer", timeout=True)
@@ -347,6 +368,9 @@ async def _send(
             error = provider.map_answer(response.status, response.headers, body)
             error = _with_retry_after(error, response.headers.get("retry-after"))
             return _judge(candidate, call, error, attempts)
+        if call.raw:
+            handed_over = True  # the relay owns the response now
+            return OpenBody(candidate, response, [*attempts, Attempt(choice.provider, choice.model, "ok")])
         if call.stream and provider.stream_content_type in content_type:
             opened = await _open_stream(candidate, call, response, deadline, attempts, max_event_bytes)
             handed_over = isinstance(opened, OpenStream)  # the relay owns the response now

@@ -2,7 +2,8 @@
 
     authenticate -> read body -> resolve -> admit -> dispatch -> respond (JSON or relay) -> settle
 
-``serve`` runs it for ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``. Everything
+``serve`` runs it for ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``; the OpenAI
+family's other endpoints run the same steps in :mod:`proxy.dataplane.passthrough`. Everything
 after admission sits in ``try/finally`` so that every admitted request is settled exactly once, whatever
 happens (provider error, client gone, cancellation).
 """
@@ -15,7 +16,7 @@ import time
 from aiohttp import web
 
 from proxy.dataplane.body import read_body
-from proxy.dataplane.dispatch import Candidate, Failed, Refused, Served, dispatch
+from proxy.dataplane.dispatch import Candidate, Failed, OpenStream, Refused, Served, dispatch
 from proxy.dataplane.relay import relay
 from proxy.errors import (
     GatewayError,
@@ -31,7 +32,7 @@ from proxy.metering.context import RequestContext
 from proxy.metering.meter import Plan, admit, build_record, make_plan, settle
 from proxy.metering.pricing import UNPRICED
 from proxy.observe.metrics import OTHER
-from proxy.plugin import Call, Endpoint
+from proxy.plugin import UNIT_ENDPOINTS, Call, Endpoint
 from proxy.routing.guard import GUARD
 from proxy.routing.table import Choice, Route, deployment_of, model_allowed
 from proxy.state.snapshot import Snapshot
@@ -65,7 +66,7 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         metering.reserve,
     )
     decision = await admit(gw.store, ctx.request_id, plan, snapshot.settings.store.on_outage == "fail_open")
-    _target(ctx, candidates[0])  # recorded until another target answers
+    record_target(ctx, candidates[0])  # recorded until another target answers
 
     def make_call(choice: Choice) -> Call:
         api_key = snapshot.api_key(key.tenant, choice.provider)
@@ -87,12 +88,13 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         )
         ctx.attempts = len(result.attempts)
         if isinstance(result, _UNANSWERED):
-            raise _failure(ctx, result, body.model, _secrets(snapshot, key, candidates))
-        _target(ctx, result.candidate)
+            raise failure(ctx, result, body.model, provider_secrets(snapshot, key, candidates))
+        record_target(ctx, result.candidate)
         ctx.answered = True  # from here a missing usage is estimated, not taken as nothing to bill
-        headers = _headers(ctx, decision)
+        headers = answer_headers(ctx, decision)
         if isinstance(result, Served):
             return _reply(request, ctx, result, headers)
+        assert isinstance(result, OpenStream), "only Call.raw answers are OpenBody"
         response = await relay(
             request,
             result,
@@ -105,20 +107,20 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         ctx.status = 200
         return response
     finally:
-        await _meter(gw, ctx, str(endpoint), plan, decision.reserved)
+        await settle_request(gw, ctx, str(endpoint), plan, decision.reserved)
 
 
-def _target(ctx: RequestContext, candidate: Candidate) -> None:
+def record_target(ctx: RequestContext, candidate: Candidate) -> None:
     choice = candidate.choice
     ctx.provider, ctx.upstream_model, ctx.price = choice.provider, choice.model, candidate.price
 
 
-def _failure(
+def failure(
     ctx: RequestContext, result: Failed | Refused, model: str, secrets: list[str | None]
 ) -> GatewayError:
     """The client's error when no target answered, recorded in ``ctx``; ``secrets`` are redacted."""
     if isinstance(result, Refused):
-        _target(ctx, result.candidate)
+        record_target(ctx, result.candidate)
         ctx.outcome, ctx.status = Outcome.REJECTED, result.error.status
         # Some providers quote the key they were given; it must not reach the client (or its logs).
         message = redact(result.error.message, secrets)
@@ -144,7 +146,7 @@ def _reply(
     return web.Response(body=reply.body, headers={**headers, "Content-Type": reply.content_type})
 
 
-async def _meter(gw: Gateway, ctx: RequestContext, endpoint: str, plan: Plan, reserved: bool) -> None:
+async def settle_request(gw: Gateway, ctx: RequestContext, endpoint: str, plan: Plan, reserved: bool) -> None:
     """Settle the request (``endpoint``: the StrEnum's value, without the enum property lookup)."""
     record = ctx.record = build_record(ctx, endpoint, plan)
     crossings = await settle(gw.store, record, plan, reserved)
@@ -206,6 +208,8 @@ def resolve(
         ):
             continue
         price = snapshot.price(choice.provider, choice.model)
+        if price is None and endpoint in UNIT_ENDPOINTS:
+            price = UNPRICED  # served all the same, its record flagged as an estimate
         if price is None:
             if not snapshot.allows_unpriced(choice.provider):
                 unpriced.append(f"{choice.provider}/{choice.model}")
@@ -240,7 +244,7 @@ def resolve(
     return route, candidates
 
 
-def _secrets(snapshot: Snapshot, key: VirtualKey, candidates: list[Candidate]) -> list[str | None]:
+def provider_secrets(snapshot: Snapshot, key: VirtualKey, candidates: list[Candidate]) -> list[str | None]:
     """The provider keys this request may have sent (the tenant's own and the shared ones), to redact."""
     return [
         k
@@ -256,7 +260,7 @@ def scopes(snapshot: Snapshot, key: VirtualKey) -> tuple[Scope, ...]:
     return (key_scope, tenant_scope) if tenant_scope else (key_scope,)
 
 
-def _headers(ctx: RequestContext, decision: Decision) -> dict[str, str]:
+def answer_headers(ctx: RequestContext, decision: Decision) -> dict[str, str]:
     headers = {
         "x-efflux-provider": ctx.provider or "",
         "x-efflux-upstream-model": ctx.upstream_model or "",

@@ -40,5 +40,9 @@ class RequestContext:
     # A provider answered (a reply, or a stream opened): only then is a missing usage estimated.
     answered: bool = False
     output_chars: int = 0  # characters of text and tool-call arguments the provider sent (the estimate)
+    # The cost is an estimate even with the provider's usage: a unit endpoint's model without a price,
+    # or units the gateway guessed (an audio length from the file's size).
+    estimated: bool = False
+    unit: str | None = None  # the unit ``usage.units`` counts, on the endpoints metered in their own
     # Settled: the usage record (None when the request was never admitted).
     record: UsageRecord | None = None

@@ -199,6 +199,7 @@ def build_record(ctx: RequestContext, endpoint: str, plan: Plan) -> UsageRecord:
     outcome = ctx.outcome
     usage = ctx.usage
     estimated = usage is None and ctx.answered and outcome is not Outcome.REJECTED
+    estimated = estimated or (ctx.estimated and ctx.answered and outcome is not Outcome.REJECTED)
     price = ctx.price
     source = price.source if price is not None else PriceSource.NONE
     if usage is None:
@@ -236,6 +237,8 @@ def build_record(ctx: RequestContext, endpoint: str, plan: Plan) -> UsageRecord:
         attempts=ctx.attempts,
         client_request_id=ctx.client_request_id,
         price_source=source.value,
+        unit=ctx.unit,
+        units=usage.units or 0,
     )
 
 

@@ -1,7 +1,8 @@
 """The price table and the arithmetic of money.
 
-Prices are USD per 1M tokens. Where a model's price comes from, first found wins (each price keeps its
-:class:`PriceSource`, which the ledger records):
+Prices are USD per 1M tokens; the endpoints metered in their own units (images, audio seconds, speech
+characters, rerank searches) have a unit price beside them (``per_image``...). Where a model's price
+comes from, first found wins (each price keeps its :class:`PriceSource`, which the ledger records):
 
 1. ``pricing.models`` in the YAML (``config``), then 2. the price file ``pricing.file`` (``file``): in
    each, ``<provider>/<model>`` (that provider only) beats the plain ``<model>``;
@@ -12,7 +13,7 @@ Prices are USD per 1M tokens. Where a model's price comes from, first found wins
 No price at all: the request is refused, or served unpriced under ``pricing.unknown: allow``
 (:data:`UNPRICED`, source ``none``). Money is integer micro-USD everywhere, and this module holds its one
 conversion (:func:`usd_to_micro`, :func:`micro_to_usd`). Prices are held as integer micro-USD per 1M
-tokens, so a cost sums exactly until one final division by 1M tokens (rounded half up).
+tokens (or units), so a cost sums exactly until one final division by 1M (rounded half up).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from proxy.config import ConfigError, PriceConfig, Settings, format_error, parse_yaml
+from proxy.config.schema import UNIT_PRICES
 from proxy.plugin import Provider, Usage
 
 MICRO_USD_PER_USD = 1_000_000
@@ -63,6 +65,10 @@ class Price:
     cache_write: int
     context_length: int | None = None
     image_tokens: int | None = None  # reserved per image part (None: metering.reserve.image_tokens)
+    # A unit price (UNIT_PRICES: "image", "second", "character", "search"), as micro-USD per 1M units
+    # like the token prices, so that a cost still sums exactly until one division.
+    unit: str | None = None
+    per_million_units: int = 0
     source: PriceSource = PriceSource.CONFIG
     tiers: tuple[tuple[int, Price], ...] = ()
 
@@ -77,6 +83,12 @@ class Price:
     def of(cls, config: PriceConfig, source: PriceSource = PriceSource.CONFIG) -> Price:
         cached = config.cached_input if config.cached_input is not None else config.input
         write = config.cache_write if config.cache_write is not None else config.input
+        unit, per_million_units = None, 0
+        for name, unit_name in UNIT_PRICES.items():
+            usd = getattr(config, name)
+            if usd is not None:
+                per_unit = usd * 1_000_000 if name != "per_million_characters" else usd
+                unit, per_million_units = unit_name, usd_to_micro(per_unit)
         return cls(
             usd_to_micro(config.input),
             usd_to_micro(config.output),
@@ -84,7 +96,9 @@ class Price:
             usd_to_micro(write),
             config.context_length,
             config.image_tokens,
-            source,
+            unit=unit,
+            per_million_units=per_million_units,
+            source=source,
         )
 
     def usd_per_million(self) -> dict[str, float]:
@@ -108,6 +122,7 @@ def cost_micro_usd(usage: Usage, price: Price) -> int:
         + usage.cached_tokens * price.cached_input
         + usage.cache_write_tokens * price.cache_write
         + usage.completion_tokens * price.output
+        + (usage.units or 0) * price.per_million_units
     )
     return (total + TOKENS_PER_PRICE // 2) // TOKENS_PER_PRICE
 

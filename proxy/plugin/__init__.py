@@ -15,7 +15,7 @@ A plugin's own settings (Azure's ``api_version``, Bedrock's ``region``...) are n
 ``Provider.plugin_settings`` and arrive in ``ProviderSettings.options``; its constructor raises
 ``ValueError`` for settings it cannot work with, which the config reports under the provider's path.
 
-Plugins import only this module and :mod:`proxy.upstream.sse` from ``proxy``.
+Plugins import only this module, :mod:`proxy.upstream.sse` and :mod:`proxy.upstream.body` from ``proxy``.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ import abc
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import aiohttp
 
+from proxy.upstream.body import BodyStream
 from proxy.upstream.sse import SSEEvent
 
 JSONObject = dict[str, object]
@@ -44,6 +45,21 @@ class Endpoint(enum.StrEnum):
     CHAT = "chat/completions"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
+    MODERATIONS = "moderations"
+    IMAGES = "images/generations"
+    SPEECH = "audio/speech"
+    TRANSCRIPTIONS = "audio/transcriptions"
+    TRANSLATIONS = "audio/translations"
+    RERANK = "rerank"
+
+
+# The OpenAI family's other endpoints: a provider serves them only when its plugin declares them (the
+# default ``Provider.endpoints`` leaves them out). They are metered in their own units (``Usage.units``).
+OPENAI_FAMILY = frozenset(
+    {Endpoint.MODERATIONS, Endpoint.IMAGES, Endpoint.SPEECH, Endpoint.TRANSCRIPTIONS, Endpoint.TRANSLATIONS}
+)
+UNIT_ENDPOINTS = OPENAI_FAMILY | {Endpoint.RERANK}
+UPLOAD_ENDPOINTS = frozenset({Endpoint.TRANSCRIPTIONS, Endpoint.TRANSLATIONS})  # multipart/form-data
 
 
 class Fault(enum.StrEnum):
@@ -61,6 +77,9 @@ class Usage:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     provider_cost_usd: float | None = None  # the provider's own figure (OpenRouter ``usage.cost``)
+    # The endpoint's own unit (UNIT_ENDPOINTS): images generated, audio seconds, characters of speech
+    # input, rerank searches; None when the answer did not say (the gateway then estimates).
+    units: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,13 +144,27 @@ class Call:
     include_usage: bool
     api_key: str | None
     deployment: str | None = None  # the route target's ``deployment`` (Azure), else None
+    # A multipart upload (UPLOAD_ENDPOINTS): the body is streamed from the client, never ``body``.
+    upload: Upload | None = None
+    # The answer is relayed as bytes as they arrive (audio from /v1/audio/speech), never read whole.
+    raw: bool = False
+
+
+class Upload(Protocol):
+    """A client's multipart upload, streamed to the provider as it arrives (never held whole)."""
+
+    content_type: str  # the client's ``multipart/form-data; boundary=...``
+
+    def for_model(self, model: str) -> BodyStream:
+        """The body to send, its ``model`` field set to ``model`` (the route's upstream name)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class UpstreamRequest:
     url: str
     headers: Mapping[str, str]
-    body: bytes
+    body: bytes | BodyStream
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +253,7 @@ class Provider(abc.ABC):
     auth_header: ClassVar[str] = "Authorization"
     auth_prefix: ClassVar[str] = "Bearer "
     requires_key: ClassVar[bool] = True  # False for servers that take anonymous calls (a local vLLM)
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint) - UNIT_ENDPOINTS
     # The content type of a streamed answer; a stream answered with another type is a server fault.
     stream_content_type: ClassVar[str] = "text/event-stream"
     # The plugin's own config settings (``ProviderSettings.options``), and whether a route target may

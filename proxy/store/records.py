@@ -48,6 +48,9 @@ class UsageRecord:
     # Which source priced it: config, file, sync, genai-prices, or none (served unpriced under
     # ``pricing.unknown: allow``); null on records written before the field existed.
     price_source: str | None = None
+    # Endpoints metered in their own units: how many ("image", "second", "character", "search").
+    unit: str | None = None
+    units: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -34,6 +34,7 @@ import asyncio
 import ssl
 from collections.abc import Mapping
 
+from proxy.upstream.body import BodyStream
 from proxy.upstream.connection import Connection
 from proxy.upstream.egress import DEFAULT_EGRESS, Egress
 from proxy.upstream.errors import (
@@ -85,7 +86,7 @@ class UpstreamClient:
     async def post(
         self,
         url: str,
-        body: bytes,
+        body: bytes | BodyStream,
         headers: Mapping[str, str],
         *,
         connect: float | None = None,
@@ -96,27 +97,42 @@ class UpstreamClient:
     ) -> UpstreamResponse:
         """Send the request and wait for the answer's status and headers (not its body). Timeouts are in
         seconds, None for none; ``headers_by``: a deadline on the loop's clock for the headers only;
-        ``egress``: the provider's proxy, TLS and bounds."""
+        ``egress``: the provider's proxy, TLS and bounds.
+
+        A :class:`BodyStream` body is sent as it arrives, on a new connection (a reused one could not
+        be retried after the keep-alive race: the stream cannot be sent twice); ``headers_by`` then
+        counts from the end of the upload, which is what a provider waits for before it answers."""
         if self._closed:
             raise ConnectFailed(named(egress.provider, "the client is closed"))
         where = origin(url)
         proxy = egress.proxy or self._environment.for_origin(where.key)
         # A plain-HTTP upstream through a proxy: the request goes to the proxy in absolute form.
         forwarded = proxy is not None and not where.tls
-        head = request_head(where, headers, len(body), proxy.authorization if forwarded and proxy else None)
+        streamed = not isinstance(body, bytes)
+        length = body.length if not isinstance(body, bytes) else len(body)
+        head = request_head(where, headers, length, proxy.authorization if forwarded and proxy else None)
         context = (egress.ssl or self._ssl) if where.tls else None
         key: PoolKey = (*where.key, proxy.key if proxy is not None else "", context)
         loop = asyncio.get_running_loop()
         now = loop.time()
         deadline = now + total if total else None
         for attempt in (1, 2):
-            conn = self._reuse(key, now) if attempt == 1 else None
+            conn = self._reuse(key, now) if attempt == 1 and not streamed else None
             fresh = conn is None
             if conn is None:
                 conn = await self._connect(where, proxy, context, egress.provider, connect, deadline)
             response = UpstreamResponse(self, conn, key, loop, idle, deadline, egress)
             conn.response = response
-            if len(body) < 65536:
+            if not isinstance(body, bytes):
+                sent = loop.time()
+                try:
+                    await _upload(conn, response, head, body, idle)
+                except BaseException:
+                    response._discard()
+                    raise
+                if headers_by is not None:
+                    headers_by += loop.time() - sent
+            elif len(body) < 65536:
                 conn.transport.write(head + body)  # the usual small body: one send
             else:
                 conn.transport.writelines((head, body))  # a large one is not copied
@@ -243,6 +259,36 @@ class UpstreamClient:
             )
         conn.connection_made(secured)
         return conn
+
+
+async def _upload(
+    conn: Connection, response: UpstreamResponse, head: bytes, body: BodyStream, idle: float | None
+) -> None:
+    """Send the head, then the body chunk by chunk as the source yields it, each after the socket has
+    drained: a provider that takes nothing for ``idle`` seconds fails the call with ``TimeoutError``.
+    Stops early (the connection then never goes back to the pool) when the provider answers before the
+    end (an early error) or goes away."""
+    conn.transport.write(head)
+    sent = 0
+    chunked = body.length is None
+    async for chunk in body.chunks():
+        if conn.closed or response.answered:
+            response.forbid_reuse()
+            return
+        if not chunk:
+            continue  # an empty chunk would end a chunked body
+        if chunked:
+            conn.transport.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
+        else:
+            conn.transport.write(chunk)
+        sent += len(chunk)
+        async with asyncio.timeout(idle):
+            await conn.drain()
+    if chunked:
+        conn.transport.write(b"0\r\n\r\n")
+    elif sent != body.length:
+        # The source ended short of what the head announced: the provider would wait for the rest.
+        raise ValueError(f"the upload ended after {sent} of {body.length} bytes")
 
 
 def _origin_url(key: PoolKey) -> str:

@@ -18,12 +18,29 @@ class Receiver(Protocol):
 class Connection(asyncio.Protocol):
     transport: asyncio.Transport
 
-    __slots__ = ("closed", "idle_since", "response", "transport")
+    __slots__ = ("_drained", "closed", "idle_since", "response", "transport")
 
     def __init__(self) -> None:
         self.closed = False
         self.idle_since = 0.0
         self.response: Receiver | None = None
+        self._drained: asyncio.Future[None] | None = None  # set while the transport's buffer is full
+
+    def pause_writing(self) -> None:
+        if self._drained is None:
+            self._drained = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    async def drain(self) -> None:
+        """Until the transport's write buffer is below its high-water mark (an upload's back-pressure);
+        at once when the connection is gone (the next write is then dropped by the transport)."""
+        drained = self._drained
+        if drained is not None and not self.closed:
+            await drained
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not registered subclasses
@@ -43,6 +60,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.resume_writing()  # a sender waiting to drain must not wait for ever
         if self.response is not None:
             self.response.eof(exc)
 

@@ -70,12 +70,14 @@ _RESERVED = frozenset(
 
 
 def request_head(
-    where: Origin, headers: Mapping[str, str], length: int, proxy_authorization: str | None = None
+    where: Origin, headers: Mapping[str, str], length: int | None, proxy_authorization: str | None = None
 ) -> bytes:
     """The request line and headers of a ``POST``. ``proxy_authorization``: the request goes to an egress
-    proxy in absolute form (a plain-HTTP upstream through a proxy), with this credential (or "")."""
+    proxy in absolute form (a plain-HTTP upstream through a proxy), with this credential (or "").
+    ``length`` None: a body of unknown length (an upload sent as it arrives), sent chunked."""
     target = where.path if proxy_authorization is None else f"{where.url}{where.path}"
-    lines = [f"POST {target} HTTP/1.1\r\nHost: {where.host_header}\r\nContent-Length: {length}\r\n"]
+    framing = "Transfer-Encoding: chunked" if length is None else f"Content-Length: {length}"
+    lines = [f"POST {target} HTTP/1.1\r\nHost: {where.host_header}\r\n{framing}\r\n"]
     if proxy_authorization:
         lines.append(f"Proxy-Authorization: {proxy_authorization}\r\n")
     agent = USER_AGENT

@@ -107,6 +107,15 @@ class UpstreamResponse:
         return self._deadline is not None and self._loop.time() >= self._deadline
 
     @property
+    def answered(self) -> bool:
+        """The status line and headers have arrived."""
+        return self._state != _HEAD
+
+    def forbid_reuse(self) -> None:
+        """The request was not sent whole (an upload cut short): the connection must not be reused."""
+        self._keep_alive = False
+
+    @property
     def complete(self) -> bool:
         """The whole body has arrived (it may still be waiting to be read)."""
         return self._state == _DONE

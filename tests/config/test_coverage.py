@@ -67,6 +67,8 @@ server.retry_budget.min_per_second
 server.retry_budget.burst resilience/test_faults.py::test_each_retry_budget_setting[burst]
 server.retry_budget.burst resilience/test_faults.py::test_the_retry_budget_stops_fallbacks
 server.watch_config services/test_reload.py::test_sighup_and_file_watch
+server.max_upload_bytes
+    dataplane/test_passthrough.py::test_server_max_upload_bytes_bounds_an_upload_not_the_body_limit
 store.backend e2e/test_redis_workers.py::test_workers_are_refused_with_the_memory_store
 store.backend e2e/test_tenants_redis.py::test_api_writes_survive_a_restart
 store.url e2e/test_tenants_redis.py::test_api_writes_survive_a_restart
@@ -155,6 +157,16 @@ pricing.unknown metering/test_unpriced.py::test_refuse_is_the_default_and_answer
 pricing.unknown
     metering/test_unpriced.py::test_allow_serves_records_none_and_estimated_counts_and_alerts_once_per_model
 pricing.unknown metering/test_unpriced.py::test_the_provider_setting_beats_the_global_one
+pricing.default.per_image metering/test_units.py::test_unit_price_fields_from_yaml[default-per_image]
+pricing.default.per_second metering/test_units.py::test_unit_price_fields_from_yaml[default-per_second]
+pricing.default.per_million_characters
+    metering/test_units.py::test_unit_price_fields_from_yaml[default-per_million_characters]
+pricing.default.per_search metering/test_units.py::test_unit_price_fields_from_yaml[default-per_search]
+pricing.models.*.per_image metering/test_units.py::test_unit_price_fields_from_yaml[models-per_image]
+pricing.models.*.per_second metering/test_units.py::test_unit_price_fields_from_yaml[models-per_second]
+pricing.models.*.per_million_characters
+    metering/test_units.py::test_unit_price_fields_from_yaml[models-per_million_characters]
+pricing.models.*.per_search metering/test_units.py::test_unit_price_fields_from_yaml[models-per_search]
 keys[].name config/test_effects.py::test_keys_key_name_and_tenant
 keys[].key config/test_effects.py::test_keys_key_name_and_tenant
 keys[].tenant config/test_effects.py::test_keys_key_name_and_tenant
