@@ -1,12 +1,13 @@
-"""OpenAI itself: the reference wire format, so nothing to declare beyond where it lives."""
+"""OpenAI itself: the reference wire format, so nothing to declare beyond where it lives (and that it
+serves the Responses API natively)."""
 
 from __future__ import annotations
 
-from plugins.openai_compatible import OpenAICompatible
+from plugins.openai_responses import OpenAIResponses
 from proxy.plugin import ProviderType
 
 
-class OpenAI(OpenAICompatible):
+class OpenAI(OpenAIResponses):
     plugin_name = "openai"
     requires_key = True
     provider_type = ProviderType.DIRECT
