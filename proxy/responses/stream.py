@@ -42,8 +42,8 @@ class ResponsesStream(StreamReader):
         self.sequence = 0
         self.started = self.ended = False
         self.output: list[JSONObject | None] = []  # by output index; None while the item is open
-        self.text: list[str] | None = None  # the open message's text
-        self.refusal: list[str] = []
+        self.text: list[str] | None = None  # the open message's text (or refusal)
+        self.part = "output_text"  # the open message's part: output_text or refusal
         self.message_id = ""
         self.message_index = 0
         self.calls: dict[int, _Call] = {}  # chat tool call index -> its function_call item
@@ -105,8 +105,8 @@ class ResponsesStream(StreamReader):
                 if isinstance(content, str) and content:
                     self._text(content, out)
                 refusal = delta.get("refusal")
-                if isinstance(refusal, str):
-                    self.refusal.append(refusal)
+                if isinstance(refusal, str) and refusal:
+                    self._text(refusal, out, "refusal")
                 calls = delta.get("tool_calls")
                 for call in calls if isinstance(calls, list) else []:
                     if isinstance(call, dict):
@@ -114,23 +114,27 @@ class ResponsesStream(StreamReader):
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
 
-    def _text(self, content: str, out: list[bytes]) -> None:
+    def _text(self, content: str, out: list[bytes], kind: str = "output_text") -> None:
+        """A text (or refusal) delta. The message's one part is of the kind its first delta had; a
+        refusal's part is a ``refusal`` with ``response.refusal.*`` events."""
         if self.text is None:
-            self.text = []
+            self.text, self.part = [], kind
             self.message_id, self.message_index = new_id("msg"), len(self.output)
             self.output.append(None)
             item = message_item(self.message_id, None, None, "in_progress")
             out.append(self._item("added", self.message_index, item))
-            out.append(
-                self._event(
-                    "response.content_part.added",
-                    self._part({"type": "output_text", "text": "", "annotations": []}),
-                )
+            empty: JSONObject = (
+                {"type": "refusal", "refusal": ""}
+                if kind == "refusal"
+                else {"type": "output_text", "text": "", "annotations": []}
             )
+            out.append(self._event("response.content_part.added", self._part(empty)))
         self.text.append(content)
-        out.append(
-            self._event("response.output_text.delta", {**self._where(), "delta": content, "logprobs": []})
-        )
+        if self.part == "refusal":
+            out.append(self._event("response.refusal.delta", {**self._where(), "delta": content}))
+        else:
+            fields = {**self._where(), "delta": content, "logprobs": []}
+            out.append(self._event("response.output_text.delta", fields))
 
     def _item(self, stage: str, index: int, item: JSONObject) -> bytes:
         return self._event(f"response.output_item.{stage}", {"output_index": index, "item": item})
@@ -171,10 +175,17 @@ class ResponsesStream(StreamReader):
             return
         text, status = "".join(self.text), self._status()
         self.text = None
-        out.append(self._event("response.output_text.done", {**self._where(), "text": text, "logprobs": []}))
-        part: JSONObject = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+        if self.part == "refusal":
+            out.append(self._event("response.refusal.done", {**self._where(), "refusal": text}))
+            part: JSONObject = {"type": "refusal", "refusal": text}
+            item = message_item(self.message_id, None, text, status)
+        else:
+            out.append(
+                self._event("response.output_text.done", {**self._where(), "text": text, "logprobs": []})
+            )
+            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+            item = message_item(self.message_id, text, None, status)
         out.append(self._event("response.content_part.done", self._part(part)))
-        item = message_item(self.message_id, text, "".join(self.refusal) or None, status)
         self.output[self.message_index] = item
         out.append(self._item("done", self.message_index, item))
 
@@ -183,9 +194,6 @@ class ResponsesStream(StreamReader):
 
     def _end(self, out: list[bytes]) -> None:
         self.ended = True
-        if self.text is None and self.refusal:  # a refusal alone still makes a message
-            self.text, self.message_id, self.message_index = [], new_id("msg"), len(self.output)
-            self.output.append(None)
         self._close_message(out)
         for entry in self.calls.values():
             arguments = "".join(entry.arguments)
