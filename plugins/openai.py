@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import orjson
 
-from plugins.openai_compatible import OpenAICompatible, error_from_envelope, output_chars
+from plugins.openai_compatible import HELD_FOR_COUNTING, OpenAICompatible, error_from_envelope, output_chars
 from proxy.plugin import (
     Call,
     Endpoint,
@@ -64,7 +64,14 @@ def response_error(obj: object, status: int = 502) -> UpstreamError:
 
 class ResponsesStreamReader(StreamReader):
     """Relays every event unchanged; reads only the terminal events and ``error`` (by their ``event:``
-    line, or, without one, by the type named in the data)."""
+    line, or, without one, by the type named in the data). The deltas' output is counted only if the
+    usage never comes (the events are kept, not copied, up to HELD_FOR_COUNTING bytes, then counted in
+    batches), as the chat reader does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._held: list[bytes] = []
+        self._held_bytes = 0
 
     def on_event(self, event: SSEEvent) -> bytes | None:
         data = event.data
@@ -77,8 +84,10 @@ class ResponsesStreamReader(StreamReader):
             else:
                 name = next((t for t in _TERMINAL_TYPES if b'"%s"' % t.encode() in data), None)
         if name not in TERMINAL and name != "error":
-            if self.usage is None:
-                self.output_chars += output_chars(data, _DELTA_FIELDS)
+            self._held.append(data)
+            self._held_bytes += len(data)
+            if self._held_bytes > HELD_FOR_COUNTING:
+                self.counted_output()
             return event.raw
         try:
             obj = orjson.loads(data)
@@ -98,11 +107,19 @@ class ResponsesStreamReader(StreamReader):
         usage = responses_usage(response.get("usage"))
         if usage is not None:
             self.usage = usage
+            self._held.clear()  # the provider's figures: no estimate will be needed
         self.complete = self.finished = True
         if kind == "response.failed" and self.error is None:
             self.error = response_error(response.get("error"))
             return None
         return event.raw
+
+    def counted_output(self) -> int:
+        if self._held:
+            self.output_chars += sum(output_chars(data, _DELTA_FIELDS) for data in self._held)
+            self._held.clear()
+            self._held_bytes = 0
+        return self.output_chars
 
 
 class OpenAI(OpenAICompatible):
