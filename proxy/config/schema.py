@@ -289,7 +289,7 @@ class MeteringConfig(_Section):
 class ResponsesConfig(_Section):
     # How long the gateway keeps a Responses API answer it translated (for previous_response_id and
     # GET /v1/responses/{id}).
-    ttl: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 30 * 86400.0
+    ttl: Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=3650 * 86400.0)] = 30 * 86400.0
 
 
 class Settings(_Section):

@@ -116,25 +116,33 @@ def inspect(store: dict[str, Any]) -> RedisStore:
     return RedisStore(store["url"], cluster=store["cluster"], prefix=store["prefix"], timeout=2.0)
 
 
-@pytest.mark.parametrize("endpoint", ["chat/completions", "responses"])
 async def test_budget_race(
+    deployment: tuple[list[str], dict[str, Any]], fake: ThreadedFakeProvider, session: aiohttp.ClientSession
+) -> None:
+    """50 concurrent calls over the processes against a budget of 10: exactly 10 served, 40 refused with
+    budget_exceeded, ledger == upstream usage == 10 calls, and spent + reserved never past the budget.
+    Repeated on a fresh key each time: zero violations in REPETITIONS runs."""
+    await budget_race(deployment, fake, session, "chat/completions", range(REPETITIONS))
+
+
+async def test_budget_race_on_responses(
+    deployment: tuple[list[str], dict[str, Any]], fake: ThreadedFakeProvider, session: aiohttp.ClientSession
+) -> None:
+    """The same race on /v1/responses (translated to chat for the fake upstream), on keys of its own."""
+    reps = range(REPETITIONS, REPETITIONS + RESPONSES_REPETITIONS)
+    await budget_race(deployment, fake, session, "responses", reps)
+
+
+async def budget_race(
     deployment: tuple[list[str], dict[str, Any]],
     fake: ThreadedFakeProvider,
     session: aiohttp.ClientSession,
     endpoint: str,
+    reps: range,
 ) -> None:
-    """50 concurrent calls over the processes against a budget of 10: exactly 10 served, 40 refused with
-    budget_exceeded, ledger == upstream usage == 10 calls, and spent + reserved never past the budget.
-    Repeated on a fresh key each time: zero violations in REPETITIONS runs (RESPONSES_REPETITIONS on
-    /v1/responses, translated to chat for the fake upstream)."""
     urls, store_settings = deployment
     store = inspect(store_settings)
     violations: list[str] = []
-    reps = (
-        range(REPETITIONS)
-        if endpoint == "chat/completions"
-        else range(REPETITIONS, REPETITIONS + RESPONSES_REPETITIONS)
-    )
     try:
         for rep in reps:
             scope = Scope("key", f"race-{rep}", "racers", budget_micro_usd=BUDGET_CALLS * COST,

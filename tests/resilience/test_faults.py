@@ -105,21 +105,28 @@ BEFORE_FIRST_BYTE: dict[str, Behaviour] = {
 }
 
 
-@pytest.mark.parametrize("endpoint", ["chat/completions", "responses"])
 @pytest.mark.parametrize("fault", list(BEFORE_FIRST_BYTE))
-async def test_server_fault_before_the_first_byte_falls_back(
-    make_gateway: Make, fake: FakeProvider, fault: str, endpoint: str
+async def test_server_fault_before_the_first_byte_falls_back_on_responses(
+    make_gateway: Make, fake: FakeProvider, fault: str
 ) -> None:
     client = await make_gateway(config(fake))
     fake.script("first", BEFORE_FIRST_BYTE[fault])
-    if endpoint == "responses":
-        status, text, headers = await responses(client)
-        assert status == 200, text
-        assert typed_events(text)[-1]["type"] == "response.completed"
-    else:
-        status, text, headers = await chat(client)
-        assert status == 200, text
-        assert events(text)[-1] == "[DONE]"
+    status, text, headers = await responses(client)
+    assert status == 200, text
+    assert typed_events(text)[-1]["type"] == "response.completed"
+    assert headers["x-efflux-provider"] == "backup" and headers["x-efflux-attempts"] == "2"
+    assert (fake.count("first"), fake.count("second")) == (1, 1)
+
+
+@pytest.mark.parametrize("fault", list(BEFORE_FIRST_BYTE))
+async def test_server_fault_before_the_first_byte_falls_back(
+    make_gateway: Make, fake: FakeProvider, fault: str
+) -> None:
+    client = await make_gateway(config(fake))
+    fake.script("first", BEFORE_FIRST_BYTE[fault])
+    status, text, headers = await chat(client)
+    assert status == 200, text
+    assert events(text)[-1] == "[DONE]"
     assert headers["x-efflux-provider"] == "backup" and headers["x-efflux-attempts"] == "2"
     assert (fake.count("first"), fake.count("second")) == (1, 1), (
         "one attempt per target, never the same twice"
