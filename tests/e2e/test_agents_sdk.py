@@ -68,3 +68,19 @@ async def test_a_streamed_agent_run(threaded_fake: ThreadedFakeProvider) -> None
     kinds = [event.type async for event in result.stream_events()]
     assert "raw_response_event" in kinds
     assert result.final_output == "It is sunny in Paris." and calls == ["Paris"]
+
+
+async def test_an_agent_with_structured_output(threaded_fake: ThreadedFakeProvider) -> None:
+    from pydantic import BaseModel
+
+    class Forecast(BaseModel):
+        city: str
+        sunny: bool
+
+    threaded_fake.script("agent-typed", Behaviour.answer('{"city": "Paris", "sunny": true}'))
+    agent = agents.Agent(name="Typed", model="agent-typed", output_type=Forecast)
+    result = await agents.Runner.run(agent, "Is it sunny in Paris?")
+    assert result.final_output == Forecast(city="Paris", sunny=True)
+    sent = threaded_fake.received[-1].body
+    assert sent["response_format"]["type"] == "json_schema"
+    assert sent["response_format"]["json_schema"]["schema"]["properties"].keys() == {"city", "sunny"}
