@@ -28,11 +28,9 @@ async def retrieve(request: web.Request) -> web.Response:
 
 
 async def delete(request: web.Request) -> web.Response:
-    gw = request.app[GATEWAY]
-    doc = await _kept(request)
+    await _kept(request)
     response_id = request.match_info["id"]
-    await gw.store.delete_response(response_id)
-    del doc
+    await kept.forget(request.app[GATEWAY].store, response_id)
     return _json({"id": response_id, "object": "response", "deleted": True})
 
 

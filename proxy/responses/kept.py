@@ -13,7 +13,7 @@ import logging
 
 import orjson
 
-from proxy.errors import InvalidRequest, NotFound
+from proxy.errors import GatewayError, InvalidRequest, NotFound
 from proxy.plugin import JSONObject
 from proxy.store.base import Store, StoreUnavailable
 from proxy.tenancy.keys import VirtualKey
@@ -26,13 +26,29 @@ class PreviousResponseNotFound(InvalidRequest):
     code = "previous_response_not_found"
 
 
+class KeptUnavailable(GatewayError):
+    status = 503
+    type = "server_error"
+    code = "store_unavailable"
+
+
+def _unavailable() -> KeptUnavailable:
+    return KeptUnavailable(
+        "The gateway's store does not answer, so kept responses cannot be read or changed. Retry shortly.",
+        retry_after=1.0,
+    )
+
+
 def document(key: VirtualKey, response: JSONObject, items: list[JSONObject]) -> bytes:
     return orjson.dumps({"key": key.id, "response": response, "input": items})
 
 
 async def find(store: Store, response_id: str, key: VirtualKey) -> JSONObject | None:
     """The kept document of ``response_id`` if ``key`` created it, else None."""
-    raw = await store.get_response(response_id)
+    try:
+        raw = await store.get_response(response_id)
+    except StoreUnavailable:
+        raise _unavailable() from None
     if raw is None:
         return None
     try:
@@ -53,6 +69,13 @@ async def get(store: Store, response_id: str, key: VirtualKey) -> JSONObject:
             param="response_id",
         )
     return doc
+
+
+async def forget(store: Store, response_id: str) -> None:
+    try:
+        await store.delete_response(response_id)
+    except StoreUnavailable:
+        raise _unavailable() from None
 
 
 async def keep(

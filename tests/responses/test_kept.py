@@ -12,8 +12,11 @@ import pytest
 import redis
 from support import AUTH, KEY, base_config
 
+from proxy.responses import kept
 from proxy.store import memory
+from proxy.store.base import Period, StoreUnavailable
 from proxy.store.memory import MemoryStore
+from proxy.tenancy.keys import VirtualKey
 from proxy.testing.fake_provider import Behaviour, FakeProvider
 
 Make = Callable[..., Any]
@@ -116,3 +119,25 @@ async def test_the_memory_store_drops_its_oldest_kept_responses(monkeypatch: pyt
     await store.put_response("d", b"x" * 8, 60)
     assert await store.get_response("b") is None and await store.get_response("c") is None
     assert await store.get_response("d") == b"x" * 8
+
+
+class Unanswering(MemoryStore):
+    async def get_response(self, id: str) -> bytes | None:
+        raise StoreUnavailable()
+
+    async def put_response(self, id: str, value: bytes, ttl: float) -> None:
+        raise StoreUnavailable()
+
+    async def delete_response(self, id: str) -> bool:
+        raise StoreUnavailable()
+
+
+async def test_a_store_that_does_not_answer_is_a_503_not_a_500() -> None:
+    store, key = Unanswering(), VirtualKey("k1", "test", "acme", ("*",), None, None, None, Period.MONTHLY)
+    with pytest.raises(kept.KeptUnavailable) as raised:
+        await kept.find(store, "resp_1", key)
+    assert raised.value.status == 503 and raised.value.retry_after
+    with pytest.raises(kept.KeptUnavailable):
+        await kept.forget(store, "resp_1")
+    # the answer already went out: keeping it is best effort, logged
+    await kept.keep(store, key, {"id": "resp_1"}, [], 60)
