@@ -74,7 +74,7 @@ class Responses(Dialect):
             raise kept.PreviousResponseNotFound(
                 f"Previous response with id '{self.unknown}' not found.", param="previous_response_id"
             )
-        return to_chat(body, [])
+        return to_chat(body)
 
     def reply(self, reply: Reply) -> Reply:
         try:
