@@ -64,7 +64,7 @@ class Responses(Dialect):
         expanded["input"] = [
             {k: v for k, v in item.items() if k not in _GATEWAYS}
             for item in self.items
-            if isinstance(item, dict)
+            if isinstance(item, dict) and item.get("type") != "reasoning"  # a summary, not a provider's
         ]
         body.obj = expanded
         body.size += len(orjson.dumps(context))  # the reservation measures what is sent
