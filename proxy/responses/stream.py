@@ -66,7 +66,10 @@ class ResponsesStream(StreamReader):
             out.append(self._event("response.created", {"response": dict(self.response)}))
             out.append(self._event("response.in_progress", {"response": dict(self.response)}))
         if piece:
-            for chat_event in self.parser.feed(piece):
+            # Relayed as it came (the usual case): the event is parsed already; else the reader's own
+            # bytes (a translating plugin's) are parsed here.
+            chat_events = [event] if piece is event.raw else self.parser.feed(piece)
+            for chat_event in chat_events:
                 data = chat_event.data
                 if data is None or data == b"[DONE]":
                     continue
