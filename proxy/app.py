@@ -50,6 +50,7 @@ from proxy.state import catalogues, overlay
 from proxy.state.live import Layer, Live
 from proxy.state.snapshot import Snapshot, build_snapshot
 from proxy.store import Store, StoreUnavailable, open_store
+from proxy.tenancy import provider_secrets
 from proxy.tenancy.documents import LAYERS as TENANCY_LAYERS
 from proxy.tenancy.vault import check_secrets
 from proxy.upstream.client import UpstreamClient
@@ -66,6 +67,7 @@ LAYERS: list[tuple[str, Layer]] = [
     (overlay.PROVIDERS, overlay.providers_layer),  # before routes and catalogues: they see run-time providers
     (overlay.ROUTES, overlay.routes_layer),
     (catalogues.KIND, catalogues.catalogue_layer),  # after the overlay: a bare synced name yields to it
+    (provider_secrets.KIND, provider_secrets.provider_secrets_layer),  # keys pasted in the console
 ]
 
 
@@ -136,6 +138,8 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
             finish_trace(trace, request, ctx, status, _clip(ctx.model))
             CURRENT.reset(token)
         gateway = request.app.get(GATEWAY)
+        if gateway is not None and ctx.record is None and request.path.startswith("/v1/"):
+            gateway.rejections.record(status)  # refused before admission: no usage record tells of it
         if gateway is None or gateway.snapshot.settings.server.access_log:
             _access_line(request, ctx, client_id, status, elapsed)
 

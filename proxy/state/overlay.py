@@ -76,6 +76,11 @@ def routes_layer(snapshot: Snapshot, docs: dict[str, bytes]) -> Snapshot:
 
 
 # -- providers --------------------------------------------------------------------------------------------
+def is_reference(value: str) -> bool:
+    """Whether ``value`` is a ``${VAR}`` (or ``${VAR:-default}``) reference as a whole."""
+    return _REFERENCE.match(value) is not None
+
+
 def merged_provider(settings: Settings, name: str, override: Mapping[str, object]) -> ProviderConfig:
     """The YAML provider (if any) with ``override`` laid over it, validated; ConfigError names the field."""
     key = override.get("api_key")

@@ -35,8 +35,8 @@ NO_ADMIN_TOKEN = (
 
 
 class Assets:
-    """The dashboard's files, loaded on the first /ui request in a worker thread: plotly.js is ~5 MB
-    (gzipped once more at load), which a gateway that never serves the dashboard should not carry."""
+    """The dashboard's files, loaded on the first /ui request in a worker thread (read and gzipped once),
+    so that a gateway that never serves the dashboard never reads them."""
 
     def __init__(self) -> None:
         self._files: dict[str, Asset] | None = None
@@ -70,8 +70,7 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
-    if not request.path.startswith("/ui/static/vendor/"):
-        response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 
@@ -95,9 +94,7 @@ async def static(request: web.Request) -> web.Response:
     asset = files.get(path) if _SAFE_PATH.match(path) and ".." not in path else None
     if asset is None:
         raise web.HTTPNotFound()
-    # plotly.js is large and versioned with the package: cache it; our own files revalidate (ETag).
-    cache = "public, max-age=86400" if path.startswith("vendor/") else "no-cache"
-    return _serve(request, asset, cache)
+    return _serve(request, asset, "no-cache")  # revalidated by ETag: a new version shows at once
 
 
 async def to_index(request: web.Request) -> web.Response:
