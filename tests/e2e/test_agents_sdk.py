@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import agents
+import openai
 import pytest
 from support import KEY, base_config
 
 from proxy.testing.fake_provider import Behaviour, ThreadedFakeProvider
 from proxy.testing.gateway_process import GatewayProcess
-
-agents = pytest.importorskip("agents")
-openai = pytest.importorskip("openai")
 
 
 @pytest.fixture(scope="module")
