@@ -1,10 +1,11 @@
 """Wires the gateway: the edge middleware, the routes, and the resources' lifetimes.
 
 create_app(settings)
-  middleware  edge: request id, error envelope, access log line, request metrics
+  middleware  edge: request id, error envelope (the endpoint's dialect's), access log line, request metrics
   signal      on_response_prepare: the request id headers, on every answer (streams included)
   routes      /v1/chat/completions /v1/completions /v1/embeddings -> spine.serve
               /v1/models, /v1/models/{id}                           -> proxy.dataplane.models
+              /v1/responses, /v1/responses/{id}[/input_items|/cancel] -> proxy.responses
               /healthz /readyz /metrics                             -> here
   resources   the store, the provider client (proxy.upstream.client), an aiohttp session for off-path
               calls, the alerter (one cleanup_ctx)
