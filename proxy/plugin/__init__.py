@@ -45,6 +45,7 @@ class Endpoint(enum.StrEnum):
     CHAT = "chat/completions"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
+    RESPONSES = "responses"
     MODERATIONS = "moderations"
     IMAGES = "images/generations"
     SPEECH = "audio/speech"
@@ -253,7 +254,10 @@ class Provider(abc.ABC):
     auth_header: ClassVar[str] = "Authorization"
     auth_prefix: ClassVar[str] = "Bearer "
     requires_key: ClassVar[bool] = True  # False for servers that take anonymous calls (a local vLLM)
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint) - UNIT_ENDPOINTS
+    # What the provider serves natively; a dialect's endpoint it lacks is served through chat if it can.
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(
+        {Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS}
+    )
     # The content type of a streamed answer; a stream answered with another type is a server fault.
     stream_content_type: ClassVar[str] = "text/event-stream"
     # The plugin's own config settings (``ProviderSettings.options``), and whether a route target may
