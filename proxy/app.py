@@ -29,6 +29,7 @@ from proxy import ui
 from proxy.admin import create_admin_app
 from proxy.config import Settings
 from proxy.dataplane import models
+from proxy.dataplane.dialect import DIALECT
 from proxy.dataplane.spine import serve
 from proxy.edge.overload import limit_concurrency
 from proxy.errors import GatewayError, MethodNotAllowed, NotFound, from_http
@@ -89,7 +90,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             response = await handler(request)
         except GatewayError as exc:
-            response = exc.response()
+            response = _error_response(request, exc)
         except web.HTTPNotFound:
             response = NotFound(f"No route for {request.method} {request.path}.").response()
         except web.HTTPMethodNotAllowed:
@@ -97,7 +98,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         except (web.HTTPRedirection, web.HTTPSuccessful) as exc:  # answers, not errors: Location kept
             response = web.Response(status=exc.status, headers=exc.headers, body=exc.body)
         except web.HTTPException as exc:
-            response = from_http(exc).response()
+            response = _error_response(request, from_http(exc))
         except Exception:
             log.exception(
                 "unhandled error", extra={"fields": {"msg": "unhandled error", "request_id": ctx.request_id}}
@@ -118,6 +119,13 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         gateway = request.app.get(GATEWAY)
         if gateway is None or gateway.snapshot.settings.server.access_log:
             _access_line(request, ctx, client_id, status, elapsed)
+
+
+def _error_response(request: web.Request, error: GatewayError) -> web.Response:
+    """The error in the envelope of the request's endpoint: its dialect's (``/v1/responses``...) or
+    OpenAI's."""
+    dialect = request.get(DIALECT)
+    return error.response() if dialect is None else dialect.error_response(error)
 
 
 async def request_id_headers(request: web.Request, response: web.StreamResponse) -> None:

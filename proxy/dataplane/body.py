@@ -35,6 +35,7 @@ REDIRECTING_FIELDS = frozenset(
 # here and fail when the request is built for the provider. Refused here instead, as the client's fault.
 MAX_DEPTH = 254
 MAX_MODEL_NAME = 256  # characters
+_MAX_TOKENS = ("max_tokens", "max_completion_tokens")
 
 
 class BodyTimeout(GatewayError):
@@ -104,7 +105,8 @@ async def read_body(request: web.Request, endpoint: Endpoint, limit: int, within
     # Both fields are checked: a wrong-typed max_tokens beside a valid max_completion_tokens used to pass
     # through unchecked, and the error named max_tokens even when max_completion_tokens was the bad one.
     max_tokens: int | None = None
-    for field in ("max_tokens", "max_completion_tokens"):  # the newer name wins when both are given
+    fields = ("max_output_tokens",) if endpoint is Endpoint.RESPONSES else _MAX_TOKENS
+    for field in fields:  # the newer name wins when both are given
         value = _optional(obj, field, int, None)
         if value is not None and value < 1:
             raise InvalidRequest(f"'{field}' must be at least 1.", param=field)

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from proxy.config import BreakerConfig, Timeouts
+from proxy.dataplane.dialect import Dialect
 from proxy.dataplane.tap import StreamTap
 from proxy.metering.pricing import Price
 from proxy.plugin import Call, CallRejected, Fault, Provider, Reply, UpstreamError
@@ -65,6 +66,9 @@ class Candidate:
     breaker: BreakerConfig
     egress: Egress
     credential: str
+    # Served through chat and translated back by the request's dialect (the provider does not speak the
+    # client's endpoint): see proxy.dataplane.dialect.
+    translated: bool = False
 
 
 @dataclass(slots=True)
@@ -137,14 +141,16 @@ class _Fault(Exception):
 async def dispatch(
     upstream: UpstreamClient,
     candidates: list[Candidate],
-    make_call: Callable[[Choice], Call],
+    make_call: Callable[[Candidate], Call],
     on_attempt: Callable[[Attempt], None] | None = None,
     *,
     guard: Guard | None = None,
     route: Route | None = None,
     model: str = "",
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    dialect: Dialect | None = None,
 ) -> DispatchResult:
+    """``dialect``: the client's wire format, which translates the answers of ``translated`` candidates."""
     failed = Failed()
     if guard is not None:
         guard.budget.deposit()
@@ -170,7 +176,7 @@ async def dispatch(
                 failed.skipped.append(f"{choice.provider}/{choice.model}: not tried, retry budget spent")
                 break
         tried.add(choice)
-        result = await _attempt(upstream, candidate, make_call, failed, guard, max_event_bytes)
+        result = await _attempt(upstream, candidate, make_call, failed, guard, max_event_bytes, dialect)
         if result is not None:
             return result
         if on_attempt is not None:
@@ -185,17 +191,20 @@ def _choice_of(candidate: Candidate) -> Choice:
 async def _attempt(
     upstream: UpstreamClient,
     candidate: Candidate,
-    make_call: Callable[[Choice], Call],
+    make_call: Callable[[Candidate], Call],
     failed: Failed,
     guard: Guard | None,
     max_event_bytes: int,
+    dialect: Dialect | None,
 ) -> DispatchResult | None:
     """One target: the result to return, or None after a server fault (recorded in ``failed``); the
     breaker reported to is the one of the candidate's credential, the one the call sends."""
     choice, breaker, cred = candidate.choice, candidate.breaker, candidate.credential
     if guard is None:
         try:
-            return await _try(upstream, candidate, make_call(choice), failed.attempts, max_event_bytes)
+            return await _try(
+                upstream, candidate, make_call(candidate), failed.attempts, max_event_bytes, dialect
+            )
         except _Fault as fault:
             _record(failed, fault)
             return None
@@ -204,7 +213,9 @@ async def _attempt(
     reported = False
     result: DispatchResult | None = None
     try:
-        result = await _try(upstream, candidate, make_call(choice), failed.attempts, max_event_bytes)
+        result = await _try(
+            upstream, candidate, make_call(candidate), failed.attempts, max_event_bytes, dialect
+        )
     except _Fault as fault:
         _record(failed, fault)
         guard.breakers.failure(choice, breaker, cred)
@@ -248,8 +259,10 @@ async def _try(
     call: Call,
     attempts: list[Attempt],
     max_event_bytes: int,
+    dialect: Dialect | None,
 ) -> DispatchResult:
     choice, provider, timeouts = candidate.choice, candidate.provider, candidate.timeouts
+    dialect = dialect if candidate.translated else None  # the one that translates this answer
     try:
         request = provider.build_request(call)
     except CallRejected as rejected:
@@ -289,7 +302,9 @@ async def _try(
             error = _with_retry_after(error, response.headers.get("retry-after"))
             return _judge(candidate, call, error, attempts)
         if call.stream and "text/event-stream" in content_type:
-            opened = await _open_stream(candidate, call, response, deadline, attempts, max_event_bytes)
+            opened = await _open_stream(
+                candidate, call, response, deadline, attempts, max_event_bytes, dialect
+            )
             handed_over = isinstance(opened, OpenStream)  # the relay owns the response now
             return opened
         body = await response.read(by=deadline)
@@ -300,6 +315,8 @@ async def _try(
             raise _Fault(
                 Attempt(choice.provider, choice.model, f"expected an event stream, got {content_type!r}")
             )
+        if dialect is not None:
+            result = dialect.reply(result)
         return Served(candidate, result, [*attempts, Attempt(choice.provider, choice.model, "ok")])
     except TimeoutError:
         raise _Fault(
@@ -330,9 +347,13 @@ async def _open_stream(
     deadline: float,
     attempts: list[Attempt],
     max_event_bytes: int,
+    dialect: Dialect | None,
 ) -> OpenStream | Refused:
     choice = candidate.choice
-    tap = StreamTap(candidate.provider.open_stream(call), _secrets(candidate, call), max_event_bytes)
+    reader = candidate.provider.open_stream(call)
+    if dialect is not None:
+        reader = dialect.stream(reader)
+    tap = StreamTap(reader, _secrets(candidate, call), max_event_bytes)
     held: list[bytes] = []
     while not tap.events:
         chunk = await response.readany(by=deadline)

@@ -40,6 +40,7 @@ class Endpoint(enum.StrEnum):
     CHAT = "chat/completions"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
+    RESPONSES = "responses"
 
 
 class Fault(enum.StrEnum):
@@ -191,7 +192,10 @@ class Provider(abc.ABC):
     auth_header: ClassVar[str] = "Authorization"
     auth_prefix: ClassVar[str] = "Bearer "
     requires_key: ClassVar[bool] = True  # False for servers that take anonymous calls (a local vLLM)
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
+    # What the provider serves natively; a dialect's endpoint it lacks is served through chat if it can.
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(
+        {Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS}
+    )
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
