@@ -113,8 +113,16 @@ class UpstreamFailed(GatewayError):
     type = "upstream_error"
     code = "upstream_error"
 
-    def __init__(self, message: str, *, timeout: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        timeout: bool = False,
+        retry_after: float | None = None,
+        overloaded: bool = False,
+    ) -> None:
         super().__init__(message, retry_after=retry_after)
+        self.overloaded = overloaded  # every target said it is overloaded (Anthropic's clients get a 529)
         if timeout:
             self.status = 504
             self.code = "upstream_timeout"

@@ -50,6 +50,7 @@ from proxy.upstream.client import (
 from proxy.upstream.egress import Egress
 from proxy.upstream.sse import DEFAULT_MAX_EVENT_BYTES
 
+OVERLOADED = 529  # Anthropic's status for "overloaded": a client of /v1/messages gets it back as such
 MAX_ERROR_BODY = 1 << 20  # an error page larger than this is cut: it only feeds a message
 
 
@@ -77,6 +78,7 @@ class Attempt:
     model: str
     outcome: str  # "ok", "HTTP 503", "timeout", "connect error", ...
     timeout: bool = False
+    status: int | None = None  # the provider's error status, when it answered with one
 
     def describe(self) -> str:
         return f"{self.provider}/{self.model}: {self.outcome}"
@@ -127,6 +129,11 @@ class Failed:
     @property
     def timed_out(self) -> bool:
         return bool(self.attempts) and all(a.timeout for a in self.attempts)
+
+    @property
+    def overloaded(self) -> bool:
+        """Every target tried said it is overloaded (HTTP 529, Anthropic's ``overloaded_error``)."""
+        return bool(self.attempts) and all(a.status == OVERLOADED for a in self.attempts)
 
 
 DispatchResult = Served | OpenStream | Refused | Failed
@@ -334,7 +341,9 @@ async def _try(
 def _judge(candidate: Candidate, call: Call, error: UpstreamError, attempts: list[Attempt]) -> Refused:
     choice = candidate.choice
     error = redact_error(error, _secrets(candidate, call))
-    attempt = Attempt(choice.provider, choice.model, f"HTTP {error.status} {error.message[:200]}")
+    attempt = Attempt(
+        choice.provider, choice.model, f"HTTP {error.status} {error.message[:200]}", status=error.status
+    )
     if error.fault is Fault.SERVER:
         raise _Fault(attempt, error.retry_after)
     return Refused(candidate, error, [*attempts, attempt])

@@ -41,6 +41,8 @@ class Endpoint(enum.StrEnum):
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
     RESPONSES = "responses"
+    MESSAGES = "messages"  # Anthropic's Messages API, for inbound Anthropic clients
+    COUNT_TOKENS = "messages/count_tokens"
 
 
 class Fault(enum.StrEnum):
@@ -118,6 +120,9 @@ class Call:
     stream: bool
     include_usage: bool
     api_key: str | None
+    # Client headers a native call passes on (``anthropic-version``, ``anthropic-beta`` on /v1/messages);
+    # the plugin decides where they go, and its own configured headers win.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

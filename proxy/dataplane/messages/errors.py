@@ -8,7 +8,7 @@ exception classes:
     413 request_too_large       RequestTooLargeError (a 413 APIStatusError in older SDKs)
     429 rate_limit_error        RateLimitError           (a rate limit, or a spent budget)
     500 api_error               InternalServerError      (502/504 keep their status: every target failed)
-    529 overloaded_error        OverloadedError          (the provider said it is overloaded)
+    529 overloaded_error        OverloadedError          (every target tried said it is overloaded)
 
 Every :class:`~proxy.errors.GatewayError` keeps its status and message (the gateway's own words: a bad
 key, a budget, a rate limit, an unknown model); only the body's shape changes. A stream broken after it
@@ -20,7 +20,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from proxy.errors import GatewayError
+from proxy.errors import GatewayError, UpstreamFailed
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -46,12 +46,13 @@ def envelope(status: int, message: str) -> dict[str, object]:
 
 
 def error_response(error: GatewayError) -> web.Response:
+    status = 529 if isinstance(error, UpstreamFailed) and error.overloaded else error.status
     headers: dict[str, str] = {}
     if error.retry_after is not None:
         headers["Retry-After"] = str(max(1, int(error.retry_after + 0.999)))
     return web.Response(
-        status=error.status,
-        body=orjson.dumps(envelope(error.status, error.message)),
+        status=status,
+        body=orjson.dumps(envelope(status, error.message)),
         content_type="application/json",
         headers=headers,
     )

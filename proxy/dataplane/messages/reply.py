@@ -84,7 +84,7 @@ def to_message(completion: object, model: str, usage: Usage | None) -> JSONObjec
         content.append({"type": "thinking", "thinking": thinking, "signature": ""})
     text = message.get("content")
     if isinstance(text, list):  # some providers answer with content parts
-        text = "".join(p.get("text", "") for p in text if isinstance(p, dict) and isinstance(p.get("text"), str))
+        text = "".join(str(p["text"]) for p in text if isinstance(p, dict) and isinstance(p.get("text"), str))
     if isinstance(text, str) and text:
         content.append({"type": "text", "text": text})
     calls = message.get("tool_calls")

@@ -96,9 +96,10 @@ def _system(system: object) -> str:
     if isinstance(system, list):
         texts = []
         for i, block in enumerate(system):
-            if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
+            text = block.get("text") if isinstance(block, dict) and block.get("type") == "text" else None
+            if not isinstance(text, str):
                 raise InvalidRequest(f"'system[{i}]' must be a text block.", param=f"system[{i}]")
-            texts.append(str(block["text"]))
+            texts.append(text)
         return "\n\n".join(texts)
     raise InvalidRequest("'system' must be a string or an array of text blocks.", param="system")
 
@@ -136,7 +137,8 @@ def _assistant(blocks: list[object], path: str) -> JSONObject:
             if not isinstance(name, str) or not isinstance(ident, str):
                 raise InvalidRequest(f"'{where}' needs a string 'id' and 'name'.", param=where)
             arguments = orjson.dumps(block.get("input") or {}).decode()
-            calls.append({"id": ident, "type": "function", "function": {"name": name, "arguments": arguments}})
+            function: JSONObject = {"name": name, "arguments": arguments}
+            calls.append({"id": ident, "type": "function", "function": function})
         elif kind in ("thinking", "redacted_thinking"):
             continue  # the model's own reasoning: chat has no way to send it back
         else:
@@ -218,7 +220,8 @@ def _document(block: JSONObject, where: str) -> JSONObject:
         file["filename"] = title if isinstance(title, str) and title else "document.pdf"
         return {"type": "file", "file": file}
     raise InvalidRequest(
-        f"'{where}.source': only base64 and text documents can be sent to this model.", param=f"{where}.source"
+        f"'{where}.source': only base64 and text documents can be sent to this model.",
+        param=f"{where}.source",
     )
 
 
@@ -270,7 +273,8 @@ def _tools(tools: object) -> list[JSONObject]:
             )
         name, schema = tool.get("name"), tool.get("input_schema")
         if not isinstance(name, str) or not isinstance(schema, dict):
-            raise InvalidRequest(f"'{where}' needs a string 'name' and an object 'input_schema'.", param=where)
+            message = f"'{where}' needs a string 'name' and an object 'input_schema'."
+            raise InvalidRequest(message, param=where)
         function: JSONObject = {"name": name, "parameters": schema}
         description = tool.get("description")
         if isinstance(description, str):

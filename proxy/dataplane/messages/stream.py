@@ -72,8 +72,10 @@ class MessagesStream(StreamReader):
                     continue
                 if isinstance(chunk, dict):
                     self._chunk(chunk, pieces)
-        if not self._ended and self._started and (
-            inner.finished or (self._stop is not None and inner.usage is not None)
+        if (
+            not self._ended
+            and self._started
+            and (inner.finished or (self._stop is not None and inner.usage is not None))
         ):
             self._end(pieces)
         self.finished = inner.finished
@@ -83,7 +85,7 @@ class MessagesStream(StreamReader):
     def _chunk(self, chunk: JSONObject, pieces: list[bytes]) -> None:
         if not self._started:
             self._started = True
-            message = {
+            message: JSONObject = {
                 "id": message_id(chunk.get("id")),
                 "type": "message",
                 "role": "assistant",
@@ -122,8 +124,8 @@ class MessagesStream(StreamReader):
         function = function if isinstance(function, dict) else {}
         if index not in self._tools:
             self._close(pieces)
-            block = {"type": "tool_use", "id": call.get("id") or f"toolu_{index}", "name": function.get("name"),
-                     "input": {}}  # fmt: skip
+            ident = call.get("id") or f"toolu_{index}"
+            block = {"type": "tool_use", "id": ident, "name": function.get("name"), "input": {}}
             self._tools[index] = self._open_block(("tool", index), block, pieces)
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
