@@ -24,8 +24,12 @@ STOP_REASONS = {
 }
 
 
-def stop_reason(finish: object) -> str:
-    return STOP_REASONS.get(finish, "end_turn") if isinstance(finish, str) else "end_turn"
+def stop_reason(finish: object, called: bool = False) -> str:
+    """Anthropic's ``stop_reason`` for a chat ``finish_reason``. A turn that called tools ends with
+    ``tool_use`` even when the provider said ``stop`` (OpenAI does when the call was forced by name,
+    openai/chat-stream-tool-calls.sse): that is what tells an Anthropic client to run them."""
+    reason = STOP_REASONS.get(finish, "end_turn") if isinstance(finish, str) else "end_turn"
+    return "tool_use" if called and reason == "end_turn" else reason
 
 
 def message_id(chat_id: object) -> str:
@@ -106,7 +110,9 @@ def to_message(completion: object, model: str, usage: Usage | None) -> JSONObjec
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": stop_reason(choice.get("finish_reason")),
+        "stop_reason": stop_reason(
+            choice.get("finish_reason"), any(b["type"] == "tool_use" for b in content)
+        ),
         "stop_sequence": None,
         "usage": anthropic_usage(usage),
     }

@@ -114,7 +114,7 @@ class MessagesStream(StreamReader):
                     self._tool_call(call, pieces)
         finish = choice.get("finish_reason")
         if finish and self._stop is None:
-            self._stop = stop_reason(finish)
+            self._stop = stop_reason(finish, bool(self._tools))
             self._close(pieces)
 
     def _tool_call(self, call: JSONObject, pieces: list[bytes]) -> None:
