@@ -5,7 +5,7 @@ create_app(settings)
   signal      on_response_prepare: the request id headers, on every answer (streams included)
   routes      /v1/chat/completions /v1/completions /v1/embeddings -> spine.serve
               /v1/models, /v1/models/{id}                           -> proxy.dataplane.models
-              /v1/messages, /v1/messages/count_tokens               -> proxy.dataplane.messages
+              /v1/messages, /v1/messages/count_tokens               -> proxy.messages
               /healthz /readyz /metrics                             -> here
   resources   the store, the provider client (proxy.upstream.client), an aiohttp session for off-path
               calls, the alerter (one cleanup_ctx)
@@ -31,13 +31,13 @@ from proxy.admin import create_admin_app
 from proxy.config import Settings
 from proxy.dataplane import models
 from proxy.dataplane.dialect import DIALECT
-from proxy.dataplane.messages.count_tokens import count_tokens
-from proxy.dataplane.messages.dialect import messages
 from proxy.dataplane.spine import serve
 from proxy.edge.overload import limit_concurrency
 from proxy.errors import GatewayError, MethodNotAllowed, NotFound, from_http
 from proxy.gateway import CONTEXT, GATEWAY, METRICS, Gateway
 from proxy.me.app import create_me_app
+from proxy.messages.count_tokens import count_tokens
+from proxy.messages.dialect import messages
 from proxy.metering.alerts import Alerter
 from proxy.metering.context import RequestContext
 from proxy.metering.meter import start_background
@@ -279,7 +279,7 @@ def create_app(
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/embeddings", embeddings)
-    app.router.add_post("/v1/messages", messages)  # Anthropic's clients (proxy/dataplane/messages)
+    app.router.add_post("/v1/messages", messages)  # Anthropic's clients (proxy/messages)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.router.add_get("/v1/models", models.list_models)
     app.router.add_get("/v1/models/{model:.+}", models.get_model)

@@ -3,10 +3,10 @@
 :class:`MessagesDialect` is the endpoint's :class:`~proxy.dataplane.dialect.Dialect`: a provider that
 declares ``Endpoint.MESSAGES`` (the ``anthropic`` plugin) gets the client's body and its
 ``anthropic-version``/``anthropic-beta`` headers, and its bytes go back unchanged; any other gets the chat
-request from :func:`~proxy.dataplane.messages.request.to_chat`, and its answer comes back as a message
-(:func:`~proxy.dataplane.messages.reply.to_message`) or as Anthropic's events
-(:class:`~proxy.dataplane.messages.stream.MessagesStream`). Errors take Anthropic's envelope
-(:mod:`proxy.dataplane.messages.errors`).
+request from :func:`~proxy.messages.request.to_chat`, and its answer comes back as a message
+(:func:`~proxy.messages.reply.to_message`) or as Anthropic's events
+(:class:`~proxy.messages.stream.MessagesStream`). Errors take Anthropic's envelope
+(:mod:`proxy.messages.errors`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from aiohttp import web
 
 from proxy.dataplane.body import ClientBody
 from proxy.dataplane.dialect import Dialect
-from proxy.dataplane.messages import errors
-from proxy.dataplane.messages.reply import to_message
-from proxy.dataplane.messages.request import to_chat
-from proxy.dataplane.messages.stream import MessagesStream
 from proxy.dataplane.spine import serve
 from proxy.errors import GatewayError
+from proxy.messages import errors
+from proxy.messages.reply import to_message
+from proxy.messages.request import to_chat
+from proxy.messages.stream import MessagesStream
 from proxy.plugin import Endpoint, JSONObject, Reply, StreamReader
 from proxy.store.base import Store
 from proxy.tenancy.keys import VirtualKey

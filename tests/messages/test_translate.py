@@ -1,4 +1,4 @@
-"""The Messages <-> chat translation (proxy.dataplane.messages.request, .reply, .stream): pure functions
+"""The Messages <-> chat translation (proxy.messages.request, .reply, .stream): pure functions
 over recorded OpenAI-format streams, checked against the event grammar the anthropic SDK expects."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from anthropic.types import RawMessageStreamEvent
 from pydantic import TypeAdapter
 
 from plugins.openai_compatible import OpenAIStreamReader
-from proxy.dataplane.messages.errors import envelope, error_type, stream_error
-from proxy.dataplane.messages.reply import anthropic_usage, to_message
-from proxy.dataplane.messages.request import reasoning_effort, to_chat
-from proxy.dataplane.messages.stream import MessagesStream
 from proxy.errors import InvalidRequest
+from proxy.messages.errors import envelope, error_type, stream_error
+from proxy.messages.reply import anthropic_usage, to_message
+from proxy.messages.request import reasoning_effort, to_chat
+from proxy.messages.stream import MessagesStream
 from proxy.plugin import Usage
 from proxy.upstream.sse import SSEParser
 

@@ -4,7 +4,7 @@ A ``chat.completion`` becomes a ``message`` (``to_message``): ``reasoning_conten
 as a ``thinking`` block, the text as a ``text`` block, each tool call as a ``tool_use`` block (its arguments
 parsed back into ``input``); the finish reason becomes ``stop_reason`` (``STOP_REASONS``) and the usage
 Anthropic's (``anthropic_usage``: ``input_tokens`` excludes cache reads and writes, as Anthropic counts).
-The streaming form is in :mod:`proxy.dataplane.messages.stream`.
+The streaming form is in :mod:`proxy.messages.stream`.
 """
 
 from __future__ import annotations

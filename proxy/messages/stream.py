@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import orjson
 
-from proxy.dataplane.messages.reply import anthropic_usage, message_id, reasoning_text, stop_reason
+from proxy.messages.reply import anthropic_usage, message_id, reasoning_text, stop_reason
 from proxy.plugin import JSONObject, StreamReader
 from proxy.upstream.sse import SSEEvent
 

@@ -22,10 +22,10 @@ from aiohttp import web
 from proxy.dataplane.body import read_body
 from proxy.dataplane.dialect import DIALECT
 from proxy.dataplane.dispatch import Candidate, Refused, Served, dispatch
-from proxy.dataplane.messages.dialect import MessagesDialect
 from proxy.dataplane.spine import authenticate, resolve, scopes
 from proxy.errors import ProviderError
 from proxy.gateway import CONTEXT, GATEWAY
+from proxy.messages.dialect import MessagesDialect
 from proxy.metering.context import RequestContext
 from proxy.metering.meter import Plan, admit, build_record, settle
 from proxy.metering.reserve import MAX_PROMPT_ESTIMATE, Prompt, measure
