@@ -12,7 +12,8 @@ What maps (``to_chat``):
   ``auto``/``any``/``tool``/``none`` -> ``auto``/``required``/the named function/``none``, and
   ``disable_parallel_tool_use`` -> ``parallel_tool_calls: false``;
 - ``max_tokens``, ``temperature``, ``top_p``, ``stream``; ``stop_sequences`` -> ``stop``;
-  ``metadata.user_id`` -> ``user``; ``thinking`` (enabled, with a budget) -> ``reasoning_effort``;
+  ``metadata.user_id`` -> ``user``; ``thinking`` (enabled, with a budget) or ``output_config.effort`` ->
+  ``reasoning_effort``; ``output_config.format`` (a JSON schema) -> ``response_format``;
 - ``top_k``, ``cache_control``, ``service_tier`` have no chat form and are dropped.
 
 What cannot be expressed is a 400 naming the field (:class:`~proxy.errors.InvalidRequest`): Anthropic's
@@ -29,6 +30,7 @@ from proxy.plugin import JSONObject
 # thinking.budget_tokens -> reasoning_effort: the budget below each bound gets that effort.
 EFFORTS = ((4096, "low"), (16384, "medium"))
 HIGH_EFFORT = "high"
+OUTPUT_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 # Fields with no chat form that change where or how the request runs: refused rather than ignored.
 REFUSED_FIELDS = ("mcp_servers", "container")
 # Fields copied as they are.
@@ -70,9 +72,36 @@ def to_chat(body: JSONObject) -> JSONObject:
     if isinstance(user, str) and user:
         chat["user"] = user
     effort = reasoning_effort(body.get("thinking"))
+    output = body.get("output_config")
+    if output is not None:
+        effort = _output_config(output, chat) or effort
     if effort is not None:
         chat["reasoning_effort"] = effort
     return chat
+
+
+def _output_config(output: object, chat: JSONObject) -> str | None:
+    """``output_config``: ``format`` (a JSON schema) -> ``response_format``; the ``effort`` it names, for
+    ``reasoning_effort`` (``xhigh`` and ``max`` are chat's ``high``)."""
+    if not isinstance(output, dict):
+        raise InvalidRequest("'output_config' must be an object.", param="output_config")
+    fmt = output.get("format")
+    if fmt is not None:
+        schema = fmt.get("schema") if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
+        if not isinstance(schema, dict):
+            raise InvalidRequest(
+                "'output_config.format' must be a json_schema format with a 'schema' object.",
+                param="output_config.format",
+            )
+        chat["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+    effort = output.get("effort")
+    if effort is None:
+        return None
+    if effort not in OUTPUT_EFFORTS:
+        raise InvalidRequest(
+            "'output_config.effort' must be low, medium, high, xhigh or max.", param="output_config.effort"
+        )
+    return OUTPUT_EFFORTS[effort]
 
 
 def reasoning_effort(thinking: object) -> str | None:

@@ -106,6 +106,14 @@ def test_thinking_to_reasoning_effort(thinking: Any, effort: str | None) -> None
     assert reasoning_effort(thinking) == effort
 
 
+def test_output_config() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    output = {"format": {"type": "json_schema", "schema": schema}, "effort": "max"}
+    chat = to_chat({"model": "m", "messages": [{"role": "user", "content": "x"}], "output_config": output})
+    assert chat["response_format"]["json_schema"] == {"name": "output", "schema": schema}
+    assert chat["reasoning_effort"] == "high"
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [
@@ -118,6 +126,8 @@ def test_thinking_to_reasoning_effort(thinking: Any, effort: str | None) -> None
         ({"tool_choice": {"type": "maybe"}}, "tool_choice"),
         ({"mcp_servers": [{"url": "https://x"}]}, "mcp_servers"),
         ({"system": [{"type": "image"}]}, "system[0]"),
+        ({"output_config": {"format": {"type": "xml"}}}, "output_config.format"),
+        ({"output_config": {"effort": "huge"}}, "output_config.effort"),
     ],
 )  # fmt: skip
 def test_what_chat_cannot_express_is_a_400_naming_the_field(body: Any, param: str) -> None:
