@@ -6,8 +6,8 @@ What maps (``to_chat``):
 - ``messages``: ``text`` -> text, ``image`` (``base64`` or ``url`` source) -> ``image_url`` part, ``document``
   (a base64 PDF or plain text) -> ``file`` part or text; an assistant's ``tool_use`` -> ``tool_calls`` (the
   input as a JSON string); a user's ``tool_result`` -> a ``tool`` message before the rest of that turn
-  (chat wants the answers right after the calls); ``thinking`` and ``redacted_thinking`` blocks are the
-  model's own and are left out;
+  (chat wants the answers right after the calls; its images and documents follow in the user message);
+  ``thinking`` and ``redacted_thinking`` blocks are the model's own and are left out;
 - ``tools`` (client tools: ``name``, ``description``, ``input_schema``) -> function tools; ``tool_choice``
   ``auto``/``any``/``tool``/``none`` -> ``auto``/``required``/the named function/``none``, and
   ``disable_parallel_tool_use`` -> ``parallel_tool_calls: false``;
@@ -192,7 +192,7 @@ def _user(blocks: list[object], path: str) -> list[JSONObject]:
         elif kind == "document":
             parts.append(_document(block, where))
         elif kind == "tool_result":
-            results.append(_tool_result(block, where))
+            results.append(_tool_result(block, where, parts))
         else:
             raise InvalidRequest(f"'{where}': a '{kind}' block cannot be sent to this model.", param=where)
     out = list(results)
@@ -254,7 +254,10 @@ def _document(block: JSONObject, where: str) -> JSONObject:
     )
 
 
-def _tool_result(block: JSONObject, where: str) -> JSONObject:
+def _tool_result(block: JSONObject, where: str, parts: list[JSONObject]) -> JSONObject:
+    """The ``tool`` message for a tool result. Chat's tool message holds text only: the images and
+    documents a tool returned (a screenshot, a file read) go to ``parts``, the user message that follows
+    the tool messages."""
     ident = block.get("tool_use_id")
     if not isinstance(ident, str):
         raise InvalidRequest(f"'{where}.tool_use_id' must be a string.", param=f"{where}.tool_use_id")
@@ -264,7 +267,6 @@ def _tool_result(block: JSONObject, where: str) -> JSONObject:
     elif isinstance(content, str):
         text = content
     elif isinstance(content, list):
-        # Chat's tool message holds text only: images in a tool result have no place there.
         texts = []
         for j, part in enumerate(content):
             inner = f"{where}.content[{j}]"
@@ -272,10 +274,13 @@ def _tool_result(block: JSONObject, where: str) -> JSONObject:
             assert isinstance(part, dict)
             if kind == "text":
                 texts.append(_text(part, inner))
+            elif kind == "image":
+                parts.append({"type": "image_url", "image_url": {"url": _image_url(part, inner)}})
+            elif kind == "document":
+                parts.append(_document(part, inner))
             else:
-                raise InvalidRequest(
-                    f"'{inner}': a tool result can only carry text for this model.", param=inner
-                )
+                message = f"'{inner}': a '{kind}' block cannot be sent to this model."
+                raise InvalidRequest(message, param=inner)
         text = "\n".join(texts)
     else:
         raise InvalidRequest(f"'{where}.content' must be a string or an array.", param=f"{where}.content")

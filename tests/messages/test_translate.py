@@ -106,6 +106,19 @@ def test_thinking_to_reasoning_effort(thinking: Any, effort: str | None) -> None
     assert reasoning_effort(thinking) == effort
 
 
+PNG = "data:image/png;base64,AAAA"
+
+
+def test_images_a_tool_returned_follow_the_tool_message() -> None:
+    shot = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}
+    result = {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "done"}, shot]}
+    chat = to_chat({"model": "m", "messages": [{"role": "user", "content": [result]}]})
+    assert chat["messages"] == [
+        {"role": "tool", "tool_call_id": "t1", "content": "done"},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": PNG}}]},
+    ]
+
+
 def test_output_config() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string"}}}
     output = {"format": {"type": "json_schema", "schema": schema}, "effort": "max"}
