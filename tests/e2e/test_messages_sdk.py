@@ -475,3 +475,14 @@ async def test_a_native_refusal_falls_to_a_translated_target(gw: Any, fake: Any)
     assert record.provider == "local" and record.attempts == 2 and record.endpoint == "messages"
     body = orjson.loads(orjson.dumps(fake.received[-2].body))
     assert body["model"] == "claude-busy"  # the native body went first, as the client sent it
+
+
+async def test_count_tokens_falls_back_to_the_estimate_when_anthropic_fails(gw: Any, fake: Any) -> None:
+    fake.script("claude-busy", fixture("anthropic/error-529-overloaded.json"))
+    raw = await gw.sdk.messages.with_raw_response.count_tokens(model="claude-busy", messages=HELLO)
+    assert raw.headers["x-efflux-estimated"] == "true" and (await raw.parse()).input_tokens > 0
+    assert fake.received[-1].path == "/v1/messages/count_tokens"  # asked first
+    fake.script("claude-x", fixture("anthropic/error-400-invalid-request.json"))
+    with pytest.raises(anthropic.BadRequestError):  # the provider's refusal is the client's answer
+        await gw.sdk.messages.count_tokens(model="claude", messages=HELLO)
+    assert {r.cost_micro_usd for r in await records(gw)} == {0}
