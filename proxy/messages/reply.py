@@ -91,6 +91,9 @@ def to_message(completion: object, model: str, usage: Usage | None) -> JSONObjec
         text = "".join(str(p["text"]) for p in text if isinstance(p, dict) and isinstance(p.get("text"), str))
     if isinstance(text, str) and text:
         content.append({"type": "text", "text": text})
+    refusal = message.get("refusal")
+    if isinstance(refusal, str) and refusal:  # the model declined: its words are the answer's text
+        content.append({"type": "text", "text": refusal})
     calls = message.get("tool_calls")
     for call in calls if isinstance(calls, list) else []:
         function = call.get("function") if isinstance(call, dict) else None
@@ -104,15 +107,15 @@ def to_message(completion: object, model: str, usage: Usage | None) -> JSONObjec
                 "input": tool_input(function.get("arguments")),
             }
         )
+    called = any(block["type"] == "tool_use" for block in content)
+    refused = isinstance(refusal, str) and bool(refusal)
     return {
         "id": message_id(completion.get("id")),
         "type": "message",
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": stop_reason(
-            choice.get("finish_reason"), any(b["type"] == "tool_use" for b in content)
-        ),
+        "stop_reason": "refusal" if refused else stop_reason(choice.get("finish_reason"), called),
         "stop_sequence": None,
         "usage": anthropic_usage(usage),
     }

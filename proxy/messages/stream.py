@@ -8,7 +8,8 @@ Anthropic's events:
     content_block_start / content_block_delta... / content_block_stop   per block, in order:
         thinking (thinking_delta, from reasoning_content or reasoning), text (text_delta),
         tool_use (input_json_delta, from a tool call's argument fragments)
-    message_delta   stop_reason (from finish_reason) and the usage (input, output, cache read and write)
+    message_delta   stop_reason (from finish_reason; ``refusal`` after a refusal) and the usage (input,
+                    output, cache read and write)
     message_stop
 
 ``message_delta`` goes out once the finish reason and the usage are both in (the usage chunk follows the
@@ -53,6 +54,7 @@ class MessagesStream(StreamReader):
         self._open_index = -1
         self._tools: dict[int, int] = {}  # chat tool-call index -> Anthropic block index
         self._stop: str | None = None
+        self._refused = False  # a refusal was streamed (openai/chat-stream-refusal.sse): stop_reason refusal
 
     def counted_output(self) -> int:
         return self.inner.counted_output()
@@ -62,7 +64,7 @@ class MessagesStream(StreamReader):
         out = inner.on_event(event_)
         self.usage, self.error, self.complete = inner.usage, inner.error, inner.complete
         pieces: list[bytes] = []
-        if out and not inner.finished:
+        if out and not inner.finished and not self._ended:  # after message_stop nothing may follow
             for data in _chunks(out, event_):
                 if data == b"[DONE]":
                     continue
@@ -108,13 +110,17 @@ class MessagesStream(StreamReader):
             text = delta.get("content")
             if isinstance(text, str) and text:
                 self._delta("text", -1, {"type": "text_delta", "text": text}, pieces)
+            refusal = delta.get("refusal")
+            if isinstance(refusal, str) and refusal:  # the model declined: its words are the answer's text
+                self._refused = True
+                self._delta("text", -1, {"type": "text_delta", "text": refusal}, pieces)
             calls = delta.get("tool_calls")
             for call in calls if isinstance(calls, list) else []:
                 if isinstance(call, dict):
                     self._tool_call(call, pieces)
         finish = choice.get("finish_reason")
         if finish and self._stop is None:
-            self._stop = stop_reason(finish, bool(self._tools))
+            self._stop = "refusal" if self._refused else stop_reason(finish, bool(self._tools))
             self._close(pieces)
 
     def _tool_call(self, call: JSONObject, pieces: list[bytes]) -> None:

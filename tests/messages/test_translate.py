@@ -13,6 +13,7 @@ from anthropic.types import RawMessageStreamEvent
 from pydantic import TypeAdapter
 
 from plugins.openai_compatible import OpenAIStreamReader
+from proxy.dataplane.tap import StreamTap
 from proxy.errors import InvalidRequest
 from proxy.messages.errors import envelope, error_type, stream_error
 from proxy.messages.reply import anthropic_usage, to_message
@@ -180,6 +181,12 @@ def test_reply_with_reasoning_text_and_tools() -> None:
     assert anthropic_usage(None) == {"input_tokens": 0, "output_tokens": 0}
 
 
+def test_a_refusal_is_text_with_stop_reason_refusal() -> None:
+    completion = {"choices": [{"message": {"content": None, "refusal": "No."}, "finish_reason": "stop"}]}
+    message = to_message(completion, "m", None)
+    assert message["content"] == [{"type": "text", "text": "No."}] and message["stop_reason"] == "refusal"
+
+
 @pytest.mark.parametrize(
     ("finish", "stop"),
     [("stop", "end_turn"), ("length", "max_tokens"), ("content_filter", "refusal"), (None, "end_turn")],
@@ -195,14 +202,13 @@ def test_stop_reasons(finish: str | None, stop: str) -> None:
 def translate(name: str, size: int) -> tuple[list[dict[str, Any]], MessagesStream]:
     data = (FIXTURES / name).read_bytes()
     reader = MessagesStream(OpenAIStreamReader(include_usage=True), "client-model")
-    parser = SSEParser()
+    tap = StreamTap(reader)  # as the relay feeds it: the end of a stream that lost its last blank line
     out = bytearray()
     for pos in range(0, len(data), size):
-        for event in parser.feed(data[pos : pos + size]):
-            out += reader.on_event(event) or b""
-            if reader.error is not None:
-                break
-    parser.close()
+        out += tap.feed(data[pos : pos + size])
+        if tap.error is not None:
+            break
+    tap.close()
     client = SSEParser()
     events = client.feed(bytes(out))
     assert not client.close()
@@ -258,6 +264,21 @@ STREAMS = [
     ("deepseek/chat-stream-reasoning-content.sse", ["thinking", "text"], "end_turn"),
     ("deepseek/chat-stream-usage-on-finish-chunk.sse", ["text"], "end_turn"),
     ("openrouter/chat-stream-tool-call-usage-cost.sse", None, "tool_use"),
+    ("openrouter/chat-stream-multiple-processing-comments.sse", None, "tool_use"),
+    ("openai/chat-stream-usage-null-every-chunk.sse", ["text"], "end_turn"),
+    ("openai/chat-stream-refusal.sse", ["text"], "refusal"),
+    ("openai/chat-stream-long.sse", ["text"], "end_turn"),
+    ("groq/chat-stream-usage-twice.sse", ["text"], "end_turn"),
+    ("gemini/openai-compat-stream-tool-call.sse", None, "tool_use"),
+    ("gemini/openai-compat-stream-usage-every-chunk.sse", ["text"], "end_turn"),
+    ("quirks/crlf-line-endings.sse", ["text"], "end_turn"),
+    ("quirks/cr-only-line-endings.sse", ["text"], "end_turn"),
+    ("quirks/utf8-split-multibyte.sse", ["text"], "end_turn"),
+    ("quirks/multiline-data.sse", ["text"], "end_turn"),
+    ("quirks/data-no-space.sse", ["text"], "end_turn"),
+    ("quirks/keepalive-comments.sse", ["text"], "end_turn"),
+    ("quirks/extra-sse-fields.sse", ["text"], "end_turn"),
+    ("quirks/no-done-terminator.sse", ["text"], "end_turn"),
 ]
 
 
@@ -268,7 +289,7 @@ def test_recorded_chat_streams_become_messages_events(
 ) -> None:
     events, reader = translate(name, size)
     message = assemble(events)
-    assert events[-1]["type"] == "message_stop" and reader.finished and reader.error is None
+    assert events[-1]["type"] == "message_stop" and reader.complete and reader.error is None
     assert message["model"] == "client-model" and message["stop_reason"] == stop
     found = [b["type"] for b in message["content"]]
     if kinds is not None:
