@@ -119,10 +119,12 @@ class UpstreamFailed(GatewayError):
         *,
         timeout: bool = False,
         retry_after: float | None = None,
-        overloaded: bool = False,
+        provider_status: int | None = None,
     ) -> None:
         super().__init__(message, retry_after=retry_after)
-        self.overloaded = overloaded  # every target said it is overloaded (Anthropic's clients get a 529)
+        # The status every target answered with, when they agree (a client of /v1/messages gets a 429 or
+        # Anthropic's 529 overloaded back as such).
+        self.provider_status = provider_status
         if timeout:
             self.status = 504
             self.code = "upstream_timeout"

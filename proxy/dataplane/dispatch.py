@@ -50,7 +50,6 @@ from proxy.upstream.client import (
 from proxy.upstream.egress import Egress
 from proxy.upstream.sse import DEFAULT_MAX_EVENT_BYTES
 
-OVERLOADED = 529  # Anthropic's status for "overloaded": a client of /v1/messages gets it back as such
 MAX_ERROR_BODY = 1 << 20  # an error page larger than this is cut: it only feeds a message
 
 
@@ -131,9 +130,11 @@ class Failed:
         return bool(self.attempts) and all(a.timeout for a in self.attempts)
 
     @property
-    def overloaded(self) -> bool:
-        """Every target tried said it is overloaded (HTTP 529, Anthropic's ``overloaded_error``)."""
-        return bool(self.attempts) and all(a.status == OVERLOADED for a in self.attempts)
+    def provider_status(self) -> int | None:
+        """The error status every target tried answered with, when they all agree (429 rate limited,
+        Anthropic's 529 overloaded...); None otherwise."""
+        statuses = {a.status for a in self.attempts}
+        return statuses.pop() if len(statuses) == 1 else None
 
 
 DispatchResult = Served | OpenStream | Refused | Failed

@@ -167,7 +167,7 @@ def _failure(
         f"Every provider for model '{model}' failed ({tried}).",
         timeout=result.timed_out,
         retry_after=result.retry_after,
-        overloaded=result.overloaded,
+        provider_status=result.provider_status,
     )
 
 

@@ -6,7 +6,8 @@ exception classes:
     403 permission_error        PermissionDeniedError
     404 not_found_error         NotFoundError
     413 request_too_large       RequestTooLargeError (a 413 APIStatusError in older SDKs)
-    429 rate_limit_error        RateLimitError           (a rate limit, or a spent budget)
+    429 rate_limit_error        RateLimitError           (a rate limit, a spent budget, or every target
+                                                          tried was rate limited)
     500 api_error               InternalServerError      (502/504 keep their status: every target failed)
     529 overloaded_error        OverloadedError          (every target tried said it is overloaded)
 
@@ -34,6 +35,11 @@ ERROR_TYPES = {
 }
 
 
+# When every target failed with one of these, the client gets it rather than a 502: the SDK's own
+# RateLimitError or OverloadedError, which it retries after a pause.
+PASSED_ON = frozenset({429, 529})
+
+
 def error_type(status: int) -> str:
     known = ERROR_TYPES.get(status)
     if known is not None:
@@ -46,7 +52,9 @@ def envelope(status: int, message: str) -> dict[str, object]:
 
 
 def error_response(error: GatewayError) -> web.Response:
-    status = 529 if isinstance(error, UpstreamFailed) and error.overloaded else error.status
+    status = error.status
+    if isinstance(error, UpstreamFailed) and error.provider_status in PASSED_ON:
+        status = error.provider_status  # every target was rate limited, or overloaded: say so
     headers: dict[str, str] = {}
     if error.retry_after is not None:
         headers["Retry-After"] = str(max(1, int(error.retry_after + 0.999)))

@@ -486,3 +486,13 @@ async def test_count_tokens_falls_back_to_the_estimate_when_anthropic_fails(gw: 
     with pytest.raises(anthropic.BadRequestError):  # the provider's refusal is the client's answer
         await gw.sdk.messages.count_tokens(model="claude", messages=HELLO)
     assert {r.cost_micro_usd for r in await records(gw)} == {0}
+
+
+async def test_every_target_rate_limited_is_a_rate_limit_error(gw: Any, fake: Any) -> None:
+    fake.script("claude-x", fixture("anthropic/error-429-rate-limit.json"))
+    with pytest.raises(anthropic.RateLimitError) as err:
+        await gw.sdk.messages.create(model="claude", max_tokens=10, messages=HELLO)
+    assert err.value.body["error"]["type"] == "rate_limit_error"
+    assert err.value.response.headers["retry-after"] == "12"  # the provider's own wait
+    record = await last_record(gw)
+    assert record.cost_micro_usd == 0 and record.attempts == 1
