@@ -12,8 +12,9 @@ What maps (``to_chat``):
   ``auto``/``any``/``tool``/``none`` -> ``auto``/``required``/the named function/``none``, and
   ``disable_parallel_tool_use`` -> ``parallel_tool_calls: false``;
 - ``max_tokens``, ``temperature``, ``top_p``, ``stream``; ``stop_sequences`` -> ``stop``;
-  ``metadata.user_id`` -> ``user``; ``thinking`` (enabled, with a budget) or ``output_config.effort`` ->
-  ``reasoning_effort``; ``output_config.format`` (a JSON schema) -> ``response_format``;
+  ``metadata.user_id`` -> ``user`` (up to 64 characters); ``thinking`` (enabled, with a budget) or
+  ``output_config.effort`` -> ``reasoning_effort``; ``output_config.format`` (a JSON schema) ->
+  ``response_format``;
 - ``top_k``, ``cache_control``, ``service_tier`` have no chat form and are dropped.
 
 What cannot be expressed is a 400 naming the field (:class:`~proxy.errors.InvalidRequest`): Anthropic's
@@ -33,6 +34,8 @@ HIGH_EFFORT = "high"
 OUTPUT_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 # Fields with no chat form that change where or how the request runs: refused rather than ignored.
 REFUSED_FIELDS = ("mcp_servers", "container")
+# OpenAI refuses a longer ``user``; Claude Code's ``metadata.user_id`` is longer, and is left out then.
+MAX_USER = 64
 # Fields copied as they are.
 COPIED = ("max_tokens", "temperature", "top_p", "stream")
 
@@ -69,7 +72,7 @@ def to_chat(body: JSONObject) -> JSONObject:
     _tool_choice(body.get("tool_choice"), chat)
     metadata = body.get("metadata")
     user = metadata.get("user_id") if isinstance(metadata, dict) else None
-    if isinstance(user, str) and user:
+    if isinstance(user, str) and 0 < len(user) <= MAX_USER:
         chat["user"] = user
     effort = reasoning_effort(body.get("thinking"))
     output = body.get("output_config")

@@ -120,6 +120,13 @@ def test_images_a_tool_returned_follow_the_tool_message() -> None:
     ]
 
 
+def test_a_long_user_id_is_left_out() -> None:
+    turns = [{"role": "user", "content": "x"}]
+    long_id = "user_" + "a" * 64 + "_account__session_0b6c"  # Claude Code's shape
+    assert "user" not in to_chat({"model": "m", "messages": turns, "metadata": {"user_id": long_id}})
+    assert to_chat({"model": "m", "messages": turns, "metadata": {"user_id": "u-1"}})["user"] == "u-1"
+
+
 def test_output_config() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string"}}}
     output = {"format": {"type": "json_schema", "schema": schema}, "effort": "max"}
