@@ -44,6 +44,7 @@ from proxy.metering.meter import start_background
 from proxy.observe.logs import access
 from proxy.observe.metrics import OTHER, Metrics
 from proxy.plugin import Endpoint
+from proxy.responses import handlers as responses
 from proxy.routing import guard
 from proxy.services import reload, sync
 from proxy.state import catalogues, overlay
@@ -281,6 +282,11 @@ def create_app(
     app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_post("/v1/messages", messages)  # Anthropic's clients (proxy/messages)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
+    app.router.add_post("/v1/responses", responses.create)
+    app.router.add_get("/v1/responses/{id}", responses.retrieve)
+    app.router.add_delete("/v1/responses/{id}", responses.delete)
+    app.router.add_get("/v1/responses/{id}/input_items", responses.input_items)
+    app.router.add_post("/v1/responses/{id}/cancel", responses.cancel)
     app.router.add_get("/v1/models", models.list_models)
     app.router.add_get("/v1/models/{model:.+}", models.get_model)
     app.router.add_get("/healthz", healthz)

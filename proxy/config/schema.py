@@ -286,6 +286,12 @@ class MeteringConfig(_Section):
     drain_timeout: Duration = 10.0  # how long to keep reading upstream for usage after a disconnect
 
 
+class ResponsesConfig(_Section):
+    # How long the gateway keeps a Responses API answer it translated (for previous_response_id and
+    # GET /v1/responses/{id}).
+    ttl: Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=3650 * 86400.0)] = 30 * 86400.0
+
+
 class Settings(_Section):
     server: ServerConfig = ServerConfig()
     store: StoreConfig = StoreConfig()
@@ -298,6 +304,7 @@ class Settings(_Section):
     tenants: dict[str, TenantConfig] = {}
     metering: MeteringConfig = MeteringConfig()
     upstream: UpstreamConfig = UpstreamConfig()
+    responses: ResponsesConfig = ResponsesConfig()
     # Where the file was read from; relative paths inside it (pricing.file) resolve against it.
     base_dir: str = Field(default=".", exclude=True)
 

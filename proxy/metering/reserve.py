@@ -60,11 +60,14 @@ class Prompt:
 
 
 def measure(obj: JSONObject, size: int, settings: ReserveConfig) -> Prompt:
-    """Read the media parts of a chat body's messages, or of an Anthropic Messages body's (``image`` and
-    ``document`` blocks) (``size``: the body's bytes). Other endpoints' bodies are text only."""
+    """Read the media parts of a chat body's messages, of a Responses body's input items (``input_image``,
+    ``input_file``) or of an Anthropic Messages body's (``image`` and ``document`` blocks): the same worst
+    cases; ``size``: the body's bytes. Other endpoints' bodies are text only."""
     messages = obj.get("messages")
     if type(messages) is not list:
-        return Prompt(size)
+        messages = obj.get("input")
+        if type(messages) is not list:
+            return Prompt(size)
     media_bytes = images = media_tokens = 0
     unbounded = False
     for message in messages:
@@ -82,13 +85,16 @@ def measure(obj: JSONObject, size: int, settings: ReserveConfig) -> Prompt:
                 data = _length(part.get("input_audio"), "data")
                 media_bytes += data
                 media_tokens += -(-data // settings.audio_bytes_per_token)
-            elif kind == "file":
-                data = _length(part.get("file"), "file_data")
+            elif kind == "file" or kind == "input_file":
+                data = _length(part.get("file") if kind == "file" else part, "file_data")
                 if data:
                     media_bytes += data
                     media_tokens += -(-data // settings.file_bytes_per_token)
                 else:
                     unbounded = True
+            elif kind == "input_image":  # by URL, data URL or file id: any of them is one image
+                images += 1
+                media_bytes += _length(part, "image_url")
             elif kind == "image":  # Anthropic's image block (/v1/messages): the same worst case
                 images += 1
                 media_bytes += _source_length(part)

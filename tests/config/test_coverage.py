@@ -178,6 +178,7 @@ upstream.max_informational
     upstream/test_bounds_settings.py::test_each_upstream_bound_from_the_config[max_informational]
 upstream.max_decompression_ratio
     upstream/test_bounds_settings.py::test_each_upstream_bound_from_the_config[max_decompression_ratio]
+responses.ttl responses/test_kept.py::test_responses_ttl_is_the_kept_responses_expiry_in_redis
 """
 
 

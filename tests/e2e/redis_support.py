@@ -53,13 +53,18 @@ def start_all(gateways: list[GatewayProcess]) -> list[GatewayProcess]:
 
 
 async def chat(
-    session: aiohttp.ClientSession, url: str, key: str, model: str
+    session: aiohttp.ClientSession, url: str, key: str, model: str, endpoint: str = "chat/completions"
 ) -> tuple[int, str | None, float, dict[str, str]]:
-    """One call: (status, error code, seconds taken, headers)."""
-    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": OUTPUT_TOKENS}
+    """One call: (status, error code, seconds taken, headers). ``endpoint`` "responses": the same call on
+    /v1/responses (served through chat by the fake upstream)."""
+    body: dict[str, Any] = (
+        {"model": model, "input": "hi", "max_output_tokens": OUTPUT_TOKENS}
+        if endpoint == "responses"
+        else {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": OUTPUT_TOKENS}
+    )
     started = time.monotonic()
     async with session.post(
-        f"{url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
+        f"{url}/v1/{endpoint}", json=body, headers={"Authorization": f"Bearer {key}"}
     ) as resp:
         data = await resp.json(content_type=None)
         elapsed = time.monotonic() - started

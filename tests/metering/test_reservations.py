@@ -126,6 +126,23 @@ def test_anthropic_image_and_document_blocks_are_reserved_like_chats() -> None:
     assert make_plan((), by_url, [PRICE], 100).prompt_tokens == MAX_PROMPT_ESTIMATE
 
 
+def test_a_responses_bodys_input_images_and_files_are_reserved_at_their_worst_case() -> None:
+    parts = [
+        {"type": "input_text", "text": "what?"},
+        {"type": "input_image", "image_url": PHOTO},
+        {"type": "input_image", "file_id": "file-img"},
+        {"type": "input_file", "filename": "a.pdf", "file_data": "D" * 900},
+    ]
+    body = Body({"model": "m", "input": [{"role": "user", "content": parts}]})
+    plan = make_plan((), body, [PRICE], 100)
+    text = (body.size - len(PHOTO) - 900) // TEXT_BYTES_PER_TOKEN + 1
+    assert plan.prompt_tokens == text + 2 * IMAGE_TOKENS + -(-900 // FILE_BYTES_PER_TOKEN)
+    by_id = Body(
+        {"model": "m", "input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}
+    )
+    assert make_plan((), by_id, [PRICE], 100).prompt_tokens == MAX_PROMPT_ESTIMATE
+
+
 def test_plain_text_is_reserved_by_its_bytes_as_before() -> None:
     body = Body(
         {"model": "m", "messages": [{"role": "user", "content": "hello " * 100}]}, max_tokens=None, n=2
