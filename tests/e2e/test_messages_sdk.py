@@ -496,3 +496,17 @@ async def test_every_target_rate_limited_is_a_rate_limit_error(gw: Any, fake: An
     assert err.value.response.headers["retry-after"] == "12"  # the provider's own wait
     record = await last_record(gw)
     assert record.cost_micro_usd == 0 and record.attempts == 1
+
+
+async def test_a_body_past_the_limit_is_request_too_large(make_gateway: Any, fake: Any) -> None:
+    cfg = config(fake.url)
+    cfg["server"]["max_body_bytes"] = 2048
+    client = await make_gateway(cfg)
+    sdk = anthropic.AsyncAnthropic(base_url=str(client.make_url("")).rstrip("/"), api_key=KEY, max_retries=0)
+    big: Any = [{"role": "user", "content": "x" * 4096}]
+    with pytest.raises(anthropic.RequestTooLargeError) as err:
+        await sdk.messages.create(model="gpt", max_tokens=10, messages=big)
+    assert err.value.body["error"]["type"] == "request_too_large"
+    with pytest.raises(anthropic.RequestTooLargeError):
+        await sdk.messages.count_tokens(model="gpt", messages=big)
+    await sdk.close()
