@@ -22,6 +22,7 @@ CLAUDE_PRICE = {"input": 3.0, "output": 15.0, "cached_input": 0.3, "cache_write"
 GPT_PRICE = {"input": 1.0, "output": 2.0}
 LIMITED_KEY = "egw-limited-key-0123456789"
 BROKE_KEY = "egw-broke-key-0123456789ab"
+NARROW_KEY = "egw-narrow-key-0123456789a"
 HELLO: Any = [{"role": "user", "content": "Hello"}]
 PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 WEATHER_TOOL: Any = {
@@ -58,6 +59,7 @@ def config(fake_url: str) -> dict[str, Any]:
         {"name": "test", "tenant": "acme", "key": KEY},
         {"name": "limited", "tenant": "acme", "key": LIMITED_KEY, "limits": {"rpm": 1}},
         {"name": "broke", "tenant": "acme", "key": BROKE_KEY, "budget": {"usd": 0.000001, "period": "daily"}},
+        {"name": "narrow", "tenant": "acme", "key": NARROW_KEY, "models": ["gpt"]},
     ]
     return cfg
 
@@ -450,6 +452,12 @@ async def test_gateway_errors_are_the_sdks_classes(gw: Any) -> None:
     assert limit.value.response.headers.get("retry-after")
     with pytest.raises(anthropic.RateLimitError):  # count_tokens is rate limited too
         await limited.messages.count_tokens(model="gpt", messages=HELLO)
+
+    narrow = anthropic.AsyncAnthropic(base_url=base, api_key=NARROW_KEY, max_retries=0)
+    with pytest.raises(anthropic.PermissionDeniedError) as denied:
+        await narrow.messages.create(model="claude", max_tokens=10, messages=HELLO)
+    assert denied.value.body["error"]["type"] == "permission_error"
+    await narrow.close()
 
     broke = anthropic.AsyncAnthropic(base_url=base, api_key=BROKE_KEY, max_retries=0)
     with pytest.raises(anthropic.RateLimitError) as budget:
