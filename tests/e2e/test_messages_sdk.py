@@ -228,6 +228,10 @@ async def test_native_provider_refusals_keep_their_class(gw: Any, fake: Any) -> 
     assert bad.value.body["error"]["type"] == "invalid_request_error"
     record = await last_record(gw)
     assert record.outcome is Outcome.REJECTED and record.cost_micro_usd == 0
+    fake.script("claude-x", fixture("anthropic/error-400-prompt-too-long.json"))
+    with pytest.raises(anthropic.BadRequestError) as long:
+        await gw.sdk.messages.create(model="claude", max_tokens=100, messages=HELLO)
+    assert "prompt is too long" in long.value.body["error"]["message"]
     fake.script("claude-x", fixture("anthropic/error-401-authentication.json"))
     with pytest.raises(anthropic.AuthenticationError):
         await gw.sdk.messages.create(model="claude", max_tokens=100, messages=HELLO)
