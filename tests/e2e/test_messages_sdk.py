@@ -522,3 +522,15 @@ async def test_a_body_past_the_limit_is_request_too_large(make_gateway: Any, fak
     with pytest.raises(anthropic.RequestTooLargeError):
         await sdk.messages.count_tokens(model="gpt", messages=big)
     await sdk.close()
+
+
+async def test_claude_codes_query_string_is_accepted(gw: Any, fake: Any) -> None:
+    """Claude Code posts to /v1/messages?beta=true with its beta headers, the key as a bearer token."""
+    fake.script("claude-x", fixture("anthropic/messages-nonstream.json"))
+    headers = {"Authorization": f"Bearer {KEY}", "anthropic-beta": "claude-code-20250219",
+               "anthropic-version": "2023-06-01"}  # fmt: skip
+    payload = {"model": "claude", "max_tokens": 10, "messages": HELLO}
+    async with gw.post("/v1/messages?beta=true", json=payload, headers=headers) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["usage"]["output_tokens"] == 29
+    assert fake.received[-1].headers["anthropic-beta"] == "claude-code-20250219"
