@@ -63,6 +63,8 @@ class MessagesStream(StreamReader):
         inner = self.inner
         out = inner.on_event(event_)
         self.usage, self.error, self.complete = inner.usage, inner.error, inner.complete
+        if event_.data is None:
+            return out  # a comment (": OPENROUTER PROCESSING"): it keeps the connection alive, as it came
         pieces: list[bytes] = []
         if out and not inner.finished and not self._ended:  # after message_stop nothing may follow
             for data in _chunks(out, event_):

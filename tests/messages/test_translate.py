@@ -221,7 +221,9 @@ def translate(name: str, size: int) -> tuple[list[dict[str, Any]], MessagesStrea
     assert not client.close()
     payloads = []
     for event in events:
-        assert event.data is not None and event.event is not None
+        if event.data is None:
+            continue  # a comment the provider sent, passed on
+        assert event.event is not None
         payload = orjson.loads(event.data)
         assert payload["type"] == event.event
         EVENTS.validate_python(payload)  # the SDK's own event types
@@ -311,6 +313,13 @@ def test_recorded_chat_streams_become_messages_events(
     assert message["usage"]["output_tokens"] == expected["completion_tokens"]
     cached = reader.usage.cached_tokens + reader.usage.cache_write_tokens
     assert message["usage"]["input_tokens"] == expected["prompt_tokens"] - cached
+
+
+def test_comments_are_passed_on() -> None:
+    data = (FIXTURES / "openrouter/chat-stream-multiple-processing-comments.sse").read_bytes()
+    tap = StreamTap(MessagesStream(OpenAIStreamReader(include_usage=True), "m"))
+    out = tap.feed(data)
+    assert out.startswith(b": OPENROUTER PROCESSING") and out.count(b": OPENROUTER PROCESSING") == 3
 
 
 def test_stream_without_usage_ends_at_done() -> None:
