@@ -12,9 +12,9 @@ What maps (``to_chat``):
   ``auto``/``any``/``tool``/``none`` -> ``auto``/``required``/the named function/``none``, and
   ``disable_parallel_tool_use`` -> ``parallel_tool_calls: false``;
 - ``max_tokens``, ``temperature``, ``top_p``, ``stream``; ``stop_sequences`` -> ``stop``;
-  ``metadata.user_id`` -> ``user`` (up to 64 characters); ``thinking`` (enabled, with a budget) or
-  ``output_config.effort`` -> ``reasoning_effort``; ``output_config.format`` (a JSON schema) ->
-  ``response_format``;
+  ``metadata.user_id`` -> ``user`` (up to 64 characters); ``thinking`` enabled with a budget ->
+  ``reasoning_effort`` (``adaptive`` thinking and ``output_config.effort`` are not sent: see
+  :func:`reasoning_effort`); ``output_config.format`` (a JSON schema) -> ``response_format``;
 - ``top_k``, ``cache_control``, ``service_tier`` have no chat form and are dropped.
 
 What cannot be expressed is a 400 naming the field (:class:`~proxy.errors.InvalidRequest`): Anthropic's
@@ -31,7 +31,7 @@ from proxy.plugin import JSONObject
 # thinking.budget_tokens -> reasoning_effort: the budget below each bound gets that effort.
 EFFORTS = ((4096, "low"), (16384, "medium"))
 HIGH_EFFORT = "high"
-OUTPUT_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+OUTPUT_EFFORTS = frozenset({"low", "medium", "high", "xhigh", "max"})
 # Fields with no chat form that change where or how the request runs: refused rather than ignored.
 REFUSED_FIELDS = ("mcp_servers", "container")
 # OpenAI refuses a longer ``user``; Claude Code's ``metadata.user_id`` is longer, and is left out then.
@@ -75,17 +75,18 @@ def to_chat(body: JSONObject) -> JSONObject:
     if isinstance(user, str) and 0 < len(user) <= MAX_USER:
         chat["user"] = user
     effort = reasoning_effort(body.get("thinking"))
-    output = body.get("output_config")
-    if output is not None:
-        effort = _output_config(output, chat) or effort
     if effort is not None:
         chat["reasoning_effort"] = effort
+    output = body.get("output_config")
+    if output is not None:
+        _output_config(output, chat)
     return chat
 
 
-def _output_config(output: object, chat: JSONObject) -> str | None:
-    """``output_config``: ``format`` (a JSON schema) -> ``response_format``; the ``effort`` it names, for
-    ``reasoning_effort`` (``xhigh`` and ``max`` are chat's ``high``)."""
+def _output_config(output: object, chat: JSONObject) -> None:
+    """``output_config``: ``format`` (a JSON schema) -> ``response_format``. Its ``effort`` is checked but
+    not sent: Claude Code sends one with every request, whatever the model, and a chat model without
+    reasoning refuses ``reasoning_effort`` (see :func:`reasoning_effort`)."""
     if not isinstance(output, dict):
         raise InvalidRequest("'output_config' must be an object.", param="output_config")
     fmt = output.get("format")
@@ -98,22 +99,23 @@ def _output_config(output: object, chat: JSONObject) -> str | None:
             )
         chat["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
     effort = output.get("effort")
-    if effort is None:
-        return None
-    if effort not in OUTPUT_EFFORTS:
+    if effort is not None and effort not in OUTPUT_EFFORTS:
         raise InvalidRequest(
             "'output_config.effort' must be low, medium, high, xhigh or max.", param="output_config.effort"
         )
-    return OUTPUT_EFFORTS[effort]
 
 
 def reasoning_effort(thinking: object) -> str | None:
-    """The chat ``reasoning_effort`` for Anthropic's ``thinking``: None when thinking is off or absent."""
-    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive"):
+    """The chat ``reasoning_effort`` for Anthropic's ``thinking``: only for thinking enabled with a
+    budget, the client's explicit request (a budget under 4,096 tokens is ``low``, under 16,384 ``medium``,
+    else ``high``). ``adaptive`` thinking lets the model decide, as a chat request without
+    ``reasoning_effort`` does; Claude Code sends it with every request, to any model, and a chat model
+    without reasoning refuses the field, so it is not sent."""
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
         return None
     budget = thinking.get("budget_tokens")
-    if not isinstance(budget, int) or isinstance(budget, bool):
-        return "medium"
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        return None
     for bound, effort in EFFORTS:
         if budget < bound:
             return effort
