@@ -32,13 +32,16 @@ WORDS = 40
 KEY_SECRET = "messages-resilience-key-secret-0123456789abcdef"
 
 
-def config(fake: FakeProvider, **sections: Any) -> dict[str, Any]:
+def config(fake: FakeProvider, fast: bool = False, **sections: Any) -> dict[str, Any]:
+    """``fast``: short timeouts, for the fault tests (a loaded machine may be slower than them: only the
+    tests that need them get them)."""
     cfg = base_config(fake.url, **sections)
     root = fake.url.removesuffix("/v1")
     for name in ("claude-a", "claude-b"):
         cfg["providers"][name] = {"plugin": "anthropic", "base_url": root, "api_key": f"sk-{name}"}
     for name in ("claude-a", "claude-b", "local", "backup"):
-        cfg["providers"][name]["timeouts"] = dict(FAST)
+        if fast:
+            cfg["providers"][name]["timeouts"] = dict(FAST)
     cfg["models"] = {
         "native": {"targets": [{"provider": "claude-a", "model": "claude-x"}]},
         "translated": {"targets": [{"provider": "local", "model": "gpt-x"}]},
@@ -203,7 +206,9 @@ async def test_client_disconnects_are_metered_once(
     assert {r.outcome for r in records} == {Outcome.CLIENT_ABORTED}
     assert {r.endpoint for r in records} == {"messages"}
     if policy == "drain":
-        assert all(not r.estimated and r.completion_tokens == WORDS for r in records), "provider usage"
+        odd = [(r.estimated, r.prompt_tokens, r.completion_tokens, r.status) for r in records
+               if r.estimated or r.completion_tokens != WORDS]  # fmt: skip
+        assert not odd, f"provider usage expected: {odd}"
     elif model == "native":
         # Anthropic's message_start carries the input tokens: the provider's figures, not an estimate.
         assert all(not r.estimated and r.prompt_tokens == 11 for r in records)
@@ -242,7 +247,7 @@ BEFORE_FIRST_BYTE: dict[str, Callable[[], Behaviour]] = {
 async def test_server_fault_before_the_first_byte_falls_back(
     make_gateway: Make, fake: FakeProvider, fault: str, route: str
 ) -> None:
-    client = await make_gateway(config(fake))
+    client = await make_gateway(config(fake, fast=True))
     if route == "translated-two" and fault == "overloaded event first":
         fake.script("first", Behaviour(200, b"", "text/event-stream", {},
                                        [b'data: {"error":{"message":"overloaded"}}\n\n']))  # fmt: skip
@@ -264,7 +269,7 @@ async def test_server_fault_before_the_first_byte_falls_back(
 async def test_fault_after_the_first_byte_ends_with_an_anthropic_error_event(
     make_gateway: Make, fake: FakeProvider, route: str
 ) -> None:
-    client = await make_gateway(config(fake))
+    client = await make_gateway(config(fake, fast=True))
     if route == "native-two":
         chunks = fixture("anthropic/messages-stream-text.sse").chunks or []
     else:
@@ -286,7 +291,7 @@ async def test_fault_after_the_first_byte_ends_with_an_anthropic_error_event(
 async def test_a_client_fault_is_answered_at_once_in_anthropics_envelope(
     make_gateway: Make, fake: FakeProvider
 ) -> None:
-    client = await make_gateway(config(fake))
+    client = await make_gateway(config(fake, fast=True))
     fake.script("first", fixture("anthropic/error-400-invalid-request.json"))
     status, raw, _ = await post(client, body("native-two"))
     assert status == 400
