@@ -563,7 +563,7 @@ def test_native_streams_relay_every_byte(name: str, sizes: int | list[int]) -> N
         pos, step = pos + size, step + 1
     parser.close()
     complete = data if data.endswith(b"\n\n") else data[: data.rindex(b"\n\n") + 2]
-    assert bytes(out) == complete  # a lost last event (no blank line) is the relay's to pass on
+    assert bytes(out) == complete  # an event never ended by a blank line is never dispatched
     expected = INDEX[f"anthropic/{name}"]["expected"]["usage"]
     assert reader.usage is not None and reader.complete and reader.error is None
     assert reader.usage.completion_tokens == expected["output_tokens"]
