@@ -19,6 +19,7 @@ from proxy.plugin import (
     Call,
     Endpoint,
     Fault,
+    Provider,
     ProviderType,
     Reply,
     StreamReader,
@@ -130,7 +131,7 @@ class OpenAI(OpenAICompatible):
     requires_key = True
     provider_type = ProviderType.DIRECT
     default_base_url = "https://api.openai.com/v1"
-    endpoints = frozenset({*OpenAICompatible.endpoints, Endpoint.RESPONSES})
+    endpoints = Provider.endpoints | {Endpoint.RESPONSES}
 
     def build_request(self, call: Call) -> UpstreamRequest:
         if call.endpoint is not Endpoint.RESPONSES:

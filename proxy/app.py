@@ -33,16 +33,18 @@ from proxy.dataplane import models
 from proxy.dataplane.dialect import DIALECT
 from proxy.dataplane.spine import serve
 from proxy.edge.overload import limit_concurrency
+from proxy.edge.traces import TRACING, finish_trace, start_trace, stop_tracing
 from proxy.errors import GatewayError, MethodNotAllowed, NotFound, from_http
 from proxy.gateway import CONTEXT, GATEWAY, METRICS, Gateway
 from proxy.me.app import create_me_app
 from proxy.messages.count_tokens import count_tokens
 from proxy.messages.dialect import messages
-from proxy.metering.alerts import Alerter
+from proxy.metering.alerts import Alerter, watch_ledger
 from proxy.metering.context import RequestContext
 from proxy.metering.meter import start_background
 from proxy.observe.logs import access
 from proxy.observe.metrics import OTHER, Metrics
+from proxy.observe.tracing import CURRENT, open_tracing
 from proxy.plugin import Endpoint
 from proxy.responses import handlers as responses
 from proxy.routing import guard
@@ -51,6 +53,7 @@ from proxy.state import catalogues, overlay
 from proxy.state.live import Layer, Live
 from proxy.state.snapshot import Snapshot, build_snapshot
 from proxy.store import Store, StoreUnavailable, open_store
+from proxy.tenancy import provider_secrets
 from proxy.tenancy.documents import LAYERS as TENANCY_LAYERS
 from proxy.tenancy.vault import check_secrets
 from proxy.upstream.client import UpstreamClient
@@ -67,6 +70,7 @@ LAYERS: list[tuple[str, Layer]] = [
     (overlay.PROVIDERS, overlay.providers_layer),  # before routes and catalogues: they see run-time providers
     (overlay.ROUTES, overlay.routes_layer),
     (catalogues.KIND, catalogues.catalogue_layer),  # after the overlay: a bare synced name yields to it
+    (provider_secrets.KIND, provider_secrets.provider_secrets_layer),  # keys pasted in the console
 ]
 
 
@@ -90,11 +94,18 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     metrics = request.app[METRICS]
     metrics.in_flight.inc()
     status = 500
+    reason = "internal_error"  # the error code of a refusal (the rejections metric)
+    tracing = request.app.get(TRACING)
+    trace = None
+    if tracing is not None and request.path.startswith("/v1/"):
+        trace = start_trace(tracing, request, ctx)
+        token = CURRENT.set(trace)
     try:
         try:
             response = await handler(request)
         except GatewayError as exc:
             response = _error_response(request, exc)
+            reason = exc.code or reason
         except web.HTTPNotFound:
             response = NotFound(f"No route for {request.method} {request.path}.").response()
         except web.HTTPMethodNotAllowed:
@@ -102,7 +113,8 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         except (web.HTTPRedirection, web.HTTPSuccessful) as exc:  # answers, not errors: Location kept
             response = web.Response(status=exc.status, headers=exc.headers, body=exc.body)
         except web.HTTPException as exc:
-            response = _error_response(request, from_http(exc))
+            error = from_http(exc)
+            response, reason = _error_response(request, error), error.code or reason
         except Exception:
             log.exception(
                 "unhandled error", extra={"fields": {"msg": "unhandled error", "request_id": ctx.request_id}}
@@ -120,7 +132,17 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
             metrics.request(endpoint, label, ctx.provider or "", status).inc()
             if ctx.provider:
                 metrics.route(label, ctx.provider).latency.observe(elapsed)
+        if ctx.record is not None:
+            if ctx.record.cost_micro_usd:
+                metrics.spend(ctx.tenant or "", ctx.key or "").inc(ctx.record.cost_micro_usd)
+        elif status >= 400 and request.path.startswith("/v1/"):
+            metrics.rejection(ctx.tenant or "", ctx.key or "", reason).inc()
+        if trace is not None:
+            finish_trace(trace, request, ctx, status, _clip(ctx.model))
+            CURRENT.reset(token)
         gateway = request.app.get(GATEWAY)
+        if gateway is not None and ctx.record is None and request.path.startswith("/v1/"):
+            gateway.rejections.record(status)  # refused before admission: no usage record tells of it
         if gateway is None or gateway.snapshot.settings.server.access_log:
             _access_line(request, ctx, client_id, status, elapsed)
 
@@ -237,6 +259,10 @@ def create_app(
     )
     app[METRICS] = Metrics()
     app.on_response_prepare.append(request_id_headers)
+    tracing = open_tracing(os.environ)
+    if tracing is not None:
+        app[TRACING] = tracing
+        app.on_cleanup.append(stop_tracing)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(
@@ -247,7 +273,7 @@ def create_app(
         )
         the_store = store or open_store(settings)
         webhooks = {name: t.alerts.webhook for name, t in settings.tenants.items() if t.alerts.webhook}
-        alerter = Alerter(http, webhooks)
+        alerter = Alerter(http, webhooks, settings.alerts, the_store)
         upstream = UpstreamClient()
         app[METRICS].watch_upstream(upstream)
         gateway = app[GATEWAY] = Gateway(snapshot, the_store, http, upstream, app[METRICS], alerter)
@@ -261,6 +287,17 @@ def create_app(
                 log.warning("store unreachable at startup: serving the YAML config only")
         watcher = asyncio.get_running_loop().create_task(live.run(), name="efflux-live")
         metering_tasks = start_background(the_store, alerter)  # journal replay, alert feed
+        reported = app[METRICS].ledger_writer
+
+        def ledger_lag() -> float | None:
+            # The ledger database's writer, where the gateway has one (``Gateway.ledger_writer``, its
+            # ``lag`` in seconds); else what a writer reported through the metrics (None: no writer).
+            writer = getattr(gateway, "ledger_writer", None)
+            lag = getattr(writer, "lag", None)
+            return float(lag) if isinstance(lag, int | float) else reported.lag_seconds
+
+        watch = watch_ledger(alerter, ledger_lag)
+        metering_tasks.append(asyncio.get_running_loop().create_task(watch, name="efflux-ledger-lag"))
         try:
             yield
         finally:

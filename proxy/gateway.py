@@ -15,6 +15,7 @@ from aiohttp import web
 from proxy.metering.alerts import Alerter
 from proxy.metering.context import RequestContext
 from proxy.observe.metrics import Metrics
+from proxy.observe.rejections import Rejections
 from proxy.state.live import Live
 from proxy.state.snapshot import Snapshot
 from proxy.store.base import Store
@@ -34,6 +35,7 @@ class Gateway:
     accepting: bool = True
     live: Live | None = None  # set by the app: the watcher that keeps ``snapshot`` current
     keys: KeyLookup = field(default_factory=KeyLookup)  # keys not in ``snapshot`` yet, found in the store
+    rejections: Rejections = field(default_factory=Rejections)  # refused before admission (the dashboard)
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

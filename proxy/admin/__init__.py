@@ -12,7 +12,19 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from proxy.admin import analytics, breakers, keys, models, openapi, providers, reload, routes, tenants, usage
+from proxy.admin import (
+    analytics,
+    breakers,
+    keys,
+    models,
+    openapi,
+    providers,
+    reload,
+    reports,
+    routes,
+    tenants,
+    usage,
+)
 from proxy.errors import GatewayError, NotFound
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -46,5 +58,6 @@ def create_admin_app(admin_token: str | None) -> web.Application:
     keys.register(admin.router)
     tenants.register(admin.router)
     analytics.register(admin.router)
+    reports.register(admin.router)
     openapi.register(admin)
     return admin

@@ -1,11 +1,16 @@
 """``GET /admin/models?provider=&q=&feature=``: the synced catalogues, searchable
-(:mod:`proxy.services.catalogue`)."""
+(:mod:`proxy.services.catalogue`); ``GET /admin/models/served``: what ``/v1/models`` lists for a key that
+may use every model (each name once, with every provider serving it)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
+from pydantic import BaseModel
 
 from proxy.admin.openapi import operation
+from proxy.dataplane.models import served as served_models
 from proxy.edge.http import gateway, json_response, limit
 from proxy.errors import InvalidRequest
 from proxy.services import catalogue
@@ -38,5 +43,16 @@ async def search(request: web.Request) -> web.Response:
     return json_response(page)
 
 
+class ServedModels(BaseModel):
+    data: list[dict[str, Any]]  # the entries of /v1/models
+
+
+@operation("What /v1/models lists for a key allowed every model", response=ServedModels, tag="providers")
+async def served(request: web.Request) -> web.Response:
+    gw = gateway(request)
+    return json_response({"object": "list", "data": served_models(gw.snapshot, int(gw.started_at))})
+
+
 def register(router: web.UrlDispatcher) -> None:
     router.add_get("/models", search)
+    router.add_get("/models/served", served)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 
 import orjson
 
@@ -28,22 +29,32 @@ from proxy.store import Store, StoreUnavailable, open_store
 from proxy.tenancy.vault import Vault
 
 
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], default_config: str) -> None:
+def add_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    add_config: Callable[[argparse.ArgumentParser], None],
+) -> None:
     keys = sub.add_parser("keys", help="virtual keys in the store (keys from the YAML file are not listed)")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key and print it (the only time it is shown)")
-    create.add_argument("--name", required=True)
-    create.add_argument("--tenant", default="default")
-    create.add_argument("--model", action="append", dest="models", help="allowed model glob (repeatable)")
-    create.add_argument("--rpm", type=int)
-    create.add_argument("--tpm", type=int)
-    create.add_argument("--budget-usd", type=float)
-    create.add_argument("--period", default="monthly", choices=["daily", "weekly", "monthly", "total"])
+    create.add_argument("--name", required=True, help="the key's name (unique)")
+    create.add_argument("--tenant", default="default", help="the tenant it spends for (default: default)")
+    create.add_argument(
+        "--model", action="append", dest="models", help="allowed model glob (repeatable; default: all)"
+    )
+    create.add_argument("--rpm", type=int, help="requests per minute (default: no limit)")
+    create.add_argument("--tpm", type=int, help="tokens per minute (default: no limit)")
+    create.add_argument("--budget-usd", type=float, help="the key's budget in USD per --period")
+    create.add_argument(
+        "--period",
+        default="monthly",
+        choices=["daily", "weekly", "monthly", "total"],
+        help="the budget's period (default: monthly)",
+    )
     keys_sub.add_parser("list", help="list keys created through the API or this command")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
-    revoke.add_argument("id")
+    revoke.add_argument("id", help="the key's id (from keys list)")
     for parser in (create, keys_sub.choices["list"], revoke):
-        parser.add_argument("--config", default=default_config)
+        add_config(parser)
 
 
 def open_for_commands(settings: Settings) -> Store:
@@ -56,9 +67,10 @@ def open_for_commands(settings: Settings) -> Store:
 
 
 def keys_command(args: argparse.Namespace, settings: Settings, snapshot: Snapshot) -> int:
+    store = open_for_commands(settings)  # first: with the memory store no key_secret would help
     if args.keys_command == "create" and not settings.secrets.key_secret:
+        asyncio.run(store.close())
         raise ConfigError("secrets.key_secret: required to create keys (gateways must digest them the same)")
-    store = open_for_commands(settings)
     return asyncio.run(_keys(args, store, snapshot))
 
 

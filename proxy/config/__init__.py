@@ -4,6 +4,8 @@
     periods.py   budget periods and the window of time each covers
     loading.py   safe YAML without duplicate keys, ``${VAR}`` interpolation, ``load_settings``
     errors.py    ``ConfigError`` and the one-line-per-problem format naming the YAML path
+    dotenv.py    the ``.env`` file beside the config (what ``efflux-gateway init`` writes)
+    reference.py the configuration reference (docs/configuration.md), generated from the schema
 
 Everything is importable from here: ``from proxy.config import Settings, load_settings``.
 """
@@ -23,6 +25,7 @@ from proxy.config.schema import (
     LimitsConfig,
     MeteringConfig,
     NonNegative,
+    OperatorAlertsConfig,
     PositiveInt,
     PriceConfig,
     PricingConfig,
@@ -53,6 +56,7 @@ __all__ = [
     "LimitsConfig",
     "MeteringConfig",
     "NonNegative",
+    "OperatorAlertsConfig",
     "Period",
     "PositiveInt",
     "PriceConfig",

@@ -14,8 +14,9 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from proxy.config.dotenv import env_beside
 from proxy.config.errors import ConfigError, format_error, yaml_path
-from proxy.config.schema import CrossReferenceError, Settings
+from proxy.config.schema import CrossReferenceError, Settings, reference_problems
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -105,10 +106,34 @@ def parse_settings(data: object, *, base_dir: str = ".") -> Settings:
                 lines.extend(cause.problems)
             else:
                 lines.append(format_error(dict(err)))
-        raise ConfigError("\n".join(lines)) from None
+        # The cross-references run only on a file that validated: check them on what could be read, so that
+        # one run reports a misspelt provider beside an unknown key.
+        lines.extend(_raw_reference_problems(data))
+        raise ConfigError("\n".join(dict.fromkeys(lines))) from None  # each problem once, in order
+
+
+def _raw_reference_problems(data: dict[object, object]) -> list[str]:
+    providers, models, keys = data.get("providers"), data.get("models"), data.get("keys")
+    if not isinstance(providers, dict):
+        return []
+    targets = [
+        (str(name), i, target.get("provider"))
+        for name, route in (models.items() if isinstance(models, dict) else ())
+        if isinstance(route, dict) and isinstance(route.get("targets"), list)
+        for i, target in enumerate(route["targets"])
+        if isinstance(target, dict)
+    ]
+    entries = [
+        (i, key.get("name"), key.get("key"))
+        for i, key in enumerate(keys if isinstance(keys, list) else ())
+        if isinstance(key, dict)
+    ]
+    return reference_problems([str(p) for p in providers], targets, entries)
 
 
 def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
+    """``env`` defaults to the process environment over the ``.env`` file beside the config
+    (:mod:`proxy.config.dotenv`)."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -117,5 +142,7 @@ def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = 
     except UnicodeDecodeError as exc:  # a ValueError, not an OSError: without this, a traceback
         raise ConfigError(f"{file}: the config file is not UTF-8 text (byte {exc.start})") from None
     data = parse_yaml(text, "<yaml>")
-    data = interpolate(data, os.environ if env is None else env)
+    if env is None:
+        env = {**env_beside(file), **os.environ}
+    data = interpolate(data, env)
     return parse_settings(data, base_dir=str(file.resolve().parent))

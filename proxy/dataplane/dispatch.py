@@ -33,9 +33,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from proxy.config import BreakerConfig, Timeouts
+from proxy.dataplane import content
 from proxy.dataplane.dialect import Dialect
 from proxy.dataplane.tap import StreamTap
 from proxy.metering.pricing import Price
+from proxy.observe import tracing
 from proxy.plugin import Call, CallRejected, Fault, Provider, Reply, UpstreamError
 from proxy.routing.guard import Guard
 from proxy.routing.table import Choice, Route
@@ -240,17 +242,20 @@ async def _attempt(
         guard.breakers.success(choice, cred)  # a client fault still shows the target is alive
         guard.balancer.observe(choice, time.monotonic() - started)
     if isinstance(result, OpenStream):
-        result.done = _stream_done(guard, choice, breaker, cred)
+        result.done = _stream_done(guard, choice, breaker, cred, result.done)
     else:
         guard.balancer.finish(choice)
     return result
 
 
-def _stream_done(guard: Guard, choice: Choice, breaker: BreakerConfig, cred: str) -> Callable[[bool], None]:
+def _stream_done(
+    guard: Guard, choice: Choice, breaker: BreakerConfig, cred: str, then: Callable[[bool], None]
+) -> Callable[[bool], None]:
     def done(ok: bool) -> None:
         guard.balancer.finish(choice)
         if not ok:  # broke after the first byte: the client got an error event; the target is suspect
             guard.breakers.failure(choice, breaker, cred)
+        then(ok)  # the attempt's span, when traced
 
     return done
 
@@ -269,6 +274,61 @@ async def _try(
     max_event_bytes: int,
     dialect: Dialect | None,
 ) -> DispatchResult:
+    trace = tracing.CURRENT.get()
+    if trace is None:  # tracing off: nothing more than this read
+        return await _send(upstream, candidate, call, attempts, max_event_bytes, None, dialect)
+    choice, operation = candidate.choice, tracing.operation(call.endpoint)
+    span = trace.attempt(
+        f"{operation} {choice.model}",
+        {
+            "gen_ai.operation.name": operation,
+            "gen_ai.provider.name": candidate.provider.plugin_name or choice.provider,
+            "gen_ai.request.model": choice.model,
+            "efflux.provider": choice.provider,
+            "efflux.attempt": len(attempts) + 1,
+        },
+    )
+    if trace.capture and not trace.has_input:
+        trace.has_input = True
+        trace.record("gen_ai.input.messages", content.input_messages(call.body))
+    try:
+        result = await _send(upstream, candidate, call, attempts, max_event_bytes, span, dialect)
+    except _Fault as fault:
+        span.finish({"efflux.attempt.outcome": fault.attempt.outcome}, "server_fault")
+        raise
+    except BaseException as exc:  # cancelled: the client went away while this attempt ran
+        span.finish({}, type(exc).__name__)
+        raise
+    if isinstance(result, Refused):
+        span.finish({"efflux.attempt.outcome": result.attempts[-1].outcome}, None)
+    elif isinstance(result, OpenStream):  # the span lasts as long as the stream
+        result.done = _traced_done(span, result.done)
+    else:
+        span.finish({"efflux.attempt.outcome": "ok"}, None)
+        if trace.capture and isinstance(result, Served):
+            trace.record("gen_ai.output.messages", content.output_messages(result.reply.body))
+    return result
+
+
+def _traced_done(span: tracing.AttemptTrace, done: Callable[[bool], None]) -> Callable[[bool], None]:
+    def traced(ok: bool) -> None:
+        span.finish(
+            {"efflux.attempt.outcome": "ok" if ok else "stream broke"}, None if ok else "stream_broke"
+        )
+        done(ok)
+
+    return traced
+
+
+async def _send(
+    upstream: UpstreamClient,
+    candidate: Candidate,
+    call: Call,
+    attempts: list[Attempt],
+    max_event_bytes: int,
+    span: tracing.AttemptTrace | None,
+    dialect: Dialect | None,
+) -> DispatchResult:
     choice, provider, timeouts = candidate.choice, candidate.provider, candidate.timeouts
     dialect = dialect if candidate.translated else None  # the one that translates this answer
     try:
@@ -283,7 +343,7 @@ async def _try(
         response = await upstream.post(
             request.url,
             request.body,
-            request.headers,
+            request.headers if span is None else span.headers(request.headers),
             connect=timeouts.connect or None,
             idle=timeouts.idle or None,
             total=timeouts.total or None,
@@ -306,10 +366,10 @@ async def _try(
         content_type = response.headers.get("content-type", "").lower()
         if response.status >= 400:
             body = await response.read(MAX_ERROR_BODY, by=deadline)
-            error = provider.map_error(response.status, content_type, body)
+            error = provider.map_answer(response.status, response.headers, body)
             error = _with_retry_after(error, response.headers.get("retry-after"))
             return _judge(candidate, call, error, attempts)
-        if call.stream and "text/event-stream" in content_type:
+        if call.stream and provider.stream_content_type in content_type:
             opened = await _open_stream(
                 candidate, call, response, deadline, attempts, max_event_bytes, dialect
             )
@@ -360,10 +420,12 @@ async def _open_stream(
     dialect: Dialect | None,
 ) -> OpenStream | Refused:
     choice = candidate.choice
-    reader = candidate.provider.open_stream(call)
-    if dialect is not None:
+    provider = candidate.provider
+    decoder = provider.stream_decoder(call)
+    reader = provider.open_stream(call)
+    if dialect is not None:  # a dialect's reader wraps the plugin's, after the plugin's decoder
         reader = dialect.stream(reader)
-    tap = StreamTap(reader, _secrets(candidate, call), max_event_bytes)
+    tap = StreamTap(reader, _secrets(candidate, call), max_event_bytes, decoder)
     held: list[bytes] = []
     while not tap.events:
         chunk = await response.readany(by=deadline)

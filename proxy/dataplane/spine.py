@@ -35,7 +35,7 @@ from proxy.metering.meter import Plan, admit, build_record, make_plan, settle
 from proxy.observe.metrics import OTHER
 from proxy.plugin import Call, Endpoint, JSONObject
 from proxy.routing.guard import GUARD
-from proxy.routing.table import Route, model_allowed
+from proxy.routing.table import Route, deployment_of, model_allowed
 from proxy.state.snapshot import Snapshot
 from proxy.store.base import Decision, Scope
 from proxy.store.records import Outcome
@@ -85,9 +85,12 @@ async def serve(
     def make_call(candidate: Candidate) -> Call:
         choice = candidate.choice
         api_key = snapshot.api_key(key.tenant, choice.provider)
+        deployment = deployment_of(route, choice, body.model)
         if candidate.translated and chat_body is not None:  # the dialect reads the usage chunk itself
-            return Call(Endpoint.CHAT, chat_body, choice.model, body.stream, True, api_key)
-        return Call(endpoint, body.obj, choice.model, body.stream, body.include_usage, api_key, forwarded)
+            return Call(Endpoint.CHAT, chat_body, choice.model, body.stream, True, api_key, deployment)
+        return Call(
+            endpoint, body.obj, choice.model, body.stream, body.include_usage, api_key, deployment, forwarded
+        )
 
     try:
         result = await dispatch(

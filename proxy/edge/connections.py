@@ -212,3 +212,9 @@ class ClientSite(web.BaseSite):
             backlog=self._backlog,
             reuse_port=self._reuse_port or None,
         )
+
+    @property
+    def ports(self) -> list[int]:
+        """The ports actually bound (``port: 0`` picks a free one), once started."""
+        sockets = getattr(self._server, "sockets", None) or ()  # asyncio's or uvloop's server
+        return sorted({sock.getsockname()[1] for sock in sockets})

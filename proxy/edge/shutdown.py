@@ -24,6 +24,7 @@ import signal
 from aiohttp import web
 
 from proxy.config import ServerConfig
+from proxy.edge.announce import announce
 from proxy.edge.bad_requests import request_log
 from proxy.edge.connections import ClientSite
 from proxy.gateway import GATEWAY
@@ -50,7 +51,9 @@ async def serve_until_signalled(
     runner = gateway_runner(app, server)
     await runner.setup()
     try:
-        await ClientSite(runner, host, port, server, reuse_port=reuse_port).start()
+        site = ClientSite(runner, host, port, server, reuse_port=reuse_port)
+        await site.start()
+        announce(host, site.ports or [port], server.admin_token)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

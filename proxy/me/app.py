@@ -4,6 +4,7 @@
     GET /me/usage                         this key's own ledger records (paginated)
     GET /me/provider-keys                 the providers its tenant has its own key for
     GET|PUT|DELETE /me/provider-keys/{provider}   the tenant's own provider keys (BYOK)
+    POST /me/estimate                     what a chat request would cost with this key (a model it may use)
 
 Every query is pinned to the caller's key and tenant *before* anything from the request is read, so no
 parameter (a guessed key name, tenant or cursor) can reach another tenant's data. Keys are managed only
@@ -17,10 +18,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from proxy.dataplane.body import read_body
 from proxy.dataplane.spine import authenticate
 from proxy.edge.http import gateway, json_response, limit, number, read_model
-from proxy.errors import MeteringUnavailable
-from proxy.services import analytics, budgets, provider_keys
+from proxy.errors import MeteringUnavailable, ModelNotAllowed
+from proxy.plugin import Endpoint
+from proxy.routing.table import model_allowed
+from proxy.services import analytics, budgets, estimate, provider_keys
 from proxy.services.provider_keys import ProviderKeyPut
 from proxy.store.base import StoreUnavailable
 from proxy.store.records import RecordQuery
@@ -79,6 +83,18 @@ async def delete_key(request: web.Request) -> web.Response:
     return json_response(await provider_keys.delete_provider_key(gateway(request), tenant, provider))
 
 
+async def estimate_cost(request: web.Request) -> web.Response:
+    """``POST /admin/estimate`` for this key: only a model the key may use, its own ledger for the
+    typical answer length."""
+    key = request[CALLER]
+    gw = gateway(request)
+    snapshot = gw.snapshot
+    body = await read_body(request, Endpoint.CHAT, snapshot.settings.server.max_body_bytes)
+    if not model_allowed(key.models, body.model):
+        raise ModelNotAllowed(f"This key may not use the model '{body.model}'.", param="model")
+    return json_response(await estimate.estimate(gw, snapshot, body, key=key.name, tenant=key.tenant))
+
+
 def create_me_app() -> web.Application:
     @web.middleware
     async def caller(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -93,4 +109,5 @@ def create_me_app() -> web.Application:
     app.router.add_get("/provider-keys/{provider}", get_key)
     app.router.add_put("/provider-keys/{provider}", put_key)
     app.router.add_delete("/provider-keys/{provider}", delete_key)
+    app.router.add_post("/estimate", estimate_cost)
     return app

@@ -59,7 +59,8 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
 
     def make_call(candidate: Candidate) -> Call:
         api_key = snapshot.api_key(key.tenant, candidate.choice.provider)
-        return Call(Endpoint.COUNT_TOKENS, body.obj, candidate.choice.model, False, False, api_key, forwarded)
+        model = candidate.choice.model
+        return Call(Endpoint.COUNT_TOKENS, body.obj, model, False, False, api_key, headers=forwarded)
 
     try:
         native = [c for c in candidates if not c.translated]

@@ -4,6 +4,10 @@ Label values are bounded: a model label is a routing-table name (an exact route,
 pattern) or :data:`OTHER`, set by the edge and settlement from the request's route, never the client's
 string; providers and origins come from the config.
 
+Spend and rejections per tenant and key (:meth:`Metrics.spend`, :meth:`Metrics.rejection`) take their
+labels from the config and the store (never the client), and each label has a cap on distinct values
+(:class:`LabelCap`): past it, a new tenant, key or reason is counted as :data:`OTHER`.
+
 The data plane's own series (requests, tokens, cost, latency, time to first byte, in flight) are updated
 several times per request. prometheus_client's children take a lock and validate on every update; on one
 event loop neither is needed, so those series are plain numbers here, turned into metric families only
@@ -24,6 +28,9 @@ from prometheus_client.registry import Collector
 # The model label of a request whose model name is not in the routing table (an unknown or refused name):
 # label values come from the routing table only, so a client cannot grow /metrics by inventing names.
 OTHER = "other"
+MAX_TENANTS = 100  # distinct tenant label values of the per-tenant series; the rest are OTHER
+MAX_KEYS = 500  # distinct key label values
+MAX_REASONS = 50  # distinct rejection reasons (error codes: a closed set, capped all the same)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -87,11 +94,44 @@ class ConnectionPool(Protocol):
         """Origin URL -> idle pooled connections now."""
 
 
+class LabelCap:
+    """The first ``cap`` distinct values of a label keep their name; later ones become :data:`OTHER`."""
+
+    __slots__ = ("cap", "seen")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self.seen:
+            return value
+        if len(self.seen) >= self.cap:
+            return OTHER
+        self.seen.add(value)
+        return value
+
+
+@dataclass(slots=True)
+class LedgerWriter:
+    """What the ledger's background writer reports (:meth:`report`): how far behind it is. None until a
+    writer reports; the ``ledger_lag`` operator alert and the two gauges read it."""
+
+    lag_seconds: float | None = None  # age of the oldest record not yet written
+    backlog: int | None = None  # records waiting to be written
+
+    def report(self, lag_seconds: float, backlog: int) -> None:
+        self.lag_seconds, self.backlog = lag_seconds, backlog
+
+
 class _DataPlane(Collector):
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str], RouteMetrics] = {}
         self.requests: dict[tuple[str, str, str, int], Count] = {}
         self.in_flight = Count()
+        self.spend: dict[tuple[str, str], Count] = {}  # (tenant, key) -> micro-USD
+        self.rejections: dict[tuple[str, str, str], Count] = {}  # (tenant, key, reason)
+        self.ledger = LedgerWriter()
         self.upstream: ConnectionPool | None = None  # the provider client, read at scrape time
 
     def collect(self) -> Iterator[Metric]:
@@ -121,6 +161,31 @@ class _DataPlane(Collector):
             ttfb.add_metric([model, provider], m.ttfb.cumulative(), m.ttfb.sum)
         yield from (requests, tokens, cost, latency, ttfb)
         yield GaugeMetricFamily("efflux_requests_in_flight", "Requests being served", self.in_flight.value)
+        spend = CounterMetricFamily(
+            "efflux_spend_micro_usd", "Spend metered per tenant and key (micro-USD)", labels=["tenant", "key"]
+        )
+        for (tenant, key), count in list(self.spend.items()):
+            spend.add_metric([tenant, key], count.value)
+        rejections = CounterMetricFamily(
+            "efflux_rejections",
+            "Requests refused before any provider was called, by error code",
+            labels=["tenant", "key", "reason"],
+        )
+        for (tenant, key, reason), count in list(self.rejections.items()):
+            rejections.add_metric([tenant, key, reason], count.value)
+        yield from (spend, rejections)
+        if self.ledger.lag_seconds is not None:
+            yield GaugeMetricFamily(
+                "efflux_ledger_writer_lag_seconds",
+                "Age of the oldest usage record not yet in the ledger database",
+                self.ledger.lag_seconds,
+            )
+        if self.ledger.backlog is not None:
+            yield GaugeMetricFamily(
+                "efflux_ledger_writer_backlog",
+                "Usage records waiting for the ledger database",
+                self.ledger.backlog,
+            )
         if self.upstream is not None:
             # Connection churn: keep-alive that works opens few; a provider closing every connection
             # shows here as a count growing with the requests (each one a new TCP and TLS handshake).
@@ -144,6 +209,12 @@ class Metrics:
         self._data = _DataPlane()
         r.register(self._data)
         self.in_flight = self._data.in_flight
+        self.ledger_writer = self._data.ledger  # the ledger writer reports here (LedgerWriter.report)
+        self._tenants, self._keys, self._reasons = (
+            LabelCap(MAX_TENANTS),
+            LabelCap(MAX_KEYS),
+            LabelCap(MAX_REASONS),
+        )
         self.upstream_errors = Counter(
             "efflux_upstream_errors", "Failed upstream attempts", ["provider", "kind"], registry=r
         )
@@ -192,6 +263,22 @@ class Metrics:
         found = self._data.requests.get(key)
         if found is None:
             found = self._data.requests[key] = Count()
+        return found
+
+    def spend(self, tenant: str, key: str) -> Count:
+        """The spend counter of a tenant and key (labels past their caps: ``other``)."""
+        labels = (self._tenants(tenant), self._keys(key))
+        found = self._data.spend.get(labels)
+        if found is None:
+            found = self._data.spend[labels] = Count()
+        return found
+
+    def rejection(self, tenant: str, key: str, reason: str) -> Count:
+        """The counter of requests refused before dispatch ("" tenant and key: not authenticated)."""
+        labels = (self._tenants(tenant), self._keys(key), self._reasons(reason))
+        found = self._data.rejections.get(labels)
+        if found is None:
+            found = self._data.rejections[labels] = Count()
         return found
 
     def watch_upstream(self, client: ConnectionPool) -> None:

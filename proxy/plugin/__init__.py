@@ -8,8 +8,12 @@ metering; a plugin only says how to talk to its provider:
   :class:`UpstreamError` when the provider reports an error with HTTP 200 (one-api does).
 - ``open_stream``: a :class:`StreamReader` that sees each upstream SSE event and says what the client gets.
 - ``map_error``: a non-2xx answer -> :class:`UpstreamError`, classified client fault (stop) or server fault
-  (try the next target).
+  (try the next target); ``map_answer`` is the same with the answer's headers.
 - ``list_models`` / ``validate_key``: the catalogue and a cheap authenticated call.
+
+A plugin's own settings (Azure's ``api_version``, Bedrock's ``region``...) are named in
+``Provider.plugin_settings`` and arrive in ``ProviderSettings.options``; its constructor raises
+``ValueError`` for settings it cannot work with, which the config reports under the provider's path.
 
 Plugins import only this module and :mod:`proxy.upstream.sse` from ``proxy``.
 """
@@ -104,6 +108,9 @@ class ProviderSettings:
     base_url: str
     api_key: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    # The plugin's own settings (``api_version``, ``region``...), by name, as given; only the names the
+    # plugin declares in ``Provider.plugin_settings`` are accepted by the config.
+    options: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -120,6 +127,7 @@ class Call:
     stream: bool
     include_usage: bool
     api_key: str | None
+    deployment: str | None = None  # the route target's ``deployment`` (Azure), else None
     # Client headers a native call passes on (``anthropic-version``, ``anthropic-beta`` on /v1/messages);
     # the plugin decides where they go, and its own configured headers win.
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -187,6 +195,27 @@ class StreamReader(abc.ABC):
         return self.output_chars
 
 
+class StreamDecoder(abc.ABC):
+    """Turns a stream that is not SSE (AWS's binary event stream) into chat SSE bytes, read by read, before
+    the SSE parser: the plugin's :class:`StreamReader` (and any reader wrapped around it) then sees ordinary
+    chat events. ``feed`` must be incremental (a read may end anywhere inside a frame) and bounded: a frame
+    past ``max_frame_bytes`` (the tap sets it from ``server.max_sse_event_bytes``), a corrupt frame or the
+    provider's own error message sets ``error`` (what came before it is still returned) and ends the
+    stream. ``feed`` never raises.
+    """
+
+    def __init__(self) -> None:
+        self.error: UpstreamError | None = None
+        self.max_frame_bytes = 1 << 20
+
+    @abc.abstractmethod
+    def feed(self, chunk: bytes) -> bytes: ...
+
+    @abc.abstractmethod
+    def close(self) -> bool:
+        """The upstream body ended; True when it stopped inside a frame."""
+
+
 class Provider(abc.ABC):
     """The base of every plugin. Subclasses declare their differences as class attributes and override
     only the verbs whose behaviour differs."""
@@ -201,6 +230,12 @@ class Provider(abc.ABC):
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset(
         {Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS}
     )
+    # The content type of a streamed answer; a stream answered with another type is a server fault.
+    stream_content_type: ClassVar[str] = "text/event-stream"
+    # The plugin's own config settings (``ProviderSettings.options``), and whether a route target may
+    # name a ``deployment``; the config refuses any other.
+    plugin_settings: ClassVar[frozenset[str]] = frozenset()
+    deployments: ClassVar[bool] = False
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
@@ -218,6 +253,16 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     def map_error(self, status: int, content_type: str, body: bytes) -> UpstreamError: ...
+
+    def stream_decoder(self, call: Call) -> StreamDecoder | None:
+        """The decoder for a stream that is not SSE (with ``stream_content_type`` its content type); None,
+        the default: the stream is SSE."""
+        return None
+
+    def map_answer(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        """``map_error`` for an answer whose headers are at hand (lower-case names): what dispatch calls.
+        A provider whose error class travels in a header (Bedrock's ``x-amzn-errortype``) overrides it."""
+        return self.map_error(status, headers.get("content-type", "").lower(), body)
 
     @abc.abstractmethod
     async def list_models(self, http: aiohttp.ClientSession) -> list[ModelInfo]:

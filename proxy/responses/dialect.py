@@ -22,6 +22,8 @@ from proxy.responses.stream import ResponsesStream
 from proxy.store.base import Store
 from proxy.tenancy.keys import VirtualKey
 
+_GATEWAYS = ("id", "status")  # fields of a kept item that the gateway set
+
 
 class Responses(Dialect):
     endpoint = Endpoint.RESPONSES
@@ -55,10 +57,15 @@ class Responses(Dialect):
         if isinstance(response, dict) and isinstance(response.get("output"), list):
             context.extend(response["output"])
         self.items = [*context, *own]
-        # Every target gets the conversation itself: a provider never saw the kept response.
+        # Every target gets the conversation itself: a provider never saw the kept response, so the
+        # gateway's item ids (and states) mean nothing to it.
         expanded = dict(obj)
         expanded.pop("previous_response_id")
-        expanded["input"] = self.items
+        expanded["input"] = [
+            {k: v for k, v in item.items() if k not in _GATEWAYS}
+            for item in self.items
+            if isinstance(item, dict) and item.get("type") != "reasoning"  # a summary, not a provider's
+        ]
         body.obj = expanded
         body.size += len(orjson.dumps(context))  # the reservation measures what is sent
 
@@ -67,7 +74,7 @@ class Responses(Dialect):
             raise kept.PreviousResponseNotFound(
                 f"Previous response with id '{self.unknown}' not found.", param="previous_response_id"
             )
-        return to_chat(body, [])
+        return to_chat(body)
 
     def reply(self, reply: Reply) -> Reply:
         try:

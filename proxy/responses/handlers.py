@@ -9,7 +9,7 @@ from aiohttp import web
 
 from proxy.dataplane.spine import authenticate, serve
 from proxy.errors import InvalidRequest
-from proxy.gateway import GATEWAY
+from proxy.gateway import CONTEXT, GATEWAY
 from proxy.plugin import Endpoint, JSONObject
 from proxy.responses import kept
 from proxy.responses.dialect import Responses
@@ -77,6 +77,8 @@ async def cancel(request: web.Request) -> web.Response:
 async def _kept(request: web.Request) -> JSONObject:
     gw = request.app[GATEWAY]
     key = await authenticate(request, gw.snapshot)
+    ctx = request[CONTEXT]
+    ctx.key, ctx.tenant = key.name, key.tenant  # the access line names who asked
     return await kept.get(gw.store, request.match_info["id"], key)
 
 

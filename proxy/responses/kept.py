@@ -15,6 +15,7 @@ import orjson
 
 from proxy.errors import GatewayError, InvalidRequest, NotFound
 from proxy.plugin import JSONObject
+from proxy.responses.reply import new_id
 from proxy.store.base import Store, StoreUnavailable
 from proxy.tenancy.keys import VirtualKey
 
@@ -40,7 +41,9 @@ def _unavailable() -> KeptUnavailable:
 
 
 def document(key: VirtualKey, response: JSONObject, items: list[JSONObject]) -> bytes:
-    return orjson.dumps({"key": key.id, "response": response, "input": items})
+    """The value kept; every input item gets an id (listing pages by them), the client's own if it had one."""
+    named = [item if "id" in item else {"id": new_id("item"), **item} for item in items]
+    return orjson.dumps({"key": key.id, "response": response, "input": named})
 
 
 async def find(store: Store, response_id: str, key: VirtualKey) -> JSONObject | None:

@@ -1,10 +1,11 @@
 """A chat answer -> a Response object, the shape OpenAI's Responses API answers with. Pure.
 
 The Response echoes what the request asked for (``instructions``, ``tools``, ``text``, ``temperature``...);
-its ``output`` holds a ``message`` item (``output_text`` and ``refusal`` parts) and one ``function_call``
-item per tool call; ``usage`` is the provider's, in the Responses API's names. ``status`` is
-``incomplete`` (``incomplete_details.reason``: ``max_output_tokens`` or ``content_filter``) when the chat
-answer stopped for length or a content filter.
+its ``output`` holds a ``reasoning`` item (the chat answer's ``reasoning_content``, as a summary), a
+``message`` item (``output_text`` and ``refusal`` parts) and one ``function_call`` item per tool call;
+``usage`` is the provider's, in the Responses API's names. ``status`` is ``incomplete``
+(``incomplete_details.reason``: ``max_output_tokens`` or ``content_filter``) when the chat answer stopped
+for length or a content filter.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ def message_item(item_id: str, text: str | None, refusal: str | None, status: st
     return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": content}
 
 
+def reasoning_item(item_id: str, text: str) -> JSONObject:
+    """A chat answer's reasoning text (``reasoning_content``) as a reasoning item with a summary."""
+    return {"id": item_id, "type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}
+
+
 def function_call_item(item_id: str, call_id: str, name: str, arguments: str, status: str) -> JSONObject:
     return {
         "id": item_id,
@@ -103,6 +109,9 @@ def from_chat(response: JSONObject, completion: object, usage: Usage | None) -> 
     message = choice.get("message")
     message = message if isinstance(message, dict) else {}
     output: list[JSONObject] = []
+    thought = message.get("reasoning_content") or message.get("reasoning")
+    if isinstance(thought, str) and thought:
+        output.append(reasoning_item(new_id("rs"), thought))
     content, refusal = message.get("content"), message.get("refusal")
     status = "incomplete" if choice.get("finish_reason") in _INCOMPLETE else "completed"
     if content or refusal:

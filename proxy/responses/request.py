@@ -36,9 +36,9 @@ _REFUSED = {
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 
 
-def to_chat(body: JSONObject, context: list[JSONObject]) -> JSONObject:
-    """The chat request for ``body``; ``context`` holds the items of the stored conversation it
-    continues (``previous_response_id``), sent before its own input."""
+def to_chat(body: JSONObject) -> JSONObject:
+    """The chat request for ``body`` (a continued conversation's kept items are already in its
+    ``input``: :mod:`proxy.responses.dialect`)."""
     for name, why in _REFUSED.items():
         if body.get(name) not in (None, False):
             raise InvalidRequest(f"'{name}': {why}.", param=name)
@@ -48,11 +48,11 @@ def to_chat(body: JSONObject, context: list[JSONObject]) -> JSONObject:
         if not isinstance(instructions, str):
             raise InvalidRequest("'instructions' must be a string.", param="instructions")
         messages.append({"role": "system", "content": instructions})
-    items = [*context, *input_items(body.get("input"))]
+    items = input_items(body.get("input"))
     if len(items) > MAX_ITEMS:
         raise InvalidRequest(f"'input' may hold at most {MAX_ITEMS} items.", param="input")
     for i, item in enumerate(items):
-        _add_item(messages, item, f"input[{i - len(context)}]" if i >= len(context) else "input")
+        _add_item(messages, item, f"input[{i}]")
     if not any(m["role"] != "system" for m in messages):
         raise InvalidRequest("'input' is required: the request has nothing to answer.", param="input")
     chat: JSONObject = {"model": body.get("model"), "messages": messages}

@@ -5,6 +5,7 @@ metering and the relay's judgement are the same as for chat); the chat chunks it
 into, in order:
 
     response.created, response.in_progress                    (with the first event)
+    response.output_item.added (reasoning), response.reasoning_summary_text.delta...   (reasoning text)
     response.output_item.added (message), response.content_part.added, response.output_text.delta...
     response.output_item.added (function_call), response.function_call_arguments.delta...
     ...done events for each item: output_text.done, content_part.done, function_call_arguments.done,
@@ -21,7 +22,7 @@ from __future__ import annotations
 import orjson
 
 from proxy.plugin import JSONObject, StreamReader
-from proxy.responses.reply import finish, function_call_item, message_item, new_id
+from proxy.responses.reply import finish, function_call_item, message_item, new_id, reasoning_item
 from proxy.upstream.sse import SSEEvent, SSEParser
 
 
@@ -44,6 +45,9 @@ class ResponsesStream(StreamReader):
         self.output: list[JSONObject | None] = []  # by output index; None while the item is open
         self.text: list[str] | None = None  # the open message's text (or refusal)
         self.part = "output_text"  # the open message's part: output_text or refusal
+        self.thought: list[str] | None = None  # the open reasoning item's text
+        self.thought_id = ""
+        self.thought_index = 0
         self.message_id = ""
         self.message_index = 0
         self.calls: dict[int, _Call] = {}  # chat tool call index -> its function_call item
@@ -62,7 +66,10 @@ class ResponsesStream(StreamReader):
             out.append(self._event("response.created", {"response": dict(self.response)}))
             out.append(self._event("response.in_progress", {"response": dict(self.response)}))
         if piece:
-            for chat_event in self.parser.feed(piece):
+            # Relayed as it came (the usual case): the event is parsed already; else the reader's own
+            # bytes (a translating plugin's) are parsed here.
+            chat_events = [event] if piece is event.raw else self.parser.feed(piece)
+            for chat_event in chat_events:
                 data = chat_event.data
                 if data is None or data == b"[DONE]":
                     continue
@@ -101,6 +108,9 @@ class ResponsesStream(StreamReader):
                 continue  # a Response has one answer
             delta = choice.get("delta")
             if isinstance(delta, dict):
+                thought = delta.get("reasoning_content") or delta.get("reasoning")
+                if isinstance(thought, str) and thought:
+                    self._thought(thought, out)
                 content = delta.get("content")
                 if isinstance(content, str) and content:
                     self._text(content, out)
@@ -114,9 +124,41 @@ class ResponsesStream(StreamReader):
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
 
+    def _thought(self, text: str, out: list[bytes]) -> None:
+        """Reasoning text (``reasoning_content``: DeepSeek's, the anthropic plugin's thinking) as a
+        ``reasoning`` item with one summary part."""
+        if self.thought is None:
+            self.thought = []
+            self.thought_id, self.thought_index = new_id("rs"), len(self.output)
+            self.output.append(None)
+            item: JSONObject = {"id": self.thought_id, "type": "reasoning", "summary": []}
+            out.append(self._item("added", self.thought_index, item))
+            part = {"type": "summary_text", "text": ""}
+            out.append(
+                self._event("response.reasoning_summary_part.added", {**self._summary(), "part": part})
+            )
+        self.thought.append(text)
+        out.append(self._event("response.reasoning_summary_text.delta", {**self._summary(), "delta": text}))
+
+    def _summary(self) -> JSONObject:
+        return {"item_id": self.thought_id, "output_index": self.thought_index, "summary_index": 0}
+
+    def _close_thought(self, out: list[bytes]) -> None:
+        if self.thought is None:
+            return
+        text = "".join(self.thought)
+        self.thought = None
+        out.append(self._event("response.reasoning_summary_text.done", {**self._summary(), "text": text}))
+        part: JSONObject = {"type": "summary_text", "text": text}
+        out.append(self._event("response.reasoning_summary_part.done", {**self._summary(), "part": part}))
+        item = reasoning_item(self.thought_id, text)
+        self.output[self.thought_index] = item
+        out.append(self._item("done", self.thought_index, item))
+
     def _text(self, content: str, out: list[bytes], kind: str = "output_text") -> None:
         """A text (or refusal) delta. The message's one part is of the kind its first delta had; a
         refusal's part is a ``refusal`` with ``response.refusal.*`` events."""
+        self._close_thought(out)
         if self.text is None:
             self.text, self.part = [], kind
             self.message_id, self.message_index = new_id("msg"), len(self.output)
@@ -152,6 +194,7 @@ class ResponsesStream(StreamReader):
         function = function if isinstance(function, dict) else {}
         entry = self.calls.get(index)
         if entry is None:
+            self._close_thought(out)
             self._close_message(out)
             call_id = call.get("id")
             entry = _Call(
@@ -194,6 +237,7 @@ class ResponsesStream(StreamReader):
 
     def _end(self, out: list[bytes]) -> None:
         self.ended = True
+        self._close_thought(out)
         self._close_message(out)
         for entry in self.calls.values():
             arguments = "".join(entry.arguments)

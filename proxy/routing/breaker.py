@@ -230,7 +230,9 @@ class Breakers:
             )
         elif not probe_failed:  # one alert per outage, not one per failed probe
             self.metrics.alerts.labels("provider").inc()
-            self.alerts.raise_alert(
+            self.alerts.operator(
+                "provider_down",
+                f"provider_down/{b.target.provider}/{b.target.model}",  # every replica's name for it
                 {
                     "type": "provider",
                     "event": "breaker_open",
@@ -240,7 +242,6 @@ class Breakers:
                     "cooldown_s": config.cooldown,
                     "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
                 },
-                None,
             )
 
     def _transition(self, b: Breaker, state: State, now: float) -> None:

@@ -23,6 +23,7 @@ class Target:
     model: str | None  # None: derived from the requested name
     priority: int
     weight: float
+    deployment: str | None = None  # Azure's deployment name, when it differs from the model's
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ class Route:
     targets: tuple[Target, ...]
     pattern: bool = False
     config: RouteConfig | None = None  # strategy and timeout overrides (None: the defaults)
+    deployments: bool = False  # some target names a deployment (see deployment_of)
 
 
 class Choice(NamedTuple):
@@ -51,10 +53,11 @@ class Resolution:
 
 def build_route(name: str, config: RouteConfig) -> Route:
     targets = tuple(
-        Target(t.provider, t.model, t.priority if t.priority is not None else i, t.weight)
+        Target(t.provider, t.model, t.priority if t.priority is not None else i, t.weight, t.deployment)
         for i, t in enumerate(config.targets)
     )
-    return Route(name, targets, pattern=any(c in name for c in "*?["), config=config)
+    deployments = any(t.deployment for t in targets)
+    return Route(name, targets, pattern=any(c in name for c in "*?["), config=config, deployments=deployments)
 
 
 class RoutingTable:
@@ -103,6 +106,17 @@ def upstream_model(route: Route, target: Target, requested: str) -> str:
         if requested.startswith(prefix):
             return requested[len(prefix) :]
     return requested
+
+
+def deployment_of(route: Route, choice: Choice, requested: str) -> str | None:
+    """The ``deployment`` of the target behind ``choice``, if it names one. A choice is a provider and a
+    model: two targets of one provider and model are one choice (the first one's deployment)."""
+    if not route.deployments:
+        return None
+    for t in route.targets:
+        if t.provider == choice.provider and upstream_model(route, t, requested) == choice.model:
+            return t.deployment
+    return None
 
 
 def order_targets(targets: Iterable[Target], rng: random.Random | None = None) -> list[Target]:

@@ -48,9 +48,12 @@ class Estimate(BaseModel):
     targets: list[TargetEstimate]
 
 
-async def estimate(gw: Gateway, snapshot: Snapshot, body: ClientBody) -> dict[str, object]:
+async def estimate(
+    gw: Gateway, snapshot: Snapshot, body: ClientBody, *, key: str | None = None, tenant: str | None = None
+) -> dict[str, object]:
     """What a chat request would cost: the admission's worst case, and a typical answer's cost (the
-    mean answer length of the model in the last 7 days of the ledger, or a default)."""
+    mean answer length of the model in the last 7 days of the ledger, or a default). ``key`` and
+    ``tenant`` narrow the ledger read to that key's own records (``/me/estimate``)."""
     resolution = snapshot.resolve(body.model)
     if resolution is None:
         raise NotFound(f"The model '{body.model}' does not exist on this gateway.")
@@ -59,7 +62,9 @@ async def estimate(gw: Gateway, snapshot: Snapshot, body: ClientBody) -> dict[st
         raise InvalidRequest(f"The model '{body.model}' has no price.", param="model")
     metering = snapshot.settings.metering
     plan = make_plan((), body, [p for _, p in priced], metering.default_max_tokens, metering.reserve)
-    recent = await gw.store.records(RecordQuery(since=time.time() - 7 * 86400, limit=PAGE))
+    recent = await gw.store.records(
+        RecordQuery(key=key, tenant=tenant, since=time.time() - 7 * 86400, limit=PAGE)
+    )
     answers = [
         r.completion_tokens for r in recent.data if r.model == body.model and r.outcome is Outcome.COMPLETED
     ]

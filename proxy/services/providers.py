@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Literal
 
 import orjson
 from pydantic import BaseModel
@@ -23,8 +24,10 @@ from proxy.plugin.registry import PluginNotFound
 from proxy.services import refresh
 from proxy.services.sync import status, sync_provider
 from proxy.state import catalogues
-from proxy.state.overlay import PROVIDERS, base_url, merged_provider
+from proxy.state.overlay import PROVIDERS, base_url, is_reference, merged_provider
 from proxy.store.records import RecordQuery
+from proxy.tenancy import provider_secrets
+from proxy.tenancy.vault import Vault
 
 _USAGE_FIELDS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost_micro_usd")
 _USAGE_PAGES = 50  # at most 50 x 1000 ledger records are summed per listing
@@ -33,12 +36,13 @@ _USAGE_PAGES = 50  # at most 50 x 1000 ledger records are summed per listing
 class ProviderPatch(BaseModel):
     plugin: str | None = None
     base_url: str | None = None
-    api_key: str | None = None  # a ${VAR} reference only
+    api_key: str | None = None  # a ${VAR} reference, or the key itself (sealed in the vault)
     headers: dict[str, str] | None = None
     enabled: bool | None = None
     timeouts: Timeouts | None = None
     breaker: BreakerConfig | None = None
     sync: SyncConfig | None = None
+    byok: Literal["optional", "required", "never"] | None = None
 
 
 class ProviderModel(BaseModel):
@@ -53,6 +57,11 @@ class ProviderModel(BaseModel):
     models: int
     sync_status: dict[str, object]
     usage: dict[str, object] | None = None
+    api_key: str | None = None  # where the key comes from: "${VAR}", "vault" (pasted, sealed) or None
+    headers: list[str] = []  # header names only (values may be credentials)
+    timeouts: dict[str, object] | None = None
+    breaker: dict[str, object] | None = None
+    byok: str | None = None
 
 
 class ProviderList(BaseModel):
@@ -88,7 +97,29 @@ async def describe(gw: Gateway, name: str) -> dict[str, object]:
         "sync": config.sync.model_dump() if config.sync else None,
         "models": models,
         "sync_status": await status(gw, name),
+        "api_key": await _key_source(gw, name, override),
+        "headers": sorted(config.headers),
+        "timeouts": config.timeouts.model_dump(),
+        "breaker": config.breaker.model_dump(),
+        "byok": config.byok,
     }
+
+
+async def _key_source(gw: Gateway, name: str, override: bytes | None) -> str | None:
+    """Where the provider's key comes from, never the key: the ``${VAR}`` as written, or "vault"."""
+    if await provider_secrets.has_secret(gw.store, name):
+        return "vault"
+    written = orjson.loads(override).get("api_key") if override else None
+    if written is None:
+        base = gw.live.base.settings if gw.live is not None else gw.snapshot.settings
+        yaml = base.providers.get(name)
+        written = _raw_reference(yaml.api_key) if yaml is not None and yaml.api_key else None
+    return written if isinstance(written, str) and is_reference(written) else ("set" if written else None)
+
+
+def _raw_reference(value: str) -> str:
+    """A YAML key is interpolated at load: say only that one is set."""
+    return value if is_reference(value) else "set"
 
 
 async def _catalogue(gw: Gateway, name: str) -> bytes:
@@ -140,6 +171,17 @@ async def patch_provider(gw: Gateway, name: str, body: Mapping[str, object]) -> 
     unknown = sorted(set(body) - set(ProviderPatch.model_fields))
     if unknown:
         raise InvalidRequest(f"{unknown[0]}: unknown field", param=unknown[0])
+    pasted = _pasted_key(body)
+    if pasted is not None:  # the key itself: sealed below, never in the shared override document
+        body = {k: v for k, v in body.items() if k != "api_key"} | {"api_key": None}
+        vault = Vault.from_settings(gw.snapshot.settings)
+        if not vault.configured:
+            raise InvalidRequest(
+                "api_key: the vault is not configured (set secrets.master_keys), so a pasted key cannot be "
+                "stored; give a ${VAR} reference instead.",
+                param="api_key",
+            )
+    sealed_before = await provider_secrets.has_secret(gw.store, name)
     raw = await gw.store.get_doc(PROVIDERS, name)
     current: Mapping[str, object] = orjson.loads(raw) if raw else {}
     override = {k: v for k, v in {**current, **body}.items() if v is not None}
@@ -149,15 +191,35 @@ async def patch_provider(gw: Gateway, name: str, body: Mapping[str, object]) -> 
     except ConfigError as exc:
         first = str(exc).splitlines()[0]
         raise InvalidRequest(f"Invalid provider '{name}': {exc}", param=first.split(":", 1)[0]) from None
-    if config.api_key and not body.get("api_key") and base_url(config) != _serving_url(base, name, current):
+    has_key = config.api_key or sealed_before
+    key_given = body.get("api_key") or pasted is not None
+    if has_key and not key_given and base_url(config) != _serving_url(base, name, current):
         raise InvalidRequest(
             f"api_key: give the key again to move provider '{name}' to another base_url (the key it has "
             "was meant for the old address).",
             param="api_key",
         )
+    if "api_key" in body and sealed_before:
+        # the old sealed key goes first: it must never serve the new fields (a new base_url), not even
+        # for the moment between two writes
+        await provider_secrets.drop_secret(gw.store, name)
     await gw.store.put_doc(PROVIDERS, name, orjson.dumps(override))
+    if pasted is not None:
+        await provider_secrets.store_secret(gw.store, vault, name, pasted)
     await refresh(gw)
     return await describe(gw, name)
+
+
+def _pasted_key(body: Mapping[str, object]) -> str | None:
+    """The key itself when ``api_key`` is not a ``${VAR}`` reference (None: none given, or a reference)."""
+    key = body.get("api_key")
+    if key is None or (isinstance(key, str) and is_reference(key)):
+        return None
+    if not isinstance(key, str) or not key.strip() or len(key) > 4096 or not key.isprintable():
+        raise InvalidRequest(
+            "api_key: give a ${VAR} reference or the key itself (printable text).", param="api_key"
+        )
+    return key.strip()
 
 
 def _serving_url(base: Settings, name: str, current: Mapping[str, object]) -> str | None:
@@ -173,7 +235,8 @@ def _serving_url(base: Settings, name: str, current: Mapping[str, object]) -> st
 
 async def drop_override(gw: Gateway, name: str) -> None:
     """Drop a provider's run-time fields: the YAML provider serves as written."""
-    if not await gw.store.delete_doc(PROVIDERS, name):
+    dropped_key = await provider_secrets.drop_secret(gw.store, name)
+    if not await gw.store.delete_doc(PROVIDERS, name) and not dropped_key:
         raise NotFound(f"Provider '{name}' has no run-time changes.", param="name")
     await refresh(gw)
 

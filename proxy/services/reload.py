@@ -112,6 +112,7 @@ class Reloader:
             self.gw.alerts.webhooks = {
                 n: t.alerts.webhook for n, t in settings.tenants.items() if t.alerts.webhook
             }
+            self.gw.alerts.operator_config = settings.alerts
             self.digest, self.rejected = digest, ""
             self.gw.metrics.reloads.labels("applied").inc()
             log.info(

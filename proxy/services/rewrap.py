@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from proxy.store.base import Store, StoreUnavailable
+from proxy.tenancy import provider_secrets
 from proxy.tenancy.documents import (
     PROVIDER_KEYS,
     RELEASE,
@@ -68,6 +69,26 @@ async def rewrap(store: Store, vault: Vault) -> Rewrapped:
             await store.put_doc(PROVIDER_KEYS, doc_id, new.model_dump_json().encode())
             await store.try_lock(lock_name(tenant, provider), owner, RELEASE)
             done.moved += 1
+        await _rewrap_operator_keys(store, vault, done)
         return done
     finally:
         await store.close()
+
+
+async def _rewrap_operator_keys(store: Store, vault: Vault, done: Rewrapped) -> None:
+    """The provider keys an operator pasted in the console (:mod:`proxy.tenancy.provider_secrets`)."""
+    for provider in sorted(await store.list_docs(provider_secrets.KIND)):
+        doc = await load(store, provider_secrets.KIND, provider, ProviderKeyDoc)
+        if doc is None:
+            continue
+        try:
+            sealed = vault.rewrap(provider_secrets.OPERATOR, provider, doc.sealed())
+        except (VaultError, ValueError) as exc:
+            done.failures.append(f"{provider_secrets.KIND}/{provider}: cannot be opened ({exc})")
+            continue
+        if sealed is None:
+            done.current += 1
+            continue
+        new = ProviderKeyDoc.of(sealed, doc.created_at)
+        await store.put_doc(provider_secrets.KIND, provider, new.model_dump_json().encode())
+        done.moved += 1

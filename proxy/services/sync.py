@@ -164,7 +164,7 @@ def _alert(gw: Gateway, name: str, reason: str) -> None:
         "error": reason,
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    gw.alerts.raise_alert(alert, None)
+    gw.alerts.operator("sync_failed", f"sync_failed/{name}", alert)
 
 
 async def _release(gw: Gateway, lock: str, owner: str) -> None:

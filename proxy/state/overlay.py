@@ -28,10 +28,10 @@ from typing import cast
 import orjson
 
 from proxy.config import ConfigError, ProviderConfig, RouteConfig, Settings, interpolate, parse_settings
-from proxy.plugin import Provider, ProviderSettings
+from proxy.plugin import Provider
 from proxy.plugin.registry import PluginNotFound, load_plugin
 from proxy.routing.table import Route, build_route
-from proxy.state.snapshot import Snapshot, build_egress
+from proxy.state.snapshot import Snapshot, build_egress, provider_instance
 
 log = logging.getLogger("efflux.overlay")
 
@@ -76,6 +76,11 @@ def routes_layer(snapshot: Snapshot, docs: dict[str, bytes]) -> Snapshot:
 
 
 # -- providers --------------------------------------------------------------------------------------------
+def is_reference(value: str) -> bool:
+    """Whether ``value`` is a ``${VAR}`` (or ``${VAR:-default}``) reference as a whole."""
+    return _REFERENCE.match(value) is not None
+
+
 def merged_provider(settings: Settings, name: str, override: Mapping[str, object]) -> ProviderConfig:
     """The YAML provider (if any) with ``override`` laid over it, validated; ConfigError names the field."""
     key = override.get("api_key")
@@ -123,15 +128,7 @@ def base_url(config: ProviderConfig) -> str:
 
 
 def instantiate(name: str, config: ProviderConfig) -> Provider:
-    cls = load_plugin(config.plugin)
-    return cls(
-        ProviderSettings(
-            name=name,
-            base_url=config.base_url or cls.default_base_url,
-            api_key=config.api_key or None,
-            headers=dict(config.headers),
-        )
-    )
+    return provider_instance(name, config, load_plugin(config.plugin))
 
 
 def providers_layer(snapshot: Snapshot, docs: dict[str, bytes]) -> Snapshot:

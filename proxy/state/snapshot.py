@@ -113,14 +113,19 @@ def build_snapshot(settings: Settings, *, key_secret: bytes | None = None, versi
         if not (config.base_url or cls.default_base_url):
             problems.append(f"providers.{name}.base_url: required for plugin {config.plugin!r}")
             continue
-        providers[name] = cls(
-            ProviderSettings(
-                name=name,
-                base_url=config.base_url or cls.default_base_url,
-                api_key=config.api_key or None,
-                headers=dict(config.headers),
-            )
-        )
+        try:
+            providers[name] = provider_instance(name, config, cls)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            continue
+    for route_name, route in settings.models.items():
+        for i, target in enumerate(route.targets):
+            cls_of = providers.get(target.provider)
+            if target.deployment and cls_of is not None and not cls_of.deployments:
+                problems.append(
+                    f"models.{route_name}.targets[{i}].deployment: provider {target.provider!r} "
+                    f"(plugin {type(cls_of).plugin_name or 'custom'!r}) has no deployments"
+                )
     prices: PriceTable | None = None
     try:
         prices = load_price_table(settings)
@@ -140,6 +145,26 @@ def build_snapshot(settings: Settings, *, key_secret: bytes | None = None, versi
         version=version,
         egress=egress,
     )
+
+
+def provider_instance(name: str, config: ProviderConfig, cls: type[Provider]) -> Provider:
+    """The plugin instance for one provider. Raises ConfigError naming the YAML path for a plugin setting
+    the plugin does not take, or one it cannot work with (its constructor's ValueError)."""
+    options = config.plugin_options()
+    for key in options:
+        if key not in cls.plugin_settings:
+            raise ConfigError(f"providers.{name}.{key}: not a setting of plugin {config.plugin!r}")
+    settings = ProviderSettings(
+        name=name,
+        base_url=config.base_url or cls.default_base_url,
+        api_key=config.api_key or None,
+        headers=dict(config.headers),
+        options=options,
+    )
+    try:
+        return cls(settings)
+    except ValueError as exc:
+        raise ConfigError(f"providers.{name}: {exc}") from None
 
 
 def build_egress(name: str, config: ProviderConfig, settings: Settings) -> Egress:

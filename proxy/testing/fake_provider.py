@@ -116,6 +116,8 @@ class Received:
     headers: dict[str, str]
     body: object
     peer: str = ""  # the caller's address and port: one per connection, so tests can see reuse
+    raw: bytes = b""  # the body as sent (a signature covers these bytes)
+    target: str = ""  # the request line's target as sent: the path still URL-encoded, and the query
 
 
 def _peer(request: web.Request) -> str:
@@ -131,12 +133,18 @@ class FakeProvider:
         self.models_body: bytes | None = None
         # GET answers by path (catalogues: "/v1/models", "/api/v1/models"); beats ``models_body``
         self.gets: dict[str, Behaviour] = {}
+        # POST answers by path, for providers that name the model in the URL (Azure deployments, Gemini,
+        # Bedrock): a queue like ``scripts`` (the last one repeats); checked before the model's script.
+        self.paths: dict[str, list[Behaviour]] = defaultdict(list)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
     # -- scripting -------------------------------------------------------------------------------
     def script(self, model: str, *behaviours: Behaviour) -> None:
         self.scripts[model] = list(behaviours)
+
+    def script_path(self, path: str, *behaviours: Behaviour) -> None:
+        self.paths[path] = list(behaviours)
 
     def count(self, model: str | None = None) -> int:
         return sum(1 for r in self.received if model is None or _model(r.body) == model)
@@ -151,6 +159,7 @@ class FakeProvider:
         app.router.add_post("/v1/{path:.*}", self.handle)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/api/v1/models", self.models)  # AiHubMix's catalogue, beside /v1
+        app.router.add_post("/{path:.*}", self.handle)  # paths outside /v1 (scripted with script_path)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeProvider:
@@ -184,8 +193,11 @@ class FakeProvider:
             body: object = orjson.loads(raw)
         except orjson.JSONDecodeError:
             body = None
-        self.received.append(Received("POST", request.path, dict(request.headers), body, _peer(request)))
-        queue = self.scripts.get(_model(body) or "")
+        received = Received(
+            "POST", request.path, dict(request.headers), body, _peer(request), raw, request.raw_path
+        )
+        self.received.append(received)
+        queue = self.paths.get(request.path) or self.scripts.get(_model(body) or "")
         if queue:
             behaviour = queue.pop(0) if len(queue) > 1 else queue[0]
         else:

@@ -6,7 +6,7 @@ view with a virtual key).
     forwarded.py  the origin the browser used, through a trusted proxy (server.trusted_proxies)
     pages.py      the /ui sub-app: pages, static files, login/logout, CSP and other headers
     overview.py   /ui/api/overview and /ui/api/budgets: usage aggregated on the server in one answer
-    assets.py     static files and plotly.js (from the ``plotly`` package) with its stylesheet as a file
+    assets.py     the static files, read and gzipped once (charts are SVG drawn by static/js/charts.js)
     static/       index.html, login.html, app.css, js/ (plain ES modules, one per page)
 
 The pages use the admin and self-service APIs themselves (through the bridge) so that the dashboard shows

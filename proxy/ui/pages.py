@@ -28,11 +28,15 @@ CSP = (
 )
 # A custom header: a cross-site form cannot send it, and a cross-site fetch with it is preflighted (refused).
 LOGIN_HEADER = "X-Efflux-UI"
+NO_ADMIN_TOKEN = (
+    "No admin token is configured on this gateway, so the operator console is off: set server.admin_token "
+    "(the example config reads EFFLUX_ADMIN_TOKEN) and restart."
+)
 
 
 class Assets:
-    """The dashboard's files, loaded on the first /ui request in a worker thread: plotly.js is ~5 MB
-    (gzipped once more at load), which a gateway that never serves the dashboard should not carry."""
+    """The dashboard's files, loaded on the first /ui request in a worker thread (read and gzipped once),
+    so that a gateway that never serves the dashboard never reads them."""
 
     def __init__(self) -> None:
         self._files: dict[str, Asset] | None = None
@@ -47,6 +51,7 @@ class Assets:
 
 
 ASSETS = web.AppKey("ui_assets", Assets)
+ADMIN_LOGIN = web.AppKey("ui_admin_login", bool)  # whether an admin token is configured at all
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./-]+$")
 
 
@@ -65,8 +70,7 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
-    if not request.path.startswith("/ui/static/vendor/"):
-        response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 
@@ -90,9 +94,7 @@ async def static(request: web.Request) -> web.Response:
     asset = files.get(path) if _SAFE_PATH.match(path) and ".." not in path else None
     if asset is None:
         raise web.HTTPNotFound()
-    # plotly.js is large and versioned with the package: cache it; our own files revalidate (ETag).
-    cache = "public, max-age=86400" if path.startswith("vendor/") else "no-cache"
-    return _serve(request, asset, cache)
+    return _serve(request, asset, "no-cache")  # revalidated by ETag: a new version shows at once
 
 
 async def to_index(request: web.Request) -> web.Response:
@@ -135,6 +137,8 @@ def login(admin_token: str | None) -> Handler:
         elif (key := await gw.keys.find(store, gw.snapshot, token)) is not None:
             label = f"{key.name} (tenant {key.tenant})"
             cookie, session = await sessions.create(store, "tenant", label, secret=token)
+        elif not admin_token:
+            return json_response({"error": f"This is not a valid virtual key. {NO_ADMIN_TOKEN}"}, 401)
         else:
             return json_response({"error": "This is neither the admin token nor a valid virtual key."}, 401)
         response = json_response({"kind": session.kind, "label": session.label})
@@ -160,6 +164,8 @@ async def session_info(request: web.Request) -> web.Response:
         raise web.HTTPForbidden()
     session = await sessions.load(request.config_dict[GATEWAY].store, request.cookies.get(sessions.COOKIE))
     if session is None:  # 200, not 401: a page asking "am I logged in?" is not an error
+        if not request.app[ADMIN_LOGIN]:  # the login page says so before anyone tries a token
+            return json_response({"kind": None, "admin_login": False, "notice": NO_ADMIN_TOKEN})
         return json_response({"kind": None})
     return json_response({"kind": session.kind, "label": session.label, "csrf": session.csrf})
 
@@ -167,6 +173,7 @@ async def session_info(request: web.Request) -> web.Response:
 def create_ui_app(admin_token: str | None) -> web.Application:
     app = web.Application(middlewares=[headers])
     app[ASSETS] = Assets()
+    app[ADMIN_LOGIN] = bool(admin_token)
     app.router.add_get("", to_index)
     app.router.add_get("/", index)
     app.router.add_get("/login", login_page)

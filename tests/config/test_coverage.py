@@ -109,11 +109,22 @@ providers.*.tls.cert_file upstream/test_tls_settings.py::test_a_client_certifica
 providers.*.tls.key_file upstream/test_tls_settings.py::test_a_client_certificate_from_cert_file_and_key_file
 providers.*.max_response_bytes
     upstream/test_bounds_settings.py::test_a_providers_own_max_response_bytes_wins_over_the_upstream_default
+providers.*.api_version e2e/test_cloud_providers_sdk.py::test_azure_json_through_the_deployment_path
+providers.*.api_version plugins/test_azure.py::test_a_bad_api_version_is_a_config_error
+providers.*.entra_token
+    e2e/test_cloud_providers_sdk.py::test_azure_stream_through_the_v1_path_with_an_entra_token
+providers.*.region e2e/test_cloud_providers_sdk.py::test_bedrock_json
+providers.*.region plugins/test_bedrock.py::test_the_region_is_required
+providers.*.aws_access_key_id e2e/test_cloud_providers_sdk.py::test_bedrock_json
+providers.*.aws_secret_access_key e2e/test_cloud_providers_sdk.py::test_bedrock_json
+providers.*.aws_session_token e2e/test_cloud_providers_sdk.py::test_bedrock_json
 models.*.targets[].provider resilience/test_faults.py::test_server_fault_before_the_first_byte_falls_back
 models.*.targets[].provider routing/test_routing.py::test_explicit_target_model_wins
 models.*.targets[].model routing/test_routing.py::test_explicit_target_model_wins
 models.*.targets[].priority routing/test_routing.py::test_lower_priority_first_whatever_the_list_order
 models.*.targets[].weight routing/test_routing.py::test_weights_from_yaml_reach_the_order
+models.*.targets[].deployment e2e/test_cloud_providers_sdk.py::test_azure_json_through_the_deployment_path
+models.*.targets[].deployment plugins/test_azure.py::test_a_deployment_needs_a_provider_with_deployments
 models.*.strategy routing/test_balance.py::test_least_busy_prefers_fewer_in_flight_within_a_priority
 models.*.strategy routing/test_balance.py::test_lowest_latency_and_weighted
 models.*.timeouts.connect dataplane/test_spine.py::test_a_route_timeout_replaces_the_providers[connect]
@@ -178,6 +189,15 @@ upstream.max_informational
     upstream/test_bounds_settings.py::test_each_upstream_bound_from_the_config[max_informational]
 upstream.max_decompression_ratio
     upstream/test_bounds_settings.py::test_each_upstream_bound_from_the_config[max_decompression_ratio]
+alerts.webhook metering/test_operator_alerts.py::test_a_provider_down_is_posted_once_and_signed
+alerts.webhook metering/test_operator_alerts_replicas.py::test_three_replicas_post_each_operator_alert_once
+alerts.on metering/test_operator_alerts.py::test_on_chooses_the_events_posted
+alerts.on metering/test_operator_alerts.py::test_budget_copies_follow_on
+alerts.secret metering/test_operator_alerts.py::test_without_a_secret_nothing_is_signed
+alerts.secret metering/test_operator_alerts.py::test_a_provider_down_is_posted_once_and_signed
+alerts.ledger_lag_threshold
+    metering/test_operator_alerts.py::test_ledger_lag_past_the_threshold_is_posted_once_per_episode
+telemetry.capture_content observe/test_tracing.py::test_capture_content_records_the_messages_clipped
 responses.ttl responses/test_kept.py::test_responses_ttl_is_the_kept_responses_expiry_in_redis
 """
 

@@ -142,6 +142,45 @@ def test_native_previous_response_id_goes_to_the_provider(
     assert fake.received[-1].body["previous_response_id"] == "resp_abc"
 
 
+def test_native_function_tool_round_trip(client: openai.OpenAI, fake: ThreadedFakeProvider) -> None:
+    fake.script(
+        "native-tools",
+        fixture("openai/responses-stream-function-call.sse"),
+        fixture("openai/responses-nonstream.json"),
+    )
+    with client.responses.stream(model="native-tools", input="Weather?", tools=[WEATHER_TOOL]) as stream:
+        first = stream.get_final_response()
+    [call] = [item for item in first.output if item.type == "function_call"]
+    assert call.name == "get_weather" and call.call_id
+    second = client.responses.create(
+        model="native-tools",
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],
+    )
+    assert second.output_text
+    sent = fake.received[-1].body
+    assert sent["previous_response_id"] == first.id, "the provider keeps its own conversation"
+    assert sent["input"] == [{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}]
+
+
+async def test_native_json_schema_goes_as_sent(
+    aclient: openai.AsyncOpenAI, fake: ThreadedFakeProvider
+) -> None:
+    fake.script("native-json", fixture("openai/responses-nonstream.json"))
+    fmt: Any = {"type": "json_schema", "name": "sum", "schema": {"type": "object"}, "strict": True}
+    await aclient.responses.create(model="native-json", input="4200 + 42?", text={"format": fmt})
+    assert fake.received[-1].body["text"] == {"format": fmt}
+
+
+def test_a_providers_own_response_is_not_kept_by_the_gateway(
+    client: openai.OpenAI, fake: ThreadedFakeProvider
+) -> None:
+    fake.script("native-kept", fixture("openai/responses-nonstream.json"))
+    created = client.responses.create(model="native-kept", input="hi")
+    with pytest.raises(openai.NotFoundError, match="a provider's own responses stay with it"):
+        client.responses.retrieve(created.id)
+
+
 # -- translated: a chat-only provider behind /v1/responses -------------------------------------------------
 
 

@@ -516,7 +516,7 @@ NATIVE_BODY: JSONObject = {
 
 def native_call(endpoint: Endpoint = Endpoint.MESSAGES, stream: bool = False, **headers: str) -> Call:
     body = dict(NATIVE_BODY, stream=stream) if stream else dict(NATIVE_BODY)
-    return Call(endpoint, body, "claude-haiku-4-5", stream, False, "sk-ant-tenant", headers)
+    return Call(endpoint, body, "claude-haiku-4-5", stream, False, "sk-ant-tenant", headers=headers)
 
 
 def test_native_request_is_the_clients_body_with_the_routes_model() -> None:

@@ -371,7 +371,10 @@ def test_builtins_load_by_name(name: str, cls: type[Provider]) -> None:
 
 def test_anthropic_is_a_builtin() -> None:
     assert load_plugin("anthropic").plugin_name == "anthropic"
-    assert builtin_names() == ["aihubmix", "anthropic", "openai", "openai_compatible", "openrouter"]
+    names = builtin_names()
+    assert names == sorted(names)
+    assert {"aihubmix", "anthropic", "azure", "bedrock", "gemini", "gemini_openai", "openai"} <= set(names)
+    assert {"openai_compatible", "openrouter"} <= set(names)
 
 
 def test_package_module_class(fresh_registry: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -417,7 +420,7 @@ def test_package_module_class(fresh_registry: None, tmp_path: Path, monkeypatch:
         ),
         (
             "zzz",
-            r"^unknown plugin 'zzz' \(built-ins: aihubmix, anthropic, openai, openai_compatible, openrouter",
+            r"^unknown plugin 'zzz' \(built-ins: aihubmix, anthropic, azure, bedrock, gemini, ",
         ),
         ("OpenAI", r"^unknown plugin 'OpenAI'"),
         (

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from support import AUTH, KEY, base_config
+from support import AUTH, KEY, base_config, fixture
 
 from proxy.responses import kept
 from proxy.store import memory
@@ -26,11 +26,14 @@ OTHER_KEY = "egw-other-key-0123456789"
 def config(fake: FakeProvider, **sections: Any) -> dict[str, Any]:
     cfg = base_config(fake.url, **sections)
     cfg["keys"].append({"name": "other", "tenant": "acme", "key": OTHER_KEY})
+    cfg["providers"]["oai"] = {"plugin": "openai", "base_url": fake.url, "api_key": "sk-oai"}
+    cfg["models"] = {"native-*": {"targets": [{"provider": "oai"}]}, **cfg["models"]}
     return cfg
 
 
 async def create(client: Any, **fields: Any) -> dict[str, Any]:
-    resp = await client.post("/v1/responses", json={"model": "small", "input": "hi", **fields}, headers=AUTH)
+    body = {"model": "small", "input": "hi", **fields}
+    resp = await client.post("/v1/responses", json=body, headers=AUTH)
     body: dict[str, Any] = orjson.loads(await resp.read())
     assert resp.status == 200, body
     return body
@@ -91,6 +94,27 @@ async def test_a_continued_conversation_sends_the_whole_context(
     resp = await client.get(f"/v1/responses/{second['id']}/input_items?order=asc", headers=AUTH)
     items = orjson.loads(await resp.read())["data"]
     assert [i["type"] for i in items] == ["message", "message", "message"]
+    assert [i["content"] for i in items][::2] == ["hi", "And then?"] and all(i["id"] for i in items)
+    resp = await client.get(f"/v1/responses/{second['id']}/input_items?limit=2", headers=AUTH)
+    page = orjson.loads(await resp.read())
+    assert page["has_more"] and [i["id"] for i in page["data"]] == [i["id"] for i in items[::-1][:2]]
+    after = page["last_id"]
+    resp = await client.get(f"/v1/responses/{second['id']}/input_items?limit=2&after={after}", headers=AUTH)
+    page = orjson.loads(await resp.read())
+    assert not page["has_more"] and [i["id"] for i in page["data"]] == [items[0]["id"]]
+    # a native target gets the kept conversation as input, without the gateway's ids and states
+    fake.script("native-x", fixture("openai/responses-nonstream.json"))
+    await create(client, model="native-x", input="More?", previous_response_id=second["id"])
+    sent = fake.received[-1]
+    assert sent.path == "/v1/responses" and "previous_response_id" not in sent.body
+    assert [i.get("content") for i in sent.body["input"]] == [
+        "hi",
+        [{"type": "output_text", "text": "First.", "annotations": [], "logprobs": []}],
+        "And then?",
+        [{"type": "output_text", "text": "Second.", "annotations": [], "logprobs": []}],
+        "More?",
+    ]
+    assert not any("id" in i or "status" in i for i in sent.body["input"])
 
 
 async def test_an_unknown_previous_response_on_a_translated_route_is_a_404(

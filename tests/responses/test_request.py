@@ -11,7 +11,7 @@ from proxy.responses.request import to_chat
 
 
 def chat(**body: Any) -> dict[str, Any]:
-    return to_chat({"model": "m", **body}, [])
+    return to_chat({"model": "m", **body})
 
 
 def test_a_string_input_is_one_user_message_after_the_instructions() -> None:

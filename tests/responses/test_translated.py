@@ -41,8 +41,8 @@ def config(fake: FakeProvider) -> dict[str, Any]:
     return cfg
 
 
-async def stream(client: Any, model: str) -> list[dict[str, Any]]:
-    body = {"model": model, "input": "hi", "stream": True}
+async def stream(client: Any, model: str, **fields: Any) -> list[dict[str, Any]]:
+    body = {"model": model, "input": "hi", "stream": True, **fields}
     resp = await client.post("/v1/responses", json=body, headers=AUTH)
     assert resp.status == 200
     return typed_events(await resp.text())
@@ -103,6 +103,10 @@ async def test_a_chat_stream_becomes_the_responses_events_with_its_usage(
     if "tool" in name:
         calls = [i for i in final["output"] if i["type"] == "function_call"]
         assert calls and all(json.loads(c["arguments"]) is not None for c in calls)
+    if "reasoning" in name:  # DeepSeek's reasoning_content: a reasoning item with its summary, first
+        thought = "".join(e["delta"] for e in events if e["type"] == "response.reasoning_summary_text.delta")
+        assert thought and final["output"][0]["type"] == "reasoning"
+        assert final["output"][0]["summary"] == [{"type": "summary_text", "text": thought}]
     if "finish-length" in name:
         assert final["status"] == "incomplete"
         assert final["incomplete_details"] == {"reason": "max_output_tokens"}
@@ -170,3 +174,17 @@ async def test_an_anthropic_error_mid_stream_ends_with_error_and_failed(
     assert "verloaded" in events[-2]["message"]
     record = await last_record(client)
     assert record.endpoint == "responses" and record.outcome.value == "upstream_error"
+
+
+async def test_claudes_thinking_becomes_a_reasoning_item_when_reasoning_is_asked_for(
+    make_gateway: Make, fake: FakeProvider
+) -> None:
+    client = await make_gateway(config(fake))
+    fake.script("claude-x", fixture("anthropic/messages-stream-thinking.sse"))
+    events = await stream(client, "claude-x", reasoning={"effort": "low"})
+    assert "thinking" in fake.received[-1].body
+    kinds = [e["type"] for e in events]
+    assert kinds.index("response.reasoning_summary_text.delta") < kinds.index("response.output_text.delta")
+    final = events[-1]["response"]
+    assert [i["type"] for i in final["output"]] == ["reasoning", "message"]
+    assert final["output"][0]["summary"][0]["text"]

@@ -146,7 +146,7 @@ def test_tenant_sees_only_its_own(page: Any, gateway: GatewayProcess) -> None:
     chat(gateway, OTHER_KEY, "globex-secret-model", n=3)
     login(page, KEY)
     page.wait_for_selector("#main[data-page=me][data-ready=true]")
-    assert [a.inner_text() for a in page.locator("#nav a").all()] == ["My key"]
+    assert [a.inner_text() for a in page.locator("#nav a").all()] == ["My key", "Estimate"]
     text = page.inner_text("body")
     assert "tenant acme" in text
     assert "globex" not in text and "other" not in page.inner_text("#main")

@@ -104,7 +104,7 @@ def test_first_paint_with_100k_records(chromium: Any, big_gateway: str) -> None:
     page.set_default_timeout(30_000)
     login(page)
     page.wait_for_selector("#total-requests")
-    # measured on a reload: the browser has plotly.js cached as a returning operator would
+    # measured on a reload: the browser has the scripts cached as a returning operator would
     page.reload()
     page.wait_for_selector("#total-requests")
     timing = page.evaluate(

@@ -1,20 +1,26 @@
 // The dashboard shell: who is logged in, the navigation, and one page module per route (#/<page>).
 import { logout, session } from './api.js';
 import { clear, h } from './dom.js';
+import * as adoption from './pages/adoption.js';
 import * as compare from './pages/compare.js';
+import * as estimate from './pages/estimate.js';
 import * as keys from './pages/keys.js';
 import * as me from './pages/me.js';
 import * as models from './pages/models.js';
 import * as providers from './pages/providers.js';
 import * as requests from './pages/requests.js';
+import * as savings from './pages/savings.js';
 import * as tenants from './pages/tenants.js';
 import * as usage from './pages/usage.js';
 
-const OPERATOR = { usage, providers, models, keys, tenants, compare, requests };
-const TENANT = { me };
+const OPERATOR = {
+  usage, providers, models, keys, tenants, compare, requests, estimate: estimate.operator, savings, adoption,
+};
+const TENANT = { me, estimate: estimate.tenant };
 const TITLES = {
   usage: 'Usage', providers: 'Providers', models: 'Models', keys: 'Keys', tenants: 'Tenants',
-  compare: 'Compare', requests: 'Requests', me: 'My key',
+  compare: 'Compare', requests: 'Requests', me: 'My key', estimate: 'Estimate', savings: 'Savings',
+  adoption: 'Adoption',
 };
 
 let pages = null;

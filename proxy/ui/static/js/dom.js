@@ -1,5 +1,8 @@
 // DOM building with text nodes only: every value from the API goes through textContent (never innerHTML),
 // so a provider, model or tenant name containing markup is shown as the characters it is.
+import { usd } from './format.js';
+
+export { ago, ms, num, pct, price, usd, when } from './format.js';
 
 export function h(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -29,35 +32,14 @@ export function clear(node, ...children) {
 }
 
 // columns: [{title, value: row => text | Node, class?}]
-export function table(columns, rows, { empty = 'Nothing yet.', id } = {}) {
+// row: optional row => attributes of its <tr> (e.g. a data-* name for tests and styles)
+export function table(columns, rows, { empty = 'Nothing yet.', id, row: attrs } = {}) {
   if (!rows.length) return h('p', { class: 'muted empty', id }, empty);
-  return h('table', { id },
+  // in a box that scrolls sideways on a narrow screen, so the page itself never does
+  return h('div', { class: 'table-wrap' }, h('table', { id },
     h('thead', {}, h('tr', {}, columns.map((c) => h('th', { class: c.class }, c.title)))),
-    h('tbody', {}, rows.map((row) => h('tr', {},
-      columns.map((c) => h('td', { class: c.class }, c.value(row)))))));
-}
-
-export function usd(micro) {
-  if (micro === null || micro === undefined) return '–';
-  const value = micro / 1e6;
-  return '$' + value.toFixed(Math.abs(value) >= 100 ? 2 : value === 0 ? 2 : 4);
-}
-
-export function num(value) {
-  return value === null || value === undefined ? '–' : Number(value).toLocaleString('en-US');
-}
-
-export function ms(value) {
-  return value === null || value === undefined ? '–' : `${num(value)} ms`;
-}
-
-export function pct(value) {
-  return value === null || value === undefined ? '–' : `${(value * 100).toFixed(1)} %`;
-}
-
-export function when(seconds) {
-  if (!seconds) return '–';
-  return new Date(seconds * 1000).toISOString().replace('T', ' ').slice(0, 19) + ' UTC';
+    h('tbody', {}, rows.map((row) => h('tr', attrs ? attrs(row) : {},
+      columns.map((c) => h('td', { class: c.class, 'data-label': c.title }, c.value(row))))))));
 }
 
 export function badge(text, kind = '') {
@@ -94,4 +76,25 @@ export function field(label, input) {
 
 export function formValues(form) {
   return Object.fromEntries(new FormData(form).entries());
+}
+
+// A button that copies a text to the clipboard (the Clipboard API; a selection and execCommand where the
+// page is not a secure context, e.g. plain http on a LAN address).
+export function copyButton(text, id) {
+  const button = h('button', { type: 'button', class: 'copy', id }, 'Copy');
+  button.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch {
+      const area = h('textarea', { class: 'offscreen', readonly: true });
+      area.value = text;
+      document.body.append(area);
+      area.select();
+      document.execCommand('copy');
+      area.remove();
+    }
+    button.textContent = 'Copied';
+    button.dataset.copied = 'true';
+  });
+  return button;
 }

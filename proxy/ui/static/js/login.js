@@ -2,6 +2,13 @@ import { url } from './api.js';
 
 const form = document.getElementById('login-form');
 const error = document.getElementById('login-error');
+const notice = document.getElementById('login-notice');
+
+// Without an admin token only virtual keys can log in: say so before anyone tries one.
+fetch(url('/ui/api/session'), { credentials: 'same-origin' })
+  .then((response) => response.json())
+  .then((data) => { if (data.admin_login === false) notice.textContent = data.notice; })
+  .catch(() => {});
 
 form.addEventListener('submit', async (event) => {
   event.preventDefault();

@@ -1,7 +1,7 @@
 // One model across providers: price, observed latency and error rate (GET /admin/compare?model=).
 import { get, query } from '../api.js';
-import { chart, label } from '../charts.js';
-import { badge, clear, field, h, ms, num, pct, table } from '../dom.js';
+import { barChart } from '../charts.js';
+import { badge, clear, field, h, ms, num, pct, price as money, table } from '../dom.js';
 
 export async function render(main, model) {
   const input = h('input', { id: 'compare-model', placeholder: 'model name, e.g. gpt-4o', value: model || '' });
@@ -11,7 +11,7 @@ export async function render(main, model) {
   const show = async () => {
     if (!input.value) return;
     const c = await get('/admin/compare' + query({ model: input.value }));
-    const price = (p, k) => (p.price ? `$${p.price[k]}` : '–');
+    const price = (p, k) => (p.price ? money(p.price[k]) : '–');
     clear(out, table([
       { title: 'Provider', value: (p) => h('span', {}, p.provider, p.routed ? badge('routed', 'good') : null) },
       { title: 'Upstream model', value: (p) => p.upstream_model ?? '–' },
@@ -22,10 +22,11 @@ export async function render(main, model) {
       { title: 'p50', value: (p) => ms(p.latency_p50_ms), class: 'num' },
       { title: 'p95', value: (p) => ms(p.latency_p95_ms), class: 'num' },
     ], c.data, { id: 'compare-table', empty: 'No provider serves this model.' }),
-    chart('chart-compare', 'Latency by provider (ms)', [
-      { type: 'bar', name: 'p50', x: c.data.map((p) => label(p.provider)), y: c.data.map((p) => p.latency_p50_ms) },
-      { type: 'bar', name: 'p95', x: c.data.map((p) => label(p.provider)), y: c.data.map((p) => p.latency_p95_ms) },
-    ], { barmode: 'group' }));
+    barChart('chart-compare', 'Latency by provider', { labels: c.data.map((p) => p.provider), format: 'ms',
+      series: [
+        { name: 'p50', values: c.data.map((p) => p.latency_p50_ms) },
+        { name: 'p95', values: c.data.map((p) => p.latency_p95_ms) },
+      ] }));
   };
   form.addEventListener('submit', (event) => {
     event.preventDefault();

@@ -1,6 +1,7 @@
-// Virtual keys: create (the secret is shown once, here), limits and budget, revoke.
+// Virtual keys: create (the secret is shown once, here, with a copy button), limits and budget, last use
+// and spend (30 days of the ledger, GET /admin/usage/keys), revoke.
 import { call, get } from '../api.js';
-import { clear, field, formValues, h, table, toast } from '../dom.js';
+import { ago, clear, copyButton, field, formValues, h, num, table, toast, usd, when } from '../dom.js';
 
 function limits(k) {
   const parts = [];
@@ -10,7 +11,7 @@ function limits(k) {
 }
 
 function budget(k) {
-  return k.budget ? `$${k.budget.usd} ${k.budget.period}` : 'none';
+  return k.budget ? `${usd(Math.round(k.budget.usd * 1e6))} ${k.budget.period}` : 'none';
 }
 
 function createBody(v) {
@@ -38,16 +39,22 @@ export async function render(main) {
       h('option', { value: p }, p)))),
     h('button', { type: 'submit' }, 'Create key'));
   const refresh = async () => {
-    const { data } = await get('/admin/keys');
+    const [{ data }, activity] = await Promise.all([get('/admin/keys?limit=1000'), get('/admin/usage/keys')]);
+    const used = new Map(activity.data.map((a) => [`${a.tenant}\u0000${a.key}`, a]));
+    const of = (k) => used.get(`${k.tenant}\u0000${k.name}`);
     clear(list, table([
       { title: 'Name', value: (k) => k.name, class: 'name' },
       { title: 'Tenant', value: (k) => k.tenant },
       { title: 'Models', value: (k) => (k.models || []).join(', ') },
       { title: 'Limits', value: limits },
       { title: 'Budget', value: budget },
+      { title: 'Last used', value: (k) => (of(k) ? h('span', { title: when(of(k).last_used_at) }, ago(of(k).last_used_at))
+        : h('span', { class: 'muted' }, 'never')), class: 'last-used' },
+      { title: 'Requests (30 d)', value: (k) => num(of(k)?.requests ?? 0), class: 'num' },
+      { title: 'Spend (30 d)', value: (k) => usd(of(k)?.cost_micro_usd ?? 0), class: 'num spend' },
       { title: 'Source', value: (k) => k.source },
       { title: '', value: (k) => (k.source === 'api' ? revoke(k, refresh) : h('span', { class: 'muted small' }, 'YAML')) },
-    ], data, { id: 'keys-table', empty: 'No keys.' }));
+    ], data, { id: 'keys-table', empty: 'No keys.', row: (k) => ({ 'data-key': k.name, 'data-tenant': k.tenant }) }));
   };
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -56,7 +63,7 @@ export async function render(main) {
       // The only time the secret exists outside the caller's hands: shown once, never stored by the page.
       clear(secretBox, h('div', { class: 'secret card' },
         h('p', {}, `Key "${created.name}" created. Copy it now: it will not be shown again.`),
-        h('code', { id: 'new-key-secret' }, created.key)));
+        h('div', {}, h('code', { id: 'new-key-secret' }, created.key), copyButton(created.key, 'copy-key'))));
       form.reset();
       await refresh();
     } catch (err) { toast(err.message, 'bad'); }

@@ -1,7 +1,7 @@
 // The tenant view (a virtual key's session): its limits and budgets, its own usage, and its tenant's own
 // provider keys. Everything comes from /me and /ui/api/overview, which the server scopes to this key.
 import { call, get, query } from '../api.js';
-import { badge, clear, field, formValues, h, progress, table, toast, when } from '../dom.js';
+import { badge, clear, field, formValues, h, progress, table, toast, usd, when } from '../dom.js';
 import { current, selector } from '../range.js';
 import { breakdownCharts, timeCharts, totals } from './usage.js';
 
@@ -10,7 +10,7 @@ function budgetRow(title, b) {
     b ? progress(b.spent_micro_usd + (b.reserved_micro_usd || 0), b.budget_micro_usd, [0.5, 0.8, 1])
       : h('span', { class: 'muted' }, 'no budget'),
     b ? h('span', { class: 'small muted remaining', 'data-value': String(b.remaining_micro_usd) },
-      ` ${b.period}: $${(b.remaining_micro_usd / 1e6).toFixed(4)} remaining`) : null);
+      ` ${b.period}: ${usd(b.remaining_micro_usd)} remaining`) : null);
 }
 
 async function providerKeys(box) {
@@ -51,7 +51,7 @@ export async function render(main) {
   const draw = async () => {
     const range = current();
     const o = await get('/ui/api/overview' + query({ since: range.since, until: range.until }));
-    clear(usageBox, totals(o.totals), h('div', { class: 'grid' }, ...timeCharts(o), ...breakdownCharts(o)));
+    clear(usageBox, totals(o.totals, o.rejected), h('div', { class: 'grid' }, ...timeCharts(o), ...breakdownCharts(o)));
   };
   main.append(
     h('section', { class: 'card', id: 'my-key' },

@@ -1,7 +1,7 @@
 // Operator usage: totals, tokens and cost over time, cost by provider and model, model popularity,
 // latency and error rate per provider. One server-side aggregate (/ui/api/overview) feeds it all.
 import { get, query } from '../api.js';
-import { chart, label } from '../charts.js';
+import { barChart, timeChart } from '../charts.js';
 import { clear, h, ms, num, pct, table, usd } from '../dom.js';
 import { current, selector } from '../range.js';
 
@@ -10,27 +10,38 @@ export function card(id, title, text, value) {
     h('span', { class: 'stat-title' }, title), h('span', { class: 'stat-value' }, text));
 }
 
-export function totals(t) {
+// rejected: refusals before admission (bad key, model not allowed or unknown, rate limit), not in the ledger
+export function totals(t, rejected = { total: 0 }) {
+  const errors = t.errors + (rejected.total || 0);
   return h('div', { class: 'stats', id: 'totals' },
     card('total-requests', 'Requests', num(t.requests), t.requests),
     card('total-tokens', 'Tokens', num(t.prompt_tokens + t.completion_tokens),
       t.prompt_tokens + t.completion_tokens),
     card('total-cost', 'Cost', usd(t.cost_micro_usd), t.cost_micro_usd),
-    card('total-errors', 'Errors', num(t.errors), t.errors),
+    h('div', { class: 'stat', id: 'total-errors', 'data-value': String(errors),
+      'data-ledger': String(t.errors), 'data-rejected': String(rejected.total || 0) },
+    h('span', { class: 'stat-title' }, 'Errors'), h('span', { class: 'stat-value' }, num(errors)),
+    rejected.total ? h('span', { class: 'stat-note' }, `${num(rejected.total)} refused by the gateway`) : null),
     card('total-p50', 'Latency p50', ms(t.latency_p50_ms), t.latency_p50_ms),
     card('total-p95', 'Latency p95', ms(t.latency_p95_ms), t.latency_p95_ms));
 }
 
 export function timeCharts(o) {
-  const x = o.series.map((p) => new Date(p.at * 1000).toISOString());
+  const at = o.series.map((p) => p.at);
+  const errorRate = o.series.map((p) => {
+    const tried = p.requests + (p.rejected || 0);
+    return tried ? ((p.errors || 0) + (p.rejected || 0)) / tried : 0;
+  });
   return [
-    chart('chart-tokens', 'Tokens over time', [
-      { type: 'bar', name: 'prompt', x, y: o.series.map((p) => p.prompt_tokens) },
-      { type: 'bar', name: 'completion', x, y: o.series.map((p) => p.completion_tokens) },
-    ], { barmode: 'stack' }),
-    chart('chart-cost', 'Cost over time (USD)', [
-      { type: 'scatter', mode: 'lines+markers', name: 'cost', x, y: o.series.map((p) => p.cost_micro_usd / 1e6) },
-    ]),
+    timeChart('chart-tokens', 'Tokens over time', { at, step: o.step, stacked: true, series: [
+      { name: 'prompt', values: o.series.map((p) => p.prompt_tokens) },
+      { name: 'completion', values: o.series.map((p) => p.completion_tokens) },
+    ] }),
+    timeChart('chart-cost', 'Cost over time', { at, step: o.step, format: 'usd', series: [
+      { name: 'cost', values: o.series.map((p) => p.cost_micro_usd) },
+    ] }),
+    timeChart('chart-errors', 'Error rate over time (incl. gateway refusals)', { at, step: o.step,
+      format: 'pct', series: [{ name: 'error rate', values: errorRate }] }),
   ];
 }
 
@@ -38,12 +49,12 @@ export function breakdownCharts(o) {
   const top = o.models.slice().sort((a, b) => b.cost_micro_usd - a.cost_micro_usd).slice(0, 15);
   const popular = o.popular_models.slice(0, 15);
   return [
-    chart('chart-cost-provider', 'Cost by provider (USD)', [{ type: 'bar',
-      x: o.providers.map((p) => label(p.group)), y: o.providers.map((p) => p.cost_micro_usd / 1e6) }]),
-    chart('chart-cost-model', 'Cost by model (USD)', [{ type: 'bar',
-      x: top.map((m) => label(m.group)), y: top.map((m) => m.cost_micro_usd / 1e6) }]),
-    chart('chart-popularity', 'Model popularity (requests)', [{ type: 'bar',
-      x: popular.map((m) => label(m.model)), y: popular.map((m) => m.requests) }]),
+    barChart('chart-cost-provider', 'Cost by provider', { format: 'usd',
+      labels: o.providers.map((p) => p.group), series: [{ name: 'cost', values: o.providers.map((p) => p.cost_micro_usd) }] }),
+    barChart('chart-cost-model', 'Cost by model', { format: 'usd',
+      labels: top.map((m) => m.group), series: [{ name: 'cost', values: top.map((m) => m.cost_micro_usd) }] }),
+    barChart('chart-popularity', 'Model popularity (requests)', {
+      labels: popular.map((m) => m.model), series: [{ name: 'requests', values: popular.map((m) => m.requests) }] }),
   ];
 }
 
@@ -56,22 +67,24 @@ export async function render(main) {
 async function draw(body) {
   const range = current();
   const o = await get('/ui/api/overview' + query({ since: range.since, until: range.until }));
-  const names = o.providers.map((p) => label(p.group));
+  const names = o.providers.map((p) => p.group);
+  const rejected = o.rejected || { total: 0, by_status: {} };
   clear(body,
     h('p', { class: 'muted', id: 'range-info', 'data-since': String(range.since ?? ''),
-      'data-until': String(range.until) },
+      'data-until': String(range.until), 'data-step': String(o.step) },
     `${num(o.records_read)} ledger records, aggregated in ${o.elapsed_ms} ms`,
     o.truncated ? ' (truncated: narrow the range)' : ''),
-    totals(o.totals),
+    totals(o.totals, rejected),
     h('div', { class: 'grid' },
       ...timeCharts(o),
       ...breakdownCharts(o),
-      chart('chart-latency', 'Latency per provider (ms)', [
-        { type: 'bar', name: 'p50', x: names, y: o.providers.map((p) => p.latency_p50_ms) },
-        { type: 'bar', name: 'p95', x: names, y: o.providers.map((p) => p.latency_p95_ms) },
-      ], { barmode: 'group' }),
-      chart('chart-errors', 'Error rate per provider (%)', [{ type: 'bar', x: names,
-        y: o.providers.map((p) => (p.requests ? (100 * p.errors) / p.requests : 0)) }])),
+      barChart('chart-latency', 'Latency per provider', { labels: names, format: 'ms', series: [
+        { name: 'p50', values: o.providers.map((p) => p.latency_p50_ms) },
+        { name: 'p95', values: o.providers.map((p) => p.latency_p95_ms) },
+      ] })),
+    rejected.total ? h('p', { class: 'muted small', id: 'rejections' }, 'Refused by the gateway before admission: ',
+      Object.entries(rejected.by_status).map(([status, n]) => `${num(n)} × ${status}`).join(', '),
+      ' (this replica; not in the ledger).') : null,
     h('h3', {}, 'Per provider'),
     table([
       { title: 'Provider', value: (p) => p.group },
