@@ -8,6 +8,7 @@ create_app(settings)
                                                                     -> passthrough.serve_passthrough
               /v1/models, /v1/models/{id}                           -> proxy.dataplane.models
               /v1/responses, /v1/responses/{id}[/input_items|/cancel] -> proxy.responses
+              /v1/messages, /v1/messages/count_tokens               -> proxy.messages
               /healthz /readyz /metrics                             -> here
   resources   the store, the provider client (proxy.upstream.client), an aiohttp session for off-path
               calls, the alerter (one cleanup_ctx)
@@ -40,6 +41,8 @@ from proxy.edge.traces import TRACING, finish_trace, start_trace, stop_tracing
 from proxy.errors import GatewayError, MethodNotAllowed, NotFound, from_http
 from proxy.gateway import CONTEXT, GATEWAY, METRICS, Gateway
 from proxy.me.app import create_me_app
+from proxy.messages.count_tokens import count_tokens
+from proxy.messages.dialect import messages
 from proxy.metering.alerts import Alerter, watch_ledger
 from proxy.metering.context import RequestContext
 from proxy.metering.meter import start_background
@@ -327,6 +330,8 @@ def create_app(
     app.router.add_post("/v1/embeddings", embeddings)
     for endpoint in UNIT_ENDPOINTS:  # moderations, images, audio, rerank (dataplane/passthrough.py)
         app.router.add_post(f"/v1/{endpoint.value}", _passthrough(endpoint))
+    app.router.add_post("/v1/messages", messages)  # Anthropic's clients (proxy/messages)
+    app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.router.add_post("/v1/responses", responses.create)
     app.router.add_get("/v1/responses/{id}", responses.retrieve)
     app.router.add_delete("/v1/responses/{id}", responses.delete)

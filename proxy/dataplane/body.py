@@ -37,6 +37,7 @@ MAX_DEPTH = 254
 MAX_MODEL_NAME = 256  # characters
 DEFAULT_MODERATION_MODEL = "omni-moderation-latest"  # what /v1/moderations routes without a model
 _MAX_TOKENS = ("max_tokens", "max_completion_tokens")
+_WITH_MESSAGES = frozenset({Endpoint.CHAT, Endpoint.MESSAGES, Endpoint.COUNT_TOKENS})
 
 
 class BodyTimeout(GatewayError):
@@ -117,7 +118,7 @@ async def read_body(request: web.Request, endpoint: Endpoint, limit: int, within
     n = _optional(obj, "n", int, 1)
     if n < 1 or n > 128:
         raise InvalidRequest("'n' must be between 1 and 128.", param="n")
-    if endpoint is Endpoint.CHAT:
+    if endpoint in _WITH_MESSAGES:
         messages = obj.get("messages")
         if not isinstance(messages, list) or not messages:
             raise InvalidRequest("'messages' is required and must be a non-empty array.", param="messages")

@@ -20,6 +20,7 @@ broken stream with :meth:`Dialect.stream_error`.
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from typing import ClassVar
 
 from aiohttp import web
@@ -64,6 +65,10 @@ class Dialect(abc.ABC):
     def error_response(self, error: GatewayError) -> web.Response:
         """The endpoint's error envelope for ``error``; OpenAI's by default."""
         return error.response()
+
+    def forwarded_headers(self) -> Mapping[str, str]:
+        """Client headers a native call passes on to the provider (``Call.headers``); none by default."""
+        return {}
 
     @abc.abstractmethod
     def stream_error(self, message: str) -> bytes:

@@ -80,6 +80,7 @@ class Attempt:
     model: str
     outcome: str  # "ok", "HTTP 503", "timeout", "connect error", ...
     timeout: bool = False
+    status: int | None = None  # the provider's error status, when it answered with one
 
     def describe(self) -> str:
         return f"{self.provider}/{self.model}: {self.outcome}"
@@ -140,6 +141,13 @@ class Failed:
     @property
     def timed_out(self) -> bool:
         return bool(self.attempts) and all(a.timeout for a in self.attempts)
+
+    @property
+    def provider_status(self) -> int | None:
+        """The error status every target tried answered with, when they all agree (429 rate limited,
+        Anthropic's 529 overloaded...); None otherwise."""
+        statuses = {a.status for a in self.attempts}
+        return statuses.pop() if len(statuses) == 1 else None
 
 
 DispatchResult = Served | OpenStream | OpenBody | Refused | Failed
@@ -418,7 +426,9 @@ async def _send(
 def _judge(candidate: Candidate, call: Call, error: UpstreamError, attempts: list[Attempt]) -> Refused:
     choice = candidate.choice
     error = redact_error(error, _secrets(candidate, call))
-    attempt = Attempt(choice.provider, choice.model, f"HTTP {error.status} {error.message[:200]}")
+    attempt = Attempt(
+        choice.provider, choice.model, f"HTTP {error.status} {error.message[:200]}", status=error.status
+    )
     if error.fault is Fault.SERVER:
         raise _Fault(attempt, error.retry_after)
     return Refused(candidate, error, [*attempts, attempt])

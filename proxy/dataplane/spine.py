@@ -46,6 +46,7 @@ from proxy.tenancy.redaction import redact
 from proxy.upstream.egress import DEFAULT_EGRESS
 
 _UNANSWERED = (Failed, Refused)  # built once: a tuple in the call would be built per request
+_NO_HEADERS: dict[str, str] = {}
 
 
 async def serve(
@@ -81,13 +82,24 @@ async def serve(
     decision = await admit(gw.store, ctx.request_id, plan, snapshot.settings.store.on_outage == "fail_open")
     record_target(ctx, candidates[0])  # recorded until another target answers
 
+    forwarded = _NO_HEADERS if dialect is None else dialect.forwarded_headers()
+
     def make_call(candidate: Candidate) -> Call:
         choice = candidate.choice
         api_key = snapshot.api_key(key.tenant, choice.provider)
         deployment = deployment_of(route, choice, body.model)
         if candidate.translated and chat_body is not None:  # the dialect reads the usage chunk itself
             return Call(Endpoint.CHAT, chat_body, choice.model, body.stream, True, api_key, deployment)
-        return Call(endpoint, body.obj, choice.model, body.stream, body.include_usage, api_key, deployment)
+        return Call(
+            endpoint,
+            body.obj,
+            choice.model,
+            body.stream,
+            body.include_usage,
+            api_key,
+            deployment,
+            headers=forwarded,
+        )
 
     try:
         result = await dispatch(
@@ -168,6 +180,7 @@ def failure(
         f"Every provider for model '{model}' failed ({tried}).",
         timeout=result.timed_out,
         retry_after=result.retry_after,
+        provider_status=result.provider_status,
     )
 
 
@@ -207,8 +220,8 @@ async def authenticate(request: web.Request, snapshot: Snapshot) -> VirtualKey:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer":
             secret = value.strip()
-    else:
-        secret = request.headers.get("api-key")  # Azure-style clients
+    else:  # Azure-style clients, and Anthropic's (its SDK sends the key as x-api-key)
+        secret = request.headers.get("api-key") or request.headers.get("x-api-key")
     if not secret:
         raise InvalidApiKey()
     key = snapshot.keys.lookup(secret)

@@ -46,6 +46,8 @@ class Endpoint(enum.StrEnum):
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
     RESPONSES = "responses"
+    MESSAGES = "messages"  # Anthropic's Messages API, for inbound Anthropic clients
+    COUNT_TOKENS = "messages/count_tokens"
     MODERATIONS = "moderations"
     IMAGES = "images/generations"
     SPEECH = "audio/speech"
@@ -149,6 +151,10 @@ class Call:
     upload: Upload | None = None
     # The answer is relayed as bytes as they arrive (audio from /v1/audio/speech), never read whole.
     raw: bool = False
+
+    # Client headers a native call passes on (``anthropic-version``, ``anthropic-beta`` on /v1/messages);
+    # the plugin decides where they go, and its own configured headers win.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class Upload(Protocol):

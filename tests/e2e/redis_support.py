@@ -56,7 +56,8 @@ async def chat(
     session: aiohttp.ClientSession, url: str, key: str, model: str, endpoint: str = "chat/completions"
 ) -> tuple[int, str | None, float, dict[str, str]]:
     """One call: (status, error code, seconds taken, headers). ``endpoint`` "responses": the same call on
-    /v1/responses (served through chat by the fake upstream)."""
+    /v1/responses (served through chat by the fake upstream); "messages": on /v1/messages (the chat body
+    is a valid Messages body too; its errors are Anthropic's, whose ``type`` stands for the code)."""
     body: dict[str, Any] = (
         {"model": model, "input": "hi", "max_output_tokens": OUTPUT_TOKENS}
         if endpoint == "responses"
@@ -68,7 +69,8 @@ async def chat(
     ) as resp:
         data = await resp.json(content_type=None)
         elapsed = time.monotonic() - started
-        code = None if resp.status == 200 else data["error"]["code"]
+        error = data["error"] if resp.status != 200 else {}
+        code = error.get("code") or error.get("type") if resp.status != 200 else None
         return resp.status, code, elapsed, dict(resp.headers)
 
 
