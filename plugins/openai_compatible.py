@@ -281,12 +281,12 @@ HELD_FOR_COUNTING = 64 * 1024  # bytes of chunk data a stream keeps for counting
 _OUTPUT_FIELDS = (b'content":"', b'reasoning":"', b'refusal":"', b'arguments":"', b'"text":"')
 
 
-def output_chars(data: bytes) -> int:
+def output_chars(data: bytes, fields: tuple[bytes, ...] = _OUTPUT_FIELDS) -> int:
     """Characters of the output fields' strings in a chunk or reply, as sent (JSON escapes count as
     written): found with a few scans of the bytes, never parsed, so that counting a stream chunk
     allocates nothing. The estimate of an answer whose provider reported no usage."""
     total = 0
-    for field in _OUTPUT_FIELDS:
+    for field in fields:
         at = data.find(field)
         while at >= 0:
             start = at + len(field)

@@ -1,12 +1,14 @@
 """Wires the gateway: the edge middleware, the routes, and the resources' lifetimes.
 
 create_app(settings)
-  middleware  edge: request id, error envelope, access log line, request metrics
+  middleware  edge: request id, error envelope (the endpoint's dialect's), access log line, request metrics
   signal      on_response_prepare: the request id headers, on every answer (streams included)
   routes      /v1/chat/completions /v1/completions /v1/embeddings -> spine.serve
               /v1/moderations /v1/images/generations /v1/audio/* /v1/rerank
                                                                     -> passthrough.serve_passthrough
               /v1/models, /v1/models/{id}                           -> proxy.dataplane.models
+              /v1/responses, /v1/responses/{id}[/input_items|/cancel] -> proxy.responses
+              /v1/messages, /v1/messages/count_tokens               -> proxy.messages
               /healthz /readyz /metrics                             -> here
   resources   the store, the provider client (proxy.upstream.client), an aiohttp session for off-path
               calls, the alerter (one cleanup_ctx)
@@ -31,6 +33,7 @@ from proxy import ui
 from proxy.admin import create_admin_app
 from proxy.config import Settings
 from proxy.dataplane import models
+from proxy.dataplane.dialect import DIALECT
 from proxy.dataplane.passthrough import serve_passthrough
 from proxy.dataplane.spine import serve
 from proxy.edge.overload import limit_concurrency
@@ -38,6 +41,8 @@ from proxy.edge.traces import TRACING, finish_trace, start_trace, stop_tracing
 from proxy.errors import GatewayError, MethodNotAllowed, NotFound, from_http
 from proxy.gateway import CONTEXT, GATEWAY, METRICS, Gateway
 from proxy.me.app import create_me_app
+from proxy.messages.count_tokens import count_tokens
+from proxy.messages.dialect import messages
 from proxy.metering.alerts import Alerter, watch_ledger
 from proxy.metering.context import RequestContext
 from proxy.metering.meter import start_background
@@ -45,6 +50,7 @@ from proxy.observe.logs import access
 from proxy.observe.metrics import OTHER, Metrics
 from proxy.observe.tracing import CURRENT, open_tracing
 from proxy.plugin import UNIT_ENDPOINTS, Endpoint
+from proxy.responses import handlers as responses
 from proxy.routing import guard
 from proxy.services import reload, sync
 from proxy.state import catalogues, overlay
@@ -102,7 +108,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             response = await handler(request)
         except GatewayError as exc:
-            response = exc.response()
+            response = _error_response(request, exc)
             reason = exc.code or reason
         except web.HTTPNotFound:
             response = NotFound(f"No route for {request.method} {request.path}.").response()
@@ -112,7 +118,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
             response = web.Response(status=exc.status, headers=exc.headers, body=exc.body)
         except web.HTTPException as exc:
             error = from_http(exc)
-            response, reason = error.response(), error.code or reason
+            response, reason = _error_response(request, error), error.code or reason
         except Exception:
             log.exception(
                 "unhandled error", extra={"fields": {"msg": "unhandled error", "request_id": ctx.request_id}}
@@ -143,6 +149,13 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
             gateway.rejections.record(status)  # refused before admission: no usage record tells of it
         if gateway is None or gateway.snapshot.settings.server.access_log:
             _access_line(request, ctx, client_id, status, elapsed)
+
+
+def _error_response(request: web.Request, error: GatewayError) -> web.Response:
+    """The error in the envelope of the request's endpoint: its dialect's (``/v1/responses``...) or
+    OpenAI's."""
+    dialect = request.get(DIALECT)
+    return error.response() if dialect is None else dialect.error_response(error)
 
 
 async def request_id_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -317,6 +330,13 @@ def create_app(
     app.router.add_post("/v1/embeddings", embeddings)
     for endpoint in UNIT_ENDPOINTS:  # moderations, images, audio, rerank (dataplane/passthrough.py)
         app.router.add_post(f"/v1/{endpoint.value}", _passthrough(endpoint))
+    app.router.add_post("/v1/messages", messages)  # Anthropic's clients (proxy/messages)
+    app.router.add_post("/v1/messages/count_tokens", count_tokens)
+    app.router.add_post("/v1/responses", responses.create)
+    app.router.add_get("/v1/responses/{id}", responses.retrieve)
+    app.router.add_delete("/v1/responses/{id}", responses.delete)
+    app.router.add_get("/v1/responses/{id}/input_items", responses.input_items)
+    app.router.add_post("/v1/responses/{id}/cancel", responses.cancel)
     app.router.add_get("/v1/models", models.list_models)
     app.router.add_get("/v1/models/{model:.+}", models.get_model)
     app.router.add_get("/healthz", healthz)

@@ -113,8 +113,18 @@ class UpstreamFailed(GatewayError):
     type = "upstream_error"
     code = "upstream_error"
 
-    def __init__(self, message: str, *, timeout: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        timeout: bool = False,
+        retry_after: float | None = None,
+        provider_status: int | None = None,
+    ) -> None:
         super().__init__(message, retry_after=retry_after)
+        # The status every target answered with, when they agree (a client of /v1/messages gets a 429 or
+        # Anthropic's 529 overloaded back as such).
+        self.provider_status = provider_status
         if timeout:
             self.status = 504
             self.code = "upstream_timeout"

@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("store",),
     ("tenancy", "routing", "metering", "state", "gateway"),  # the domain and the running gateway's state
     ("edge", "dataplane", "services"),  # the request path; the logic the front ends share
+    ("responses", "messages"),  # endpoints in another wire format, served by the spine through a dialect
     ("admin", "me", "ui"),  # HTTP front ends
     ("app",),  # wires the app
     ("cli",),  # serves the app, and calls services

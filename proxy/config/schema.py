@@ -529,6 +529,13 @@ class MeteringConfig(_Section):
     """How long to keep reading upstream for usage after a disconnect."""
 
 
+class ResponsesConfig(_Section):
+    """The responses the gateway keeps: those it served through a chat model (`/v1/responses`)."""
+
+    ttl: Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=3650 * 86400.0)] = 30 * 86400.0
+    """How long a kept response lives (for `previous_response_id` and `GET /v1/responses/{id}`)."""
+
+
 class Settings(_Section):
     """The whole file."""
 
@@ -558,6 +565,8 @@ class Settings(_Section):
     """The operator's webhook for events that belong to no tenant."""
     telemetry: TelemetryConfig = TelemetryConfig()
     """Tracing options (OpenTelemetry, configured by the OTEL_* variables)."""
+    responses: ResponsesConfig = ResponsesConfig()
+    """The Responses API's kept responses."""
     # Where the file was read from; relative paths inside it (pricing.file) resolve against it.
     base_dir: str = Field(default=".", exclude=True)
 

@@ -36,6 +36,8 @@ REDIRECTING_FIELDS = frozenset(
 MAX_DEPTH = 254
 MAX_MODEL_NAME = 256  # characters
 DEFAULT_MODERATION_MODEL = "omni-moderation-latest"  # what /v1/moderations routes without a model
+_MAX_TOKENS = ("max_tokens", "max_completion_tokens")
+_WITH_MESSAGES = frozenset({Endpoint.CHAT, Endpoint.MESSAGES, Endpoint.COUNT_TOKENS})
 
 
 class BodyTimeout(GatewayError):
@@ -107,7 +109,8 @@ async def read_body(request: web.Request, endpoint: Endpoint, limit: int, within
     # Both fields are checked: a wrong-typed max_tokens beside a valid max_completion_tokens used to pass
     # through unchecked, and the error named max_tokens even when max_completion_tokens was the bad one.
     max_tokens: int | None = None
-    for field in ("max_tokens", "max_completion_tokens"):  # the newer name wins when both are given
+    fields = ("max_output_tokens",) if endpoint is Endpoint.RESPONSES else _MAX_TOKENS
+    for field in fields:  # the newer name wins when both are given
         value = _optional(obj, field, int, None)
         if value is not None and value < 1:
             raise InvalidRequest(f"'{field}' must be at least 1.", param=field)
@@ -115,7 +118,7 @@ async def read_body(request: web.Request, endpoint: Endpoint, limit: int, within
     n = _optional(obj, "n", int, 1)
     if n < 1 or n > 128:
         raise InvalidRequest("'n' must be between 1 and 128.", param="n")
-    if endpoint is Endpoint.CHAT:
+    if endpoint in _WITH_MESSAGES:
         messages = obj.get("messages")
         if not isinstance(messages, list) or not messages:
             raise InvalidRequest("'messages' is required and must be a non-empty array.", param="messages")

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from proxy.config import BreakerConfig, Timeouts
 from proxy.dataplane import content
+from proxy.dataplane.dialect import Dialect
 from proxy.dataplane.tap import StreamTap
 from proxy.metering.pricing import Price
 from proxy.observe import tracing
@@ -68,6 +69,9 @@ class Candidate:
     breaker: BreakerConfig
     egress: Egress
     credential: str
+    # Served through chat and translated back by the request's dialect (the provider does not speak the
+    # client's endpoint): see proxy.dataplane.dialect.
+    translated: bool = False
 
 
 @dataclass(slots=True)
@@ -76,6 +80,7 @@ class Attempt:
     model: str
     outcome: str  # "ok", "HTTP 503", "timeout", "connect error", ...
     timeout: bool = False
+    status: int | None = None  # the provider's error status, when it answered with one
 
     def describe(self) -> str:
         return f"{self.provider}/{self.model}: {self.outcome}"
@@ -137,6 +142,13 @@ class Failed:
     def timed_out(self) -> bool:
         return bool(self.attempts) and all(a.timeout for a in self.attempts)
 
+    @property
+    def provider_status(self) -> int | None:
+        """The error status every target tried answered with, when they all agree (429 rate limited,
+        Anthropic's 529 overloaded...); None otherwise."""
+        statuses = {a.status for a in self.attempts}
+        return statuses.pop() if len(statuses) == 1 else None
+
 
 DispatchResult = Served | OpenStream | OpenBody | Refused | Failed
 
@@ -150,7 +162,7 @@ class _Fault(Exception):
 async def dispatch(
     upstream: UpstreamClient,
     candidates: list[Candidate],
-    make_call: Callable[[Choice], Call],
+    make_call: Callable[[Candidate], Call],
     on_attempt: Callable[[Attempt], None] | None = None,
     *,
     guard: Guard | None = None,
@@ -158,9 +170,11 @@ async def dispatch(
     model: str = "",
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     spent: Callable[[], bool] | None = None,
+    dialect: Dialect | None = None,
 ) -> DispatchResult:
     """``spent``: True once the request's body cannot be sent again (an upload streamed to a target
-    that then failed): no further target is tried."""
+    that then failed): no further target is tried. ``dialect``: the client's wire format, which
+    translates the answers of ``translated`` candidates."""
     failed = Failed()
     if guard is not None:
         guard.budget.deposit()
@@ -191,7 +205,7 @@ async def dispatch(
                 failed.skipped.append(f"{choice.provider}/{choice.model}: not tried, retry budget spent")
                 break
         tried.add(choice)
-        result = await _attempt(upstream, candidate, make_call, failed, guard, max_event_bytes)
+        result = await _attempt(upstream, candidate, make_call, failed, guard, max_event_bytes, dialect)
         if result is not None:
             return result
         if on_attempt is not None:
@@ -206,17 +220,20 @@ def _choice_of(candidate: Candidate) -> Choice:
 async def _attempt(
     upstream: UpstreamClient,
     candidate: Candidate,
-    make_call: Callable[[Choice], Call],
+    make_call: Callable[[Candidate], Call],
     failed: Failed,
     guard: Guard | None,
     max_event_bytes: int,
+    dialect: Dialect | None,
 ) -> DispatchResult | None:
     """One target: the result to return, or None after a server fault (recorded in ``failed``); the
     breaker reported to is the one of the candidate's credential, the one the call sends."""
     choice, breaker, cred = candidate.choice, candidate.breaker, candidate.credential
     if guard is None:
         try:
-            return await _try(upstream, candidate, make_call(choice), failed.attempts, max_event_bytes)
+            return await _try(
+                upstream, candidate, make_call(candidate), failed.attempts, max_event_bytes, dialect
+            )
         except _Fault as fault:
             _record(failed, fault)
             return None
@@ -225,7 +242,9 @@ async def _attempt(
     reported = False
     result: DispatchResult | None = None
     try:
-        result = await _try(upstream, candidate, make_call(choice), failed.attempts, max_event_bytes)
+        result = await _try(
+            upstream, candidate, make_call(candidate), failed.attempts, max_event_bytes, dialect
+        )
     except _Fault as fault:
         _record(failed, fault)
         guard.breakers.failure(choice, breaker, cred)
@@ -272,10 +291,11 @@ async def _try(
     call: Call,
     attempts: list[Attempt],
     max_event_bytes: int,
+    dialect: Dialect | None,
 ) -> DispatchResult:
     trace = tracing.CURRENT.get()
     if trace is None:  # tracing off: nothing more than this read
-        return await _send(upstream, candidate, call, attempts, max_event_bytes, None)
+        return await _send(upstream, candidate, call, attempts, max_event_bytes, None, dialect)
     choice, operation = candidate.choice, tracing.operation(call.endpoint)
     span = trace.attempt(
         f"{operation} {choice.model}",
@@ -291,7 +311,7 @@ async def _try(
         trace.has_input = True
         trace.record("gen_ai.input.messages", content.input_messages(call.body))
     try:
-        result = await _send(upstream, candidate, call, attempts, max_event_bytes, span)
+        result = await _send(upstream, candidate, call, attempts, max_event_bytes, span, dialect)
     except _Fault as fault:
         span.finish({"efflux.attempt.outcome": fault.attempt.outcome}, "server_fault")
         raise
@@ -326,8 +346,10 @@ async def _send(
     attempts: list[Attempt],
     max_event_bytes: int,
     span: tracing.AttemptTrace | None,
+    dialect: Dialect | None,
 ) -> DispatchResult:
     choice, provider, timeouts = candidate.choice, candidate.provider, candidate.timeouts
+    dialect = dialect if candidate.translated else None  # the one that translates this answer
     try:
         request = provider.build_request(call)
     except CallRejected as rejected:
@@ -372,7 +394,9 @@ async def _send(
             handed_over = True  # the relay owns the response now
             return OpenBody(candidate, response, [*attempts, Attempt(choice.provider, choice.model, "ok")])
         if call.stream and provider.stream_content_type in content_type:
-            opened = await _open_stream(candidate, call, response, deadline, attempts, max_event_bytes)
+            opened = await _open_stream(
+                candidate, call, response, deadline, attempts, max_event_bytes, dialect
+            )
             handed_over = isinstance(opened, OpenStream)  # the relay owns the response now
             return opened
         body = await response.read(by=deadline)
@@ -383,6 +407,8 @@ async def _send(
             raise _Fault(
                 Attempt(choice.provider, choice.model, f"expected an event stream, got {content_type!r}")
             )
+        if dialect is not None:
+            result = dialect.reply(result)
         return Served(candidate, result, [*attempts, Attempt(choice.provider, choice.model, "ok")])
     except TimeoutError:
         raise _Fault(
@@ -400,7 +426,9 @@ async def _send(
 def _judge(candidate: Candidate, call: Call, error: UpstreamError, attempts: list[Attempt]) -> Refused:
     choice = candidate.choice
     error = redact_error(error, _secrets(candidate, call))
-    attempt = Attempt(choice.provider, choice.model, f"HTTP {error.status} {error.message[:200]}")
+    attempt = Attempt(
+        choice.provider, choice.model, f"HTTP {error.status} {error.message[:200]}", status=error.status
+    )
     if error.fault is Fault.SERVER:
         raise _Fault(attempt, error.retry_after)
     return Refused(candidate, error, [*attempts, attempt])
@@ -413,11 +441,15 @@ async def _open_stream(
     deadline: float,
     attempts: list[Attempt],
     max_event_bytes: int,
+    dialect: Dialect | None,
 ) -> OpenStream | Refused:
     choice = candidate.choice
     provider = candidate.provider
     decoder = provider.stream_decoder(call)
-    tap = StreamTap(provider.open_stream(call), _secrets(candidate, call), max_event_bytes, decoder)
+    reader = provider.open_stream(call)
+    if dialect is not None:  # a dialect's reader wraps the plugin's, after the plugin's decoder
+        reader = dialect.stream(reader)
+    tap = StreamTap(reader, _secrets(candidate, call), max_event_bytes, decoder)
     held: list[bytes] = []
     while not tap.events:
         chunk = await response.readany(by=deadline)

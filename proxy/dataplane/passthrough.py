@@ -20,7 +20,7 @@ import time
 from aiohttp import web
 
 from proxy.dataplane.body import read_body
-from proxy.dataplane.dispatch import Failed, OpenBody, Refused, Served, dispatch
+from proxy.dataplane.dispatch import Candidate, Failed, OpenBody, Refused, Served, dispatch
 from proxy.dataplane.multipart import MultipartUpload, UploadBroken, open_upload
 from proxy.dataplane.relay import WriteWatch
 from proxy.dataplane.spine import (
@@ -42,7 +42,7 @@ from proxy.metering.reserve import measure
 from proxy.metering.units import UNIT_OF, UNPRICED, audio_seconds, unit_plan, worst_units
 from proxy.plugin import UPLOAD_ENDPOINTS, Call, Endpoint, JSONObject, Usage
 from proxy.routing.guard import GUARD
-from proxy.routing.table import Choice, deployment_of
+from proxy.routing.table import deployment_of
 from proxy.store.records import Outcome
 from proxy.upstream.client import UpstreamIOError
 
@@ -79,7 +79,8 @@ async def serve_passthrough(request: web.Request, endpoint: Endpoint) -> web.Str
     record_target(ctx, candidates[0])
     ctx.unit = UNIT_OF.get(endpoint)
 
-    def make_call(choice: Choice) -> Call:
+    def make_call(candidate: Candidate) -> Call:
+        choice = candidate.choice
         api_key = snapshot.api_key(key.tenant, choice.provider)
         raw = endpoint is Endpoint.SPEECH
         deployment = deployment_of(route, choice, model)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import orjson
 from aiohttp import web
@@ -92,10 +93,12 @@ async def relay(
     drain: bool,
     drain_timeout: float,
     write_timeout: float,
+    stream_error: Callable[[str], bytes] = error_event,
 ) -> web.StreamResponse:
     """Relay the stream to its end. Once it has ended, the stream's usage, events, time to first byte and
     outcome are in ``ctx`` (left as they were if the relay raises). ``write_timeout`` (0: none) bounds
-    how long a client may take nothing while bytes wait for it (:class:`WriteWatch`)."""
+    how long a client may take nothing while bytes wait for it (:class:`WriteWatch`). ``stream_error``
+    makes the event that ends a broken stream (the endpoint's wire format; OpenAI's chat by default)."""
     response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
     tap, upstream = opened.tap, opened.response
     ttfb: float | None = None
@@ -180,7 +183,7 @@ async def relay(
         if tap.error is not None:
             error = tap.error.message
         if error is not None:
-            await send(error_event(f"Upstream error after the stream started: {error}"))
+            await send(stream_error(f"Upstream error after the stream started: {error}"))
         if client_ok:
             try:
                 await response.write_eof()

@@ -2,10 +2,12 @@
 
     authenticate -> read body -> resolve -> admit -> dispatch -> respond (JSON or relay) -> settle
 
-``serve`` runs it for ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``; the OpenAI
-family's other endpoints run the same steps in :mod:`proxy.dataplane.passthrough`. Everything
-after admission sits in ``try/finally`` so that every admitted request is settled exactly once, whatever
-happens (provider error, client gone, cancellation).
+``serve`` runs it for ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``, and, with a
+:class:`~proxy.dataplane.dialect.Dialect`, for endpoints in another wire format (``/v1/responses``): each
+candidate then serves natively or through chat, translated by the dialect. The OpenAI family's other
+endpoints (moderations, images, audio, rerank) run the same steps in :mod:`proxy.dataplane.passthrough`.
+Everything after admission sits in ``try/finally`` so that every admitted request is settled exactly once,
+whatever happens (provider error, client gone, cancellation).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import time
 
 from aiohttp import web
 
-from proxy.dataplane.body import read_body
+from proxy.dataplane.body import ClientBody, read_body
+from proxy.dataplane.dialect import DIALECT, Dialect
 from proxy.dataplane.dispatch import Candidate, Failed, OpenStream, Refused, Served, dispatch
-from proxy.dataplane.relay import relay
+from proxy.dataplane.relay import error_event, relay
 from proxy.errors import (
     GatewayError,
     InvalidApiKey,
@@ -32,9 +35,9 @@ from proxy.metering.context import RequestContext
 from proxy.metering.meter import Plan, admit, build_record, make_plan, settle
 from proxy.metering.pricing import UNPRICED
 from proxy.observe.metrics import OTHER
-from proxy.plugin import UNIT_ENDPOINTS, Call, Endpoint
+from proxy.plugin import UNIT_ENDPOINTS, Call, Endpoint, JSONObject
 from proxy.routing.guard import GUARD
-from proxy.routing.table import Choice, Route, deployment_of, model_allowed
+from proxy.routing.table import Route, deployment_of, model_allowed
 from proxy.state.snapshot import Snapshot
 from proxy.store.base import Decision, Scope
 from proxy.store.records import Outcome
@@ -43,19 +46,30 @@ from proxy.tenancy.redaction import redact
 from proxy.upstream.egress import DEFAULT_EGRESS
 
 _UNANSWERED = (Failed, Refused)  # built once: a tuple in the call would be built per request
+_NO_HEADERS: dict[str, str] = {}
 
 
-async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
+async def serve(
+    request: web.Request, endpoint: Endpoint, dialect: Dialect | None = None
+) -> web.StreamResponse:
     gw = request.app[GATEWAY]
     snapshot = gw.snapshot  # this request's config, whatever reloads happen meanwhile
     ctx = request[CONTEXT]
+    if dialect is not None:
+        request[DIALECT] = dialect  # the edge answers errors in its envelope
 
     key = await authenticate(request, snapshot)
     ctx.key, ctx.tenant = key.name, key.tenant
     server = snapshot.settings.server
     body = await read_body(request, endpoint, server.max_body_bytes, server.body_timeout)
     ctx.model = body.model
-    route, candidates = resolve(snapshot, key, body.model, endpoint)
+    chat_body: JSONObject | None = None
+    if dialect is None:
+        route, candidates = resolve(snapshot, key, body.model, endpoint)
+    else:
+        await dialect.prepare(gw.store, key, body)
+        route, candidates = resolve(snapshot, key, body.model, endpoint, translate=True)
+        chat_body, candidates = _translate(dialect, body, candidates)
     ctx.route = route.name  # the metric label: the routing table's name, never the client's string
     metering = snapshot.settings.metering
     plan = make_plan(
@@ -68,10 +82,24 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     decision = await admit(gw.store, ctx.request_id, plan, snapshot.settings.store.on_outage == "fail_open")
     record_target(ctx, candidates[0])  # recorded until another target answers
 
-    def make_call(choice: Choice) -> Call:
+    forwarded = _NO_HEADERS if dialect is None else dialect.forwarded_headers()
+
+    def make_call(candidate: Candidate) -> Call:
+        choice = candidate.choice
         api_key = snapshot.api_key(key.tenant, choice.provider)
         deployment = deployment_of(route, choice, body.model)
-        return Call(endpoint, body.obj, choice.model, body.stream, body.include_usage, api_key, deployment)
+        if candidate.translated and chat_body is not None:  # the dialect reads the usage chunk itself
+            return Call(Endpoint.CHAT, chat_body, choice.model, body.stream, True, api_key, deployment)
+        return Call(
+            endpoint,
+            body.obj,
+            choice.model,
+            body.stream,
+            body.include_usage,
+            api_key,
+            deployment,
+            headers=forwarded,
+        )
 
     try:
         result = await dispatch(
@@ -85,6 +113,7 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
             route=route,
             model=body.model,
             max_event_bytes=snapshot.settings.server.max_sse_event_bytes,
+            dialect=dialect,
         )
         ctx.attempts = len(result.attempts)
         if isinstance(result, _UNANSWERED):
@@ -93,21 +122,41 @@ async def serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         ctx.answered = True  # from here a missing usage is estimated, not taken as nothing to bill
         headers = answer_headers(ctx, decision)
         if isinstance(result, Served):
-            return _reply(request, ctx, result, headers)
-        assert isinstance(result, OpenStream), "only Call.raw answers are OpenBody"
-        response = await relay(
-            request,
-            result,
-            headers,
-            ctx,
-            metering.on_client_disconnect == "drain",
-            metering.drain_timeout,
-            server.write_timeout,
-        )
-        ctx.status = 200
-        return response
+            answer: web.StreamResponse = _reply(request, ctx, result, headers)
+        else:
+            assert isinstance(result, OpenStream), "only Call.raw answers are OpenBody"
+            answer = await relay(
+                request,
+                result,
+                headers,
+                ctx,
+                metering.on_client_disconnect == "drain",
+                metering.drain_timeout,
+                server.write_timeout,
+                stream_error=error_event if dialect is None else dialect.stream_error,
+            )
+            ctx.status = 200
+        if dialect is not None and ctx.outcome is Outcome.COMPLETED:
+            await dialect.finish(gw.store, key, result.candidate.translated)
+        return answer
     finally:
         await settle_request(gw, ctx, str(endpoint), plan, decision.reserved)
+
+
+def _translate(
+    dialect: Dialect, body: ClientBody, candidates: list[Candidate]
+) -> tuple[JSONObject | None, list[Candidate]]:
+    """The chat body for the candidates that serve the dialect through chat, translated once. When it
+    cannot be translated, those candidates are dropped; with none left, the client gets the reason."""
+    if not any(c.translated for c in candidates):
+        return None, candidates
+    try:
+        return dialect.to_chat(body.obj), candidates
+    except InvalidRequest:
+        native = [c for c in candidates if not c.translated]
+        if not native:
+            raise
+        return None, native
 
 
 def record_target(ctx: RequestContext, candidate: Candidate) -> None:
@@ -131,6 +180,7 @@ def failure(
         f"Every provider for model '{model}' failed ({tried}).",
         timeout=result.timed_out,
         retry_after=result.retry_after,
+        provider_status=result.provider_status,
     )
 
 
@@ -172,8 +222,8 @@ async def authenticate(request: web.Request, snapshot: Snapshot) -> VirtualKey:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer":
             secret = value.strip()
-    else:
-        secret = request.headers.get("api-key")  # Azure-style clients
+    else:  # Azure-style clients, and Anthropic's (its SDK sends the key as x-api-key)
+        secret = request.headers.get("api-key") or request.headers.get("x-api-key")
     if not secret:
         raise InvalidApiKey()
     key = snapshot.keys.lookup(secret)
@@ -186,10 +236,11 @@ async def authenticate(request: web.Request, snapshot: Snapshot) -> VirtualKey:
 
 
 def resolve(
-    snapshot: Snapshot, key: VirtualKey, model: str, endpoint: Endpoint
+    snapshot: Snapshot, key: VirtualKey, model: str, endpoint: Endpoint, translate: bool = False
 ) -> tuple[Route, list[Candidate]]:
     """The targets that may serve this request, in order, each with its price and timeouts (the
-    provider's, with the route's own timeouts laid over them)."""
+    provider's, with the route's own timeouts laid over them). With ``translate``, a target that does
+    not serve ``endpoint`` but serves chat is a candidate too, marked ``translated``."""
     if not model_allowed(key.models, model):
         raise ModelNotAllowed(f"This key may not use the model '{model}'.", param="model")
     resolution = snapshot.resolve(model)
@@ -201,11 +252,10 @@ def resolve(
     unpriced: list[str] = []
     for choice in resolution.choices:
         provider = snapshot.providers.get(choice.provider)
-        if (
-            provider is None
-            or not snapshot.serving(choice.provider, key.tenant)
-            or endpoint not in provider.endpoints
-        ):
+        if provider is None or not snapshot.serving(choice.provider, key.tenant):
+            continue
+        translated = endpoint not in provider.endpoints
+        if translated and not (translate and Endpoint.CHAT in provider.endpoints):
             continue
         price = snapshot.price(choice.provider, choice.model)
         if price is None and endpoint in UNIT_ENDPOINTS:
@@ -226,6 +276,7 @@ def resolve(
                 breaker=config.breaker,
                 egress=snapshot.egress.get(choice.provider, DEFAULT_EGRESS),
                 credential=snapshot.credential(key.tenant, choice.provider),
+                translated=translated,
             )
         )
     if not candidates:

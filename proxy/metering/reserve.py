@@ -60,11 +60,14 @@ class Prompt:
 
 
 def measure(obj: JSONObject, size: int, settings: ReserveConfig) -> Prompt:
-    """Read the media parts of a chat body's messages (``size``: the body's bytes). Other endpoints'
-    bodies are text only."""
+    """Read the media parts of a chat body's messages, of a Responses body's input items (``input_image``,
+    ``input_file``) or of an Anthropic Messages body's (``image`` and ``document`` blocks): the same worst
+    cases; ``size``: the body's bytes. Other endpoints' bodies are text only."""
     messages = obj.get("messages")
     if type(messages) is not list:
-        return Prompt(size)
+        messages = obj.get("input")
+        if type(messages) is not list:
+            return Prompt(size)
     media_bytes = images = media_tokens = 0
     unbounded = False
     for message in messages:
@@ -82,12 +85,26 @@ def measure(obj: JSONObject, size: int, settings: ReserveConfig) -> Prompt:
                 data = _length(part.get("input_audio"), "data")
                 media_bytes += data
                 media_tokens += -(-data // settings.audio_bytes_per_token)
-            elif kind == "file":
-                data = _length(part.get("file"), "file_data")
+            elif kind == "file" or kind == "input_file":
+                data = _length(part.get("file") if kind == "file" else part, "file_data")
                 if data:
                     media_bytes += data
                     media_tokens += -(-data // settings.file_bytes_per_token)
                 else:
+                    unbounded = True
+            elif kind == "input_image":  # by URL, data URL or file id: any of them is one image
+                images += 1
+                media_bytes += _length(part, "image_url")
+            elif kind == "image":  # Anthropic's image block (/v1/messages): the same worst case
+                images += 1
+                media_bytes += _source_length(part)
+            elif kind == "document":  # Anthropic's document block: a file by its data; by URL, any size
+                source = part.get("source")
+                data = _length(source, "data")
+                if data:
+                    media_bytes += data
+                    media_tokens += -(-data // settings.file_bytes_per_token)
+                elif type(source) is dict and source.get("type") == "url":
                     unbounded = True
     return Prompt(max(0, size - media_bytes), images, media_tokens, unbounded)
 
@@ -99,3 +116,9 @@ def _length(container: object, key: str) -> int:
         return len(container)
     value = container.get(key) if type(container) is dict else None
     return len(value) if type(value) is str else 0
+
+
+def _source_length(block: JSONObject) -> int:
+    """Characters of an Anthropic image block's ``source`` payload (base64 ``data`` or a ``url``)."""
+    source = block.get("source")
+    return (_length(source, "data") or _length(source, "url")) if type(source) is dict else 0

@@ -45,6 +45,9 @@ class Endpoint(enum.StrEnum):
     CHAT = "chat/completions"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
+    RESPONSES = "responses"
+    MESSAGES = "messages"  # Anthropic's Messages API, for inbound Anthropic clients
+    COUNT_TOKENS = "messages/count_tokens"
     MODERATIONS = "moderations"
     IMAGES = "images/generations"
     SPEECH = "audio/speech"
@@ -148,6 +151,10 @@ class Call:
     upload: Upload | None = None
     # The answer is relayed as bytes as they arrive (audio from /v1/audio/speech), never read whole.
     raw: bool = False
+
+    # Client headers a native call passes on (``anthropic-version``, ``anthropic-beta`` on /v1/messages);
+    # the plugin decides where they go, and its own configured headers win.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class Upload(Protocol):
@@ -253,7 +260,10 @@ class Provider(abc.ABC):
     auth_header: ClassVar[str] = "Authorization"
     auth_prefix: ClassVar[str] = "Bearer "
     requires_key: ClassVar[bool] = True  # False for servers that take anonymous calls (a local vLLM)
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint) - UNIT_ENDPOINTS
+    # What the provider serves natively; a dialect's endpoint it lacks is served through chat if it can.
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(
+        {Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS}
+    )
     # The content type of a streamed answer; a stream answered with another type is a server fault.
     stream_content_type: ClassVar[str] = "text/event-stream"
     # The plugin's own config settings (``ProviderSettings.options``), and whether a route target may

@@ -188,6 +188,16 @@ class Store(Protocol):
         """Take (or renew, for the same owner) a named lock for ``ttl`` seconds; False if another holds it."""
         ...
 
+    # -- kept responses (the Responses API's stored answers): one opaque value per id, gone after ``ttl``
+    # seconds (or sooner, for a bounded store that needs the room).
+    async def put_response(self, id: str, value: bytes, ttl: float) -> None: ...
+
+    async def get_response(self, id: str) -> bytes | None: ...
+
+    async def delete_response(self, id: str) -> bool:
+        """Returns whether it existed."""
+        ...
+
     async def ping(self) -> None:
         """Raise :class:`StoreUnavailable` when the store cannot serve."""
         ...

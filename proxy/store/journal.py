@@ -375,6 +375,15 @@ class JournaledStore:
     async def try_lock(self, name: str, owner: str, ttl: float) -> bool:
         return await self.store.try_lock(name, owner, ttl)
 
+    async def put_response(self, id: str, value: bytes, ttl: float) -> None:
+        await self.store.put_response(id, value, ttl)
+
+    async def get_response(self, id: str) -> bytes | None:
+        return await self.store.get_response(id)
+
+    async def delete_response(self, id: str) -> bool:
+        return await self.store.delete_response(id)
+
     async def ping(self) -> None:
         await self.store.ping()
 

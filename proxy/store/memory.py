@@ -28,6 +28,8 @@ from proxy.store.base import (
 from proxy.store.records import RecordPage, RecordQuery, UsageRecord
 
 WINDOW = 60.0  # seconds: RPM and TPM are sliding one-minute windows
+MAX_RESPONSES = 10_000  # kept responses in one process
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024  # their bytes in all
 _NO_HEADROOM = Headroom()
 
 
@@ -87,6 +89,10 @@ class MemoryStore:
         self._docs: dict[str, dict[str, bytes]] = {}
         self._versions: dict[str, int] = {}
         self._locks: dict[str, tuple[str, float]] = {}
+        # Kept responses, oldest first: id -> (value, expiry on the monotonic clock); bounded in count and
+        # bytes, the oldest dropped first.
+        self._responses: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._response_bytes = 0
 
     async def admit(self, admission: Admission) -> Decision:
         request_id = admission.request_id
@@ -250,6 +256,30 @@ class MemoryStore:
             return False
         self._locks[name] = (owner, now + ttl)
         return True
+
+    async def put_response(self, id: str, value: bytes, ttl: float) -> None:
+        await self.delete_response(id)
+        self._responses[id] = (value, time.monotonic() + ttl)
+        self._response_bytes += len(value)
+        while len(self._responses) > MAX_RESPONSES or self._response_bytes > MAX_RESPONSE_BYTES:
+            _, (dropped, _) = self._responses.popitem(last=False)
+            self._response_bytes -= len(dropped)
+
+    async def get_response(self, id: str) -> bytes | None:
+        kept = self._responses.get(id)
+        if kept is None:
+            return None
+        if kept[1] <= time.monotonic():
+            await self.delete_response(id)
+            return None
+        return kept[0]
+
+    async def delete_response(self, id: str) -> bool:
+        kept = self._responses.pop(id, None)
+        if kept is None:
+            return False
+        self._response_bytes -= len(kept[0])
+        return kept[1] > time.monotonic()
 
     @property
     def alert_feed(self) -> AlertFeed | None:

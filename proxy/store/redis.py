@@ -221,6 +221,21 @@ class RedisStore:
         key = f"{self._prefix}:lock:{escape(name)}"
         return bool(await self._run(self._lock_script([key], [owner, ms(ttl)])))
 
+    # -- kept responses: one key each, expiring in Redis ------------------------------------------------
+
+    async def put_response(self, id: str, value: bytes, ttl: float) -> None:
+        await self._run(self._client.set(self._response_key(id), value, px=int(ms(ttl))))
+
+    async def get_response(self, id: str) -> bytes | None:
+        value = await self._run(self._client.get(self._response_key(id)))
+        return value.encode() if isinstance(value, str) else value
+
+    async def delete_response(self, id: str) -> bool:
+        return bool(await self._run(self._client.delete(self._response_key(id))))
+
+    def _response_key(self, id: str) -> str:
+        return f"{self._prefix}:resp:{escape(id)}"
+
     # -- the alert feed (proxy.store.base.AlertFeed) ----------------------------------------------------
 
     @property

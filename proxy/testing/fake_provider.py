@@ -39,6 +39,10 @@ class Behaviour:
     fault: str | None = None  # "refuse": close without answering; "reset": cut after `reset_after` chunks
     reset_after: int = 0
     stall: float = 0.0  # after the chunks, hold the connection open this long without sending
+    # A chat answer (an assistant message: content and/or tool_calls) sent as JSON or as a stream, as
+    # the request asks; ``usage`` its (prompt, completion) tokens.
+    message: dict[str, object] | None = None
+    usage: tuple[int, int] = (10, 5)
 
     @classmethod
     def fixture(cls, root: Path, name: str) -> Behaviour:
@@ -55,6 +59,27 @@ class Behaviour:
         if kind == "sse":
             return cls(entry["status"], b"", content_type, headers, split_events(raw))
         return cls(entry["status"], raw, content_type, headers)
+
+    @classmethod
+    def answer(
+        cls,
+        content: str | None = None,
+        tool_calls: list[dict[str, object]] | None = None,
+        usage: tuple[int, int] = (10, 5),
+    ) -> Behaviour:
+        """A chat answer rendered for the request: JSON, or a stream when it asks for one.
+        ``tool_calls``: ``{"id", "name", "arguments"}`` each."""
+        message: dict[str, object] = {"role": "assistant", "content": content}
+        if tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": c["arguments"]},
+                }
+                for c in tool_calls
+            ]
+        return cls(message=message, usage=usage)
 
     @classmethod
     def json(cls, status: int, data: object, **kw: object) -> Behaviour:
@@ -177,6 +202,8 @@ class FakeProvider:
             behaviour = queue.pop(0) if len(queue) > 1 else queue[0]
         else:
             behaviour = self.default or generated(request.path, body)
+        if behaviour.message is not None:
+            behaviour = chat_answer(body, behaviour.message, behaviour.usage)
         return await self.play(request, behaviour)
 
     async def play(self, request: web.Request, b: Behaviour) -> web.StreamResponse:
@@ -291,6 +318,42 @@ def generated(path: str, body: object) -> Behaviour:
                 }
             )
         )
+    chunks.append(b"data: [DONE]\n\n")
+    return Behaviour(200, b"", "text/event-stream", {}, chunks)
+
+
+def chat_answer(body: object, message: dict[str, object], usage: tuple[int, int]) -> Behaviour:
+    """``message`` as a chat completion, or as a stream (a role chunk, the content, each tool call's name
+    then its arguments in two pieces, the finish, the usage chunk, ``[DONE]``) when the body asks."""
+    model = _model(body) or "fake-model"
+    calls = message.get("tool_calls")
+    finish = "tool_calls" if calls else "stop"
+    counts = {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
+    head = {"id": "fake-answer", "created": int(time.time()), "model": model}
+    if not (isinstance(body, dict) and body.get("stream") is True):
+        choice = {"index": 0, "message": message, "finish_reason": finish}
+        return Behaviour.json(
+            200, {**head, "object": "chat.completion", "choices": [choice], "usage": counts}
+        )
+
+    def chunk(delta: dict[str, object], reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": reason}
+        return _sse({**head, "object": "chat.completion.chunk", "choices": [choice]})
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    content = message.get("content")
+    if isinstance(content, str) and content:
+        half = len(content) // 2
+        chunks += [chunk({"content": content[:half]}), chunk({"content": content[half:]})]
+    for i, call in enumerate(calls if isinstance(calls, list) else []):
+        function, arguments = call["function"], call["function"]["arguments"]
+        start = {"index": i, "id": call["id"], "type": "function", "function": {"name": function["name"]}}
+        chunks.append(chunk({"tool_calls": [{**start, "function": {**start["function"], "arguments": ""}}]}))
+        half = len(arguments) // 2
+        for piece in (arguments[:half], arguments[half:]):
+            chunks.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}))
+    chunks.append(chunk({}, finish))
+    chunks.append(_sse({**head, "object": "chat.completion.chunk", "choices": [], "usage": counts}))
     chunks.append(b"data: [DONE]\n\n")
     return Behaviour(200, b"", "text/event-stream", {}, chunks)
 

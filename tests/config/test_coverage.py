@@ -215,6 +215,7 @@ alerts.secret metering/test_operator_alerts.py::test_a_provider_down_is_posted_o
 alerts.ledger_lag_threshold
     metering/test_operator_alerts.py::test_ledger_lag_past_the_threshold_is_posted_once_per_episode
 telemetry.capture_content observe/test_tracing.py::test_capture_content_records_the_messages_clipped
+responses.ttl responses/test_kept.py::test_responses_ttl_is_the_kept_responses_expiry_in_redis
 """
 
 

@@ -53,17 +53,24 @@ def start_all(gateways: list[GatewayProcess]) -> list[GatewayProcess]:
 
 
 async def chat(
-    session: aiohttp.ClientSession, url: str, key: str, model: str
+    session: aiohttp.ClientSession, url: str, key: str, model: str, endpoint: str = "chat/completions"
 ) -> tuple[int, str | None, float, dict[str, str]]:
-    """One call: (status, error code, seconds taken, headers)."""
-    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": OUTPUT_TOKENS}
+    """One call: (status, error code, seconds taken, headers). ``endpoint`` "responses": the same call on
+    /v1/responses (served through chat by the fake upstream); "messages": on /v1/messages (the chat body
+    is a valid Messages body too; its errors are Anthropic's, whose ``type`` stands for the code)."""
+    body: dict[str, Any] = (
+        {"model": model, "input": "hi", "max_output_tokens": OUTPUT_TOKENS}
+        if endpoint == "responses"
+        else {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": OUTPUT_TOKENS}
+    )
     started = time.monotonic()
     async with session.post(
-        f"{url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
+        f"{url}/v1/{endpoint}", json=body, headers={"Authorization": f"Bearer {key}"}
     ) as resp:
         data = await resp.json(content_type=None)
         elapsed = time.monotonic() - started
-        code = None if resp.status == 200 else data["error"]["code"]
+        error = data["error"] if resp.status != 200 else {}
+        code = error.get("code") or error.get("type") if resp.status != 200 else None
         return resp.status, code, elapsed, dict(resp.headers)
 
 

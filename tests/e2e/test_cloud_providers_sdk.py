@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 from support import FIXTURES, KEY, base_config, fixture, state
@@ -404,3 +405,67 @@ async def test_gemini_resource_exhausted_falls_back_to_bedrock(gateway: Any, fak
     )
     assert raw.headers["x-efflux-provider"] == "bedrock"
     assert "4242" in (raw.parse().choices[0].message.content or "")
+
+
+@pytest.mark.parametrize(
+    ("name", "model", "path"),
+    [
+        ("bedrock/converse-stream-text.eventstream", "nova", f"{NOVA}/converse-stream"),
+        ("bedrock/converse-stream-tool-use.eventstream", "nova-us", f"{NOVA_US}/converse-stream"),
+        ("gemini/stream-generate-content-usage-every-chunk.sse", "flash", f"{GEMINI}:streamGenerateContent"),
+    ],
+)
+async def test_responses_streams_through_bedrock_and_gemini(
+    gateway: Any, fake: Any, name: str, model: str, path: str
+) -> None:
+    """/v1/responses on a route to a translating plugin: its decoder and reader first, then the dialect."""
+    fake.script_path(path, fixture(name))
+    stream = await gateway.sdk.responses.create(model=model, input="hi", stream=True, tools=[
+        {"type": "function", "name": "get_weather", "parameters": TOOLS[0]["function"]["parameters"]}
+    ])  # fmt: skip
+    events = [event async for event in stream]
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    final = events[-1].response  # type: ignore[union-attr]
+    record = await last_record(gateway)
+    assert record.endpoint == "responses" and record.outcome is Outcome.COMPLETED and not record.estimated
+    assert final.usage is not None
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (
+        record.prompt_tokens,
+        record.completion_tokens,
+    )
+    assert record.completion_tokens > 0 and final.output
+
+
+@pytest.mark.parametrize(
+    ("name", "model", "path"),
+    [
+        ("bedrock/converse-stream-text.eventstream", "nova", f"{NOVA}/converse-stream"),
+        ("bedrock/converse-stream-tool-use.eventstream", "nova-us", f"{NOVA_US}/converse-stream"),
+        ("gemini/stream-generate-content-usage-every-chunk.sse", "flash", f"{GEMINI}:streamGenerateContent"),
+        ("gemini/stream-generate-content-function-call.sse", "flash", f"{GEMINI}:streamGenerateContent"),
+    ],
+)
+async def test_messages_streams_through_bedrock_and_gemini(
+    gateway: Any, fake: Any, name: str, model: str, path: str
+) -> None:
+    """/v1/messages (the anthropic SDK) on a route to a translating plugin: its decoder and reader first,
+    then the Messages dialect."""
+    fake.script_path(path, fixture(name))
+    base = str(gateway.make_url("")).rstrip("/")
+    tool = {"name": "get_weather", "input_schema": TOOLS[0]["function"]["parameters"]}
+    sdk = anthropic.AsyncAnthropic(base_url=base, api_key=KEY, max_retries=0)
+    async with sdk.messages.stream(
+        model=model, max_tokens=200, messages=[{"role": "user", "content": "hi"}], tools=[tool]
+    ) as stream:
+        async for _ in stream:
+            pass
+        message = await stream.get_final_message()
+    await sdk.close()
+    record = await last_record(gateway)
+    assert record.endpoint == "messages" and record.outcome is Outcome.COMPLETED and not record.estimated
+    assert message.usage.output_tokens == record.completion_tokens > 0
+    cached = record.cached_tokens + record.cache_write_tokens
+    assert message.usage.input_tokens == record.prompt_tokens - cached
+    assert message.content
+    if any(block.type == "tool_use" for block in message.content):
+        assert message.stop_reason == "tool_use"

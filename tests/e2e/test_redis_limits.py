@@ -30,6 +30,8 @@ from proxy.testing.gateway_process import GatewayProcess
 pytestmark = pytest.mark.redis
 
 REPETITIONS = 20
+RESPONSES_REPETITIONS = 5  # the same race on /v1/responses, on keys of its own
+MESSAGES_REPETITIONS = 5  # and on /v1/messages
 RACERS = 50
 BUDGET_CALLS = 10  # the race key's budget: $0.010, ten calls of $0.001
 RPM = 60
@@ -79,7 +81,7 @@ def deployment(
     config["keys"] = [
         {"name": f"race-{i}", "tenant": "racers", "key": race_key(i), "models": ["race"],
          "budget": {"usd": BUDGET_CALLS * COST / 1e6, "period": "total"}}
-        for i in range(REPETITIONS)
+        for i in range(REPETITIONS + RESPONSES_REPETITIONS + MESSAGES_REPETITIONS)
     ]  # fmt: skip
     config["keys"] += [
         {"name": "rpm", "tenant": "paced", "key": "egw-rpm-key-0123456789", "limits": {"rpm": RPM}},
@@ -121,18 +123,46 @@ async def test_budget_race(
     """50 concurrent calls over the processes against a budget of 10: exactly 10 served, 40 refused with
     budget_exceeded, ledger == upstream usage == 10 calls, and spent + reserved never past the budget.
     Repeated on a fresh key each time: zero violations in REPETITIONS runs."""
+    await budget_race(deployment, fake, session, "chat/completions", range(REPETITIONS))
+
+
+async def test_budget_race_on_responses(
+    deployment: tuple[list[str], dict[str, Any]], fake: ThreadedFakeProvider, session: aiohttp.ClientSession
+) -> None:
+    """The same race on /v1/responses (translated to chat for the fake upstream), on keys of its own."""
+    reps = range(REPETITIONS, REPETITIONS + RESPONSES_REPETITIONS)
+    await budget_race(deployment, fake, session, "responses", reps)
+
+
+async def test_budget_race_on_messages(
+    deployment: tuple[list[str], dict[str, Any]], fake: ThreadedFakeProvider, session: aiohttp.ClientSession
+) -> None:
+    """The same race on /v1/messages (translated to chat for the fake upstream), on keys of its own: a
+    spent budget is Anthropic's rate_limit_error there."""
+    first = REPETITIONS + RESPONSES_REPETITIONS
+    await budget_race(deployment, fake, session, "messages", range(first, first + MESSAGES_REPETITIONS))
+
+
+async def budget_race(
+    deployment: tuple[list[str], dict[str, Any]],
+    fake: ThreadedFakeProvider,
+    session: aiohttp.ClientSession,
+    endpoint: str,
+    reps: range,
+) -> None:
     urls, store_settings = deployment
     store = inspect(store_settings)
     violations: list[str] = []
+    refused = "rate_limit_error" if endpoint == "messages" else "budget_exceeded"  # Anthropic's envelope
     try:
-        for rep in range(REPETITIONS):
+        for rep in reps:
             scope = Scope("key", f"race-{rep}", "racers", budget_micro_usd=BUDGET_CALLS * COST,
                           period=Period.TOTAL)  # fmt: skip
             upstream_before = fake.count("race")
             racing = asyncio.Event()
             watcher = asyncio.create_task(_watch_commitment(store, scope, racing))
             results = await asyncio.gather(
-                *(chat(session, urls[i % len(urls)], race_key(rep), "race") for i in range(RACERS))
+                *(chat(session, urls[i % len(urls)], race_key(rep), "race", endpoint) for i in range(RACERS))
             )
             racing.set()
             peak = await watcher
@@ -143,7 +173,10 @@ async def test_budget_race(
             spend = await store.spend(scope, time.time())
             problems = [
                 f"served {served}" if served != BUDGET_CALLS else "",
-                f"refusals {statuses}" if statuses[(429, "budget_exceeded")] != RACERS - BUDGET_CALLS else "",
+                f"endpoints {[r['endpoint'] for r in records]}"
+                if any(r["endpoint"] != endpoint for r in records)
+                else "",
+                f"refusals {statuses}" if statuses[(429, refused)] != RACERS - BUDGET_CALLS else "",
                 f"{len(records)} records" if len(records) != served else "",
                 f"ledger {sum(r['cost_micro_usd'] for r in records)} != upstream {upstream * COST}"
                 if sum(r["cost_micro_usd"] for r in records) != upstream * COST or upstream != served

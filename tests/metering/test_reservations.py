@@ -107,6 +107,42 @@ def test_a_file_known_only_by_id_reserves_the_whole_context() -> None:
     assert make_plan((), Body(chat(ref)), [windowed], 100).prompt_tokens == 128_000
 
 
+def test_anthropic_image_and_document_blocks_are_reserved_like_chats() -> None:
+    """A /v1/messages body: an image block at image_tokens whatever its size, a document by its data,
+    a document by URL at the whole context."""
+    data = "B" * 30_000
+    photo = {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": data}}
+    pdf = {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": "C" * 900},
+    }
+    body = Body({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": [photo, pdf]}]})
+    text = (body.size - len(data) - 900) // TEXT_BYTES_PER_TOKEN + 1
+    assert (
+        make_plan((), body, [PRICE], 100).prompt_tokens == text + IMAGE_TOKENS + 900 // FILE_BYTES_PER_TOKEN
+    )
+    linked = {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}}
+    by_url = Body({"model": "m", "messages": [{"role": "user", "content": [linked]}]})
+    assert make_plan((), by_url, [PRICE], 100).prompt_tokens == MAX_PROMPT_ESTIMATE
+
+
+def test_a_responses_bodys_input_images_and_files_are_reserved_at_their_worst_case() -> None:
+    parts = [
+        {"type": "input_text", "text": "what?"},
+        {"type": "input_image", "image_url": PHOTO},
+        {"type": "input_image", "file_id": "file-img"},
+        {"type": "input_file", "filename": "a.pdf", "file_data": "D" * 900},
+    ]
+    body = Body({"model": "m", "input": [{"role": "user", "content": parts}]})
+    plan = make_plan((), body, [PRICE], 100)
+    text = (body.size - len(PHOTO) - 900) // TEXT_BYTES_PER_TOKEN + 1
+    assert plan.prompt_tokens == text + 2 * IMAGE_TOKENS + -(-900 // FILE_BYTES_PER_TOKEN)
+    by_id = Body(
+        {"model": "m", "input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}
+    )
+    assert make_plan((), by_id, [PRICE], 100).prompt_tokens == MAX_PROMPT_ESTIMATE
+
+
 def test_plain_text_is_reserved_by_its_bytes_as_before() -> None:
     body = Body(
         {"model": "m", "messages": [{"role": "user", "content": "hello " * 100}]}, max_tokens=None, n=2

@@ -59,7 +59,7 @@ def chat_call(
 def test_declaration() -> None:
     assert Plugin.plugin_name == "anthropic"
     assert Plugin.provider_type is ProviderType.DIRECT
-    assert Plugin.endpoints == frozenset({Endpoint.CHAT})
+    assert Plugin.endpoints == frozenset({Endpoint.CHAT, Endpoint.MESSAGES, Endpoint.COUNT_TOKENS})
 
 
 @pytest.mark.parametrize(
@@ -501,3 +501,83 @@ async def test_validate_key(aiohttp_server: ServerFactory) -> None:
         with pytest.raises(AnthropicFailure):
             await provider.validate_key(http, "flaky")
     assert seen[0]["x-api-key"] == "sk-ant-good"  # the key under test, not the shared one
+
+
+# ---------------------------------------------------------------- native: an Anthropic client's own calls
+
+NATIVE_BODY: JSONObject = {
+    "model": "claude",
+    "max_tokens": 20,
+    "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+    "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
+    "top_k": 3,
+}
+
+
+def native_call(endpoint: Endpoint = Endpoint.MESSAGES, stream: bool = False, **headers: str) -> Call:
+    body = dict(NATIVE_BODY, stream=stream) if stream else dict(NATIVE_BODY)
+    return Call(endpoint, body, "claude-haiku-4-5", stream, False, "sk-ant-tenant", headers=headers)
+
+
+def test_native_request_is_the_clients_body_with_the_routes_model() -> None:
+    call = native_call(**{"anthropic-version": "2026-01-01", "anthropic-beta": "files-api-2025-04-14"})
+    request = plugin().build_request(call)
+    assert request.url == "https://api.anthropic.com/v1/messages"
+    assert orjson.loads(request.body) == {**NATIVE_BODY, "model": "claude-haiku-4-5"}
+    assert call.body["model"] == "claude"  # the call's body is not changed: it may go to other targets
+    assert request.headers["x-api-key"] == "sk-ant-tenant"
+    assert request.headers["anthropic-version"] == "2026-01-01"
+    assert request.headers["anthropic-beta"] == "files-api-2025-04-14"
+    # A configured header still wins over the client's.
+    pinned = plugin(**{"anthropic-beta": "operator-choice"}).build_request(call)
+    assert pinned.headers["anthropic-beta"] == "operator-choice"
+    counted = plugin().build_request(native_call(Endpoint.COUNT_TOKENS))
+    assert counted.url == "https://api.anthropic.com/v1/messages/count_tokens"
+
+
+def test_native_reply_is_relayed_with_its_usage() -> None:
+    data = fixture("messages-nonstream.json")
+    reply = plugin().read_reply(native_call(), data)
+    assert isinstance(reply, Reply) and reply.body == data
+    assert reply.usage is not None and (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (12, 29)
+    count = plugin().read_reply(native_call(Endpoint.COUNT_TOKENS), fixture("count-tokens.json"))
+    assert isinstance(count, Reply) and count.body == fixture("count-tokens.json")
+    assert count.usage is not None and count.usage.prompt_tokens == 0  # free
+
+
+NATIVE_STREAMS = [name for name, _, _ in STREAMS] + ["messages-stream-thinking.sse"]
+
+
+@pytest.mark.parametrize("sizes", CHUNKINGS, ids=["whole", "bytewise", "7", "mixed"])
+@pytest.mark.parametrize("name", NATIVE_STREAMS)
+def test_native_streams_relay_every_byte(name: str, sizes: int | list[int]) -> None:
+    data = fixture(name)
+    reader = plugin().open_stream(native_call(stream=True))
+    parser = SSEParser()
+    out = bytearray()
+    pos, step = 0, 0
+    while pos < len(data):
+        size = sizes if isinstance(sizes, int) else sizes[step % len(sizes)]
+        for event in parser.feed(data[pos : pos + size]):
+            out += reader.on_event(event) or b""
+        pos, step = pos + size, step + 1
+    parser.close()
+    complete = data if data.endswith(b"\n\n") else data[: data.rindex(b"\n\n") + 2]
+    assert bytes(out) == complete  # an event never ended by a blank line is never dispatched
+    expected = INDEX[f"anthropic/{name}"]["expected"]["usage"]
+    assert reader.usage is not None and reader.complete and reader.error is None
+    assert reader.usage.completion_tokens == expected["output_tokens"]
+    assert reader.usage.cached_tokens == expected.get("cache_read_input_tokens", 0)
+    assert reader.usage.cache_write_tokens == expected.get("cache_creation_input_tokens", 0)
+    assert reader.finished == data.endswith(b"\n\n")
+
+
+def test_native_stream_error_event_is_the_gateways_to_send() -> None:
+    reader = plugin().open_stream(native_call(stream=True))
+    parser = SSEParser()
+    out = b"".join(
+        reader.on_event(e) or b"" for e in parser.feed(fixture("messages-stream-error-overloaded.sse"))
+    )
+    assert b"event: error" not in out and b"message_start" in out
+    assert reader.error is not None and reader.error.fault is Fault.SERVER
+    assert reader.usage is not None and reader.usage.prompt_tokens == 18

@@ -46,11 +46,32 @@ def drip() -> Behaviour:
     return Behaviour(200, b"", "text/event-stream", {}, chunks, chunk_delay=0.005)
 
 
+def drip_responses() -> Behaviour:
+    """The same answer as OpenAI's Responses API streams it (served natively)."""
+
+    def event(kind: str, **fields: Any) -> bytes:
+        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **fields}) + b"\n\n"
+
+    response = {"id": "resp_d", "object": "response", "status": "in_progress", "output": [], "usage": None}
+    chunks = [event("response.created", response=response)]
+    chunks += [event("response.output_text.delta", item_id="m", delta=f" w{i}") for i in range(WORDS)]
+    usage = {"input_tokens": 11, "output_tokens": WORDS, "total_tokens": 11 + WORDS}
+    chunks.append(event("response.completed", response={**response, "status": "completed", "usage": usage}))
+    return Behaviour(200, b"", "text/event-stream", {}, chunks, chunk_delay=0.005)
+
+
 BODY = {"model": "drip", "messages": [{"role": "user", "content": "count"}], "stream": True}
+# The same request on /v1/responses: "drip" is served through chat (translated), "drip-native" natively.
+CALLS = {
+    "chat": ("/v1/chat/completions", BODY),
+    "responses": ("/v1/responses", {"model": "drip", "input": "count", "stream": True}),
+    "responses-native": ("/v1/responses", {"model": "drip-native", "input": "count", "stream": True}),
+}
 
 
-async def one_stream(client: TestClient[Any, Any], cut_at: int | None) -> None:
-    resp = await client.post("/v1/chat/completions", json=BODY, headers=AUTH)
+async def one_stream(client: TestClient[Any, Any], cut_at: int | None, endpoint: str = "chat") -> None:
+    path, body = CALLS[endpoint]
+    resp = await client.post(path, json=body, headers=AUTH)
     assert resp.status == 200
     if cut_at is None:
         await resp.read()
@@ -75,13 +96,26 @@ async def settle_until(check: Callable[[], Any], within: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
-@pytest.mark.parametrize(("policy", "streams"), [("drain", 200), ("cancel", 60)])
+@pytest.mark.parametrize(
+    ("policy", "streams", "endpoint"),
+    [
+        ("drain", 200, "chat"),
+        ("cancel", 60, "chat"),
+        ("drain", 60, "responses"),
+        ("cancel", 30, "responses"),
+        ("drain", 60, "responses-native"),
+        ("cancel", 30, "responses-native"),
+    ],
+)
 async def test_client_disconnects_are_metered_once(
-    make_gateway: Callable[..., Any], fake: FakeProvider, policy: str, streams: int
+    make_gateway: Callable[..., Any], fake: FakeProvider, policy: str, streams: int, endpoint: str
 ) -> None:
     cfg = base_config(fake.url, metering={"on_client_disconnect": policy, "drain_timeout": 5.0})
+    cfg["providers"]["oai"] = {"plugin": "openai", "base_url": fake.url, "api_key": "sk-oai"}
+    cfg["models"]["drip-native"] = {"targets": [{"provider": "oai"}]}
     client = await make_gateway(cfg)
     fake.script("drip", drip())
+    fake.script("drip-native", drip_responses())
     gw = state(client)
     rng = random.Random(6)
     concurrency = 40
@@ -91,7 +125,7 @@ async def test_client_disconnects_are_metered_once(
 
         async def guarded(cut: int | None) -> None:
             async with sem:
-                await one_stream(client, cut)
+                await one_stream(client, cut, endpoint)
 
         await asyncio.gather(*(guarded(c) for c in cuts))
 
@@ -118,6 +152,7 @@ async def test_client_disconnects_are_metered_once(
     records = (await gw.store.records(RecordQuery(key="test", limit=1000))).data[warm:]
     assert len(records) == streams and len({r.request_id for r in records}) == streams
     assert {r.outcome.value for r in records} == {"client_aborted"}
+    assert {r.endpoint for r in records} == {CALLS[endpoint][0].removeprefix("/v1/")}
     if policy == "drain":
         assert all(not r.estimated and r.completion_tokens == WORDS for r in records), "provider usage"
     else:

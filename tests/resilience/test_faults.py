@@ -65,6 +65,23 @@ def events(text: str) -> list[str]:
     return [block.removeprefix("data: ") for block in text.split("\n\n") if block.startswith("data: ")]
 
 
+async def responses(client: TestClient[Any, Any], model: str = "two-step") -> tuple[int, str, Any]:
+    """The same call on /v1/responses (the route's providers speak chat: it is translated)."""
+    body = {"model": model, "input": "hi", "stream": True}
+    async with client.post("/v1/responses", json=body, headers=AUTH) as resp:
+        return resp.status, await resp.text(), resp.headers
+
+
+def typed_events(text: str) -> list[dict[str, Any]]:
+    """The Responses API's events: ``event: <type>`` and ``data: {...}`` per block."""
+    out = []
+    for block in text.split("\n\n"):
+        data = [line.removeprefix("data: ") for line in block.split("\n") if line.startswith("data: ")]
+        if data:
+            out.append(orjson.loads(data[0]))
+    return out
+
+
 BEFORE_FIRST_BYTE: dict[str, Behaviour] = {
     "refuse": Behaviour(fault="refuse"),
     "no answer within first_byte": Behaviour(delay=1.0),
@@ -86,6 +103,19 @@ BEFORE_FIRST_BYTE: dict[str, Behaviour] = {
         [b'data: {"error":{"message":"overloaded","type":"server_error"}}\n\n'],
     ),
 }
+
+
+@pytest.mark.parametrize("fault", list(BEFORE_FIRST_BYTE))
+async def test_server_fault_before_the_first_byte_falls_back_on_responses(
+    make_gateway: Make, fake: FakeProvider, fault: str
+) -> None:
+    client = await make_gateway(config(fake))
+    fake.script("first", BEFORE_FIRST_BYTE[fault])
+    status, text, headers = await responses(client)
+    assert status == 200, text
+    assert typed_events(text)[-1]["type"] == "response.completed"
+    assert headers["x-efflux-provider"] == "backup" and headers["x-efflux-attempts"] == "2"
+    assert (fake.count("first"), fake.count("second")) == (1, 1)
 
 
 @pytest.mark.parametrize("fault", list(BEFORE_FIRST_BYTE))
@@ -132,6 +162,26 @@ AFTER_FIRST_BYTE: dict[str, Callable[[], Behaviour]] = {
     ),
     "slow drip past the total timeout": lambda: streamed("first", chunk_delay=0.4),
 }
+
+
+@pytest.mark.parametrize("fault", list(AFTER_FIRST_BYTE))
+async def test_fault_after_the_first_byte_ends_responses_with_error_and_failed(
+    make_gateway: Make, fake: FakeProvider, fault: str
+) -> None:
+    cfg = config(fake)
+    cfg["providers"]["local"]["timeouts"]["total"] = 1.5
+    client = await make_gateway(cfg)
+    fake.script("first", AFTER_FIRST_BYTE[fault]())
+    status, text, _ = await responses(client)
+    assert status == 200
+    got = typed_events(text)
+    kinds = [e["type"] for e in got]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert "response.output_text.delta" in kinds, "the events delivered before the fault reach the client"
+    assert kinds[-2:] == ["error", "response.failed"] and "response.completed" not in kinds
+    assert got[-2]["code"] == "upstream_error" and got[-1]["response"]["status"] == "failed"
+    assert [e["sequence_number"] for e in got] == list(range(len(got)))
+    assert (fake.count("first"), fake.count("second")) == (1, 0), "never a fallback after the first byte"
 
 
 @pytest.mark.parametrize("fault", list(AFTER_FIRST_BYTE))

@@ -311,6 +311,18 @@ async def test_a_lock_has_one_holder_until_it_expires(store: Store) -> None:
     assert await store.try_lock("sync", "replica-2", 0.3)
 
 
+async def test_a_kept_response_lives_until_its_ttl_or_its_deletion(store: Store) -> None:
+    assert await store.get_response("resp_a") is None and not await store.delete_response("resp_a")
+    await store.put_response("resp_a", b'{"a": 1}', 60)
+    await store.put_response("resp_b", b'{"b": 1}', 0.2)
+    await store.put_response("resp_a", b'{"a": 2}', 60)  # replaced
+    assert await store.get_response("resp_a") == b'{"a": 2}'
+    assert await store.delete_response("resp_a") and await store.get_response("resp_a") is None
+    assert await store.get_response("resp_b") == b'{"b": 1}'
+    await asyncio.sleep(0.3)
+    assert await store.get_response("resp_b") is None
+
+
 async def test_each_store_declares_what_metering_needs(store: Store) -> None:
     # Neither needs a task of its own; the Redis store is its own alert feed, and its settlement (one
     # script call) may be cut by a cancelled caller, so metering shields it; the memory store's cannot.
