@@ -41,7 +41,7 @@ from proxy.observe.logs import access
 from proxy.observe.metrics import OTHER, Metrics
 from proxy.plugin import Endpoint
 from proxy.routing import guard
-from proxy.services import reload, sync
+from proxy.services import ledger, reload, sync
 from proxy.state import catalogues, overlay
 from proxy.state.live import Layer, Live
 from proxy.state.snapshot import Snapshot, build_snapshot
@@ -265,6 +265,7 @@ def create_app(
     app.cleanup_ctx.append(guard.background)  # breakers (shared through the store), balancing, retry budget
     app.cleanup_ctx.append(sync.background)  # model sync schedule
     app.cleanup_ctx.append(reload.background(config_path))  # hot reload: SIGHUP, file watch, peers
+    app.cleanup_ctx.append(ledger.background)  # ledger: postgres, its writer (proxy/ledger)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/embeddings", embeddings)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
+from proxy.ledger import PostgresLedger, Writer
 from proxy.metering.alerts import Alerter
 from proxy.metering.context import RequestContext
 from proxy.observe.metrics import Metrics
@@ -34,6 +35,8 @@ class Gateway:
     accepting: bool = True
     live: Live | None = None  # set by the app: the watcher that keeps ``snapshot`` current
     keys: KeyLookup = field(default_factory=KeyLookup)  # keys not in ``snapshot`` yet, found in the store
+    ledger: PostgresLedger | None = None  # ledger: postgres (proxy/services/ledger.py opens it)
+    ledger_writer: Writer | None = None
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

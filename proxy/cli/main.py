@@ -5,6 +5,7 @@
     sync --config F [provider]
     vault genkey | rewrap --config F
     keys create|list|revoke --config F   (proxy.cli.commands)
+    migrate --config F, usage export --config F --format csv|jsonl   (proxy.cli.ledger)
 
 Exit codes: 0 ok, 1 failure, 2 config error (the message names the YAML path).
 """
@@ -22,7 +23,7 @@ import socket
 import sys
 from collections.abc import Sequence
 
-from proxy.cli import commands
+from proxy.cli import commands, ledger
 from proxy.config import ConfigError, Settings, load_settings
 from proxy.tenancy.vault import check_secrets
 
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rewrap = vault_sub.add_parser("rewrap", help="re-seal every provider key with the first master key")
     rewrap.add_argument("--config", default=os.environ.get("EFFLUX_CONFIG", DEFAULT_CONFIG))
     commands.add_parsers(sub, os.environ.get("EFFLUX_CONFIG", DEFAULT_CONFIG))
+    ledger.add_parsers(sub, os.environ.get("EFFLUX_CONFIG", DEFAULT_CONFIG))
 
     args = parser.parse_args(argv)
     if args.command == "vault" and args.vault_command == "genkey":
@@ -70,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.keys_command(args, settings, snapshot)
         if args.command == "vault":
             return commands.rewrap_command(settings)
+        if args.command == "migrate":
+            return ledger.migrate_command(settings)
+        if args.command == "usage":
+            return ledger.export_command(args, settings)
     except ConfigError as exc:
         for line in str(exc).splitlines():
             print(f"{args.config}: {line}", file=sys.stderr)

@@ -97,6 +97,10 @@ class StoreConfig(_Section):
     # Settlements Redis could not take go to <journal>-<pid>-<random>.jsonl (relative to the working
     # directory: the config's folder may be read-only), replayed once Redis is back (proxy/store/journal.py).
     journal: str = "efflux-journal"
+    # The ledger kept in the store: the memory store's most recent records (its RSS grows with them), and
+    # each tenant's Redis ledger stream (MAXLEN ~). With ledger.backend: postgres these are a buffer.
+    memory_ledger_records: PositiveInt = 100_000
+    ledger_stream_records: PositiveInt = 1_000_000
 
     @model_validator(mode="after")
     def _redis_needs_url(self) -> StoreConfig:
@@ -286,6 +290,19 @@ class MeteringConfig(_Section):
     drain_timeout: Duration = 10.0  # how long to keep reading upstream for usage after a disconnect
 
 
+class LedgerConfig(_Section):
+    """The durable ledger (proxy/ledger): every usage record copied into PostgreSQL by a background writer."""
+
+    backend: Literal["postgres"] = "postgres"
+    url: str
+    retention: Duration = 400 * 86400.0  # records older than this are dropped (whole months at a time)
+    migrate_on_start: bool = False  # apply the package's migrations when the gateway starts
+    # The memory store's records wait here while PostgreSQL is away (<journal>.jsonl), up to journal_bytes;
+    # past it, new records stay only in the memory store's own ledger and an error is logged.
+    journal: str = "efflux-ledger-journal"
+    journal_bytes: PositiveInt = 256 * 1024 * 1024
+
+
 class Settings(_Section):
     server: ServerConfig = ServerConfig()
     store: StoreConfig = StoreConfig()
@@ -298,6 +315,7 @@ class Settings(_Section):
     tenants: dict[str, TenantConfig] = {}
     metering: MeteringConfig = MeteringConfig()
     upstream: UpstreamConfig = UpstreamConfig()
+    ledger: LedgerConfig | None = None
     # Where the file was read from; relative paths inside it (pricing.file) resolve against it.
     base_dir: str = Field(default=".", exclude=True)
 

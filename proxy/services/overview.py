@@ -12,6 +12,7 @@ import time
 from collections import defaultdict
 
 from proxy.gateway import Gateway
+from proxy.ledger import PostgresLedger, reports
 from proxy.services.analytics import read_records, report, summarize
 from proxy.store.records import RecordQuery, UsageRecord
 
@@ -56,6 +57,8 @@ async def overview(
     between ``since`` and ``until``."""
     query = RecordQuery(key=filters.get("key"), tenant=filters.get("tenant"), since=since, until=until)
     started = time.perf_counter()
+    if gw.ledger is not None:
+        return {**(await from_ledger(gw.ledger, query)), "filters": filters, "elapsed_ms": _ms(started)}
     records, truncated = await read_records(gw, query, page_size=PAGE)
     by_provider = report(records, "provider")
     return {
@@ -71,5 +74,33 @@ async def overview(
         "series": series(records, step),
         "truncated": truncated,
         "records_read": len(records),
-        "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
+        "elapsed_ms": _ms(started),
+    }
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+async def from_ledger(ledger: PostgresLedger, query: RecordQuery) -> dict[str, object]:
+    """The overview computed by PostgreSQL (:mod:`proxy.ledger.reports`): the same groups, in SQL."""
+    providers, totals = await reports.groups(ledger, "provider", query)
+    models, _ = await reports.groups(ledger, "model", query)
+    costs, popular = await reports.breakdown(ledger, query)
+    since, until = query.since, query.until
+    start = since if since is not None else await reports.first_record(ledger, query)
+    end = until if until is not None else time.time()
+    step = 3600 if start is None or end - start <= 2 * 86400 else 86400
+    return {
+        "since": since,
+        "until": until,
+        "totals": totals,
+        "providers": providers,
+        "models": models,
+        "cost_breakdown": costs,
+        "popular_models": popular,
+        "step": step,
+        "series": await reports.series(ledger, query, step),
+        "truncated": False,
+        "records_read": totals["requests"],
     }

@@ -1,0 +1,197 @@
+"""The ledger's reports computed by PostgreSQL: the same JSON as :mod:`proxy.services.analytics` computes
+from the store's records, with every sum, count and percentile in SQL (nothing is read row by row).
+
+Percentiles are ``percentile_disc``: the nearest rank, as the Python reports compute them. Group names
+sort by code point (``COLLATE "C"``), as Python sorts strings.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from typing import Any
+
+from proxy.errors import InvalidRequest, MeteringUnavailable
+from proxy.ledger.postgres import LedgerUnavailable, PostgresLedger
+from proxy.ledger.rows import SELECT, UTC, record_of, timestamp
+from proxy.store.records import RecordQuery
+
+GROUP_SQL = {
+    "day": "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    "model": "model",
+    "provider": "provider",
+    "key": "key",
+    "tenant": "tenant",
+}
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
+_ERRORS = "outcome IN ('upstream_error', 'rejected')"
+_SUMMARY = (
+    f"count(*) AS requests, count(*) FILTER (WHERE {_ERRORS}) AS errors, "
+    "coalesce(sum(prompt_tokens), 0)::bigint AS prompt_tokens, "
+    "coalesce(sum(completion_tokens), 0)::bigint AS completion_tokens, "
+    "coalesce(sum(cached_tokens), 0)::bigint AS cached_tokens, "
+    "coalesce(sum(cost_micro_usd), 0)::bigint AS cost_micro_usd, "
+    "percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms) AS latency_p50_ms, "
+    "percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms) AS latency_p95_ms"
+)
+_GROUP_FIELDS = (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost_micro_usd",
+    "latency_p50_ms",
+    "latency_p95_ms",
+)
+
+
+def where(query: RecordQuery, args: list[Any]) -> str:
+    """The WHERE clause of ``query``'s filters, its parameters appended to ``args``."""
+    clauses = ["TRUE"]
+    if query.request_id is not None:
+        args.append(query.request_id)
+        clauses.append(f"(request_id = ${len(args)} OR client_request_id = ${len(args)})")
+    for column in ("key", "tenant"):
+        value = getattr(query, column)
+        if value is not None:
+            args.append(value)
+            clauses.append(f"{column} = ${len(args)}")
+    if query.since is not None:
+        args.append(timestamp(_finite(query.since, "since")))
+        clauses.append(f"started_at >= ${len(args)}")
+    if query.until is not None:
+        args.append(timestamp(_finite(query.until, "until")))
+        clauses.append(f"started_at < ${len(args)}")
+    return " AND ".join(clauses)
+
+
+def _finite(value: float, name: str) -> float:
+    if not math.isfinite(value) or not -1e11 < value < 1e11:
+        raise InvalidRequest(f"'{name}' must be unix seconds.", param=name)
+    return value
+
+
+def _group(name: str, row: Any) -> dict[str, Any]:
+    return {"group": name, **{f: row[f] for f in _GROUP_FIELDS}}
+
+
+async def _fetch(ledger: PostgresLedger, sql: str, args: list[Any]) -> list[Any]:
+    try:
+        async with ledger.connection() as conn:
+            return list(await conn.fetch(sql, *args))
+    except LedgerUnavailable:
+        raise MeteringUnavailable(
+            "The ledger database does not answer; retry shortly.", retry_after=1.0
+        ) from None
+
+
+async def groups(
+    ledger: PostgresLedger, group_by: str, query: RecordQuery
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(one summary per group sorted by name, the totals), in one scan (``GROUPING SETS``)."""
+    args: list[Any] = []
+    sql = (
+        f"SELECT {GROUP_SQL[group_by]} AS g, grouping({GROUP_SQL[group_by]}) AS whole, {_SUMMARY} "
+        f"FROM usage_records WHERE {where(query, args)} "
+        f'GROUP BY GROUPING SETS (({GROUP_SQL[group_by]}), ()) ORDER BY whole, g COLLATE "C"'
+    )
+    rows = await _fetch(ledger, sql, args)
+    data = [_group(row["g"], row) for row in rows if not row["whole"]]
+    totals = next((_group("total", row) for row in rows if row["whole"]), None)
+    return data, totals or _group(
+        "total", dict.fromkeys(_GROUP_FIELDS, 0) | {"latency_p50_ms": None, "latency_p95_ms": None}
+    )
+
+
+async def breakdown(
+    ledger: PostgresLedger, query: RecordQuery
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(cost per provider and model, dearest first; requests per model, most first), in one scan."""
+    args: list[Any] = []
+    sql = (
+        "SELECT provider, model, grouping(provider) AS by_model, count(*) AS requests, "
+        "coalesce(sum(cost_micro_usd), 0)::bigint AS cost_micro_usd "
+        f"FROM usage_records WHERE {where(query, args)} GROUP BY GROUPING SETS ((provider, model), (model))"
+    )
+    rows = await _fetch(ledger, sql, args)
+    pairs = [r for r in rows if not r["by_model"]]
+    models = [r for r in rows if r["by_model"]]
+    # Ties keep Python's stable order of the record-by-record report: first seen first; here by name.
+    pairs.sort(key=lambda r: (-r["cost_micro_usd"], r["provider"], r["model"]))
+    models.sort(key=lambda r: (-r["requests"], r["model"]))
+    return (
+        [
+            {
+                "provider": r["provider"],
+                "model": r["model"],
+                "cost_micro_usd": r["cost_micro_usd"],
+                "requests": r["requests"],
+            }
+            for r in pairs
+        ],
+        [{"model": r["model"], "requests": r["requests"]} for r in models],
+    )
+
+
+async def usage(ledger: PostgresLedger, group_by: str, query: RecordQuery) -> dict[str, object]:
+    """The body of ``GET /admin/usage`` from PostgreSQL (never truncated)."""
+    data, totals = await groups(ledger, group_by, query)
+    costs, popular = await breakdown(ledger, query)
+    return {
+        "group_by": group_by,
+        "since": query.since,
+        "until": query.until,
+        "data": data,
+        "totals": totals,
+        "cost_breakdown": costs,
+        "popular_models": popular,
+        "truncated": False,
+    }
+
+
+async def series(ledger: PostgresLedger, query: RecordQuery, step: int) -> list[dict[str, object]]:
+    """Requests, tokens and cost per ``step`` seconds (the dashboard's time series)."""
+    args: list[Any] = [step]
+    sql = (
+        "SELECT (floor(extract(epoch FROM started_at) / $1) * $1)::bigint AS at, count(*) AS requests, "
+        "sum(prompt_tokens)::bigint AS prompt_tokens, sum(completion_tokens)::bigint AS completion_tokens, "
+        "sum(cost_micro_usd)::bigint AS cost_micro_usd "
+        f"FROM usage_records WHERE {where(query, args)} GROUP BY 1 ORDER BY 1"
+    )
+    return [dict(row) for row in await _fetch(ledger, sql, args)]
+
+
+async def first_record(ledger: PostgresLedger, query: RecordQuery) -> float | None:
+    args: list[Any] = []
+    sql = f"SELECT extract(epoch FROM min(started_at))::float8 FROM usage_records WHERE {where(query, args)}"
+    rows = await _fetch(ledger, sql, args)
+    return rows[0][0] if rows else None
+
+
+async def records_page(ledger: PostgresLedger, query: RecordQuery) -> dict[str, object]:
+    """One page of ``GET /admin/usage/records``: ordered by (started_at, request_id); the cursor is the
+    last record's ``<microseconds>:<request id>``."""
+    args: list[Any] = []
+    clause = where(query, args)
+    after = _parse_cursor(query.cursor)
+    if after is not None:
+        args += [EPOCH + datetime.timedelta(microseconds=after[0]), after[1]]
+        clause += f" AND (started_at, request_id) > (${len(args) - 1}, ${len(args)})"
+    args.append(query.limit + 1)
+    sql = (
+        f"SELECT {SELECT}, (extract(epoch FROM started_at) * 1000000)::bigint AS micros FROM usage_records "
+        f"WHERE {clause} ORDER BY started_at, request_id LIMIT ${len(args)}"
+    )
+    rows = await _fetch(ledger, sql, args)
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    cursor = f"{rows[-1]['micros']}:{rows[-1]['request_id']}" if more and rows else None
+    return {"data": [record_of(row) for row in rows], "next_cursor": cursor}
+
+
+def _parse_cursor(cursor: str | None) -> tuple[int, str] | None:
+    micros, _, request_id = (cursor or "").partition(":")
+    if not micros.isdigit() or not request_id:
+        return None  # as the stores do: an unreadable cursor reads from the start
+    return int(micros), request_id
