@@ -46,6 +46,19 @@ def driver() -> ModuleType:
     return module
 
 
+def unavailable() -> tuple[type[BaseException], ...]:
+    """The failures that mean "PostgreSQL is not there now" (retried), not "this statement is wrong"."""
+    asyncpg = driver()
+    return (
+        OSError,
+        TimeoutError,
+        asyncpg.InterfaceError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.exceptions.OperatorInterventionError,
+        asyncpg.exceptions.InsufficientResourcesError,
+    )
+
+
 def month_start(moment: datetime.datetime, offset: int = 0) -> datetime.datetime:
     index = moment.year * 12 + moment.month - 1 + offset
     return datetime.datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
@@ -72,7 +85,7 @@ class PostgresLedger:
             if migrate_schema:
                 async with self._pool.acquire() as conn:
                     await migrate(conn)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except unavailable() as exc:
             raise LedgerUnavailable(f"postgres: {exc!r}") from exc
 
     async def close(self) -> None:
@@ -84,11 +97,10 @@ class PostgresLedger:
         """One pooled connection; driver and network failures become :class:`LedgerUnavailable`."""
         if self._pool is None:
             raise LedgerUnavailable("the ledger is not open")
-        asyncpg = driver()
         try:
             async with self._pool.acquire(timeout=TIMEOUT) as conn:
                 yield conn
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except unavailable() as exc:
             raise LedgerUnavailable(f"postgres: {exc!r}") from exc
 
     async def layout(self) -> Layout:

@@ -94,7 +94,7 @@ async def groups(
     sql = (
         f"SELECT {GROUP_SQL[group_by]} AS g, grouping({GROUP_SQL[group_by]}) AS whole, {_SUMMARY} "
         f"FROM usage_records WHERE {where(query, args)} "
-        f'GROUP BY GROUPING SETS (({GROUP_SQL[group_by]}), ()) ORDER BY whole, g COLLATE "C"'
+        f'GROUP BY GROUPING SETS (({GROUP_SQL[group_by]}), ()) ORDER BY whole, {GROUP_SQL[group_by]} COLLATE "C"'
     )
     rows = await _fetch(ledger, sql, args)
     data = [_group(row["g"], row) for row in rows if not row["whole"]]
