@@ -1,7 +1,7 @@
 """The memory store's records waiting for PostgreSQL: a local file of JSON lines, bounded in bytes.
 
-Written and read in a worker thread (never on the event loop), by the writer task alone. When a batch
-would take the file past ``limit`` bytes it is refused: the caller counts those records as dropped (they
+Written and read in a worker thread (never on the event loop), by the writer task alone. Records that
+would take the file past ``limit`` bytes are refused: the caller counts them as dropped (they
 remain in the memory store's own ledger until it rotates them out).
 """
 
@@ -25,14 +25,13 @@ class LedgerJournal:
     def empty(self) -> bool:
         return self.size == 0
 
-    async def append(self, records: Sequence[UsageRecord]) -> bool:
-        """Add ``records`` (synced to disk); False, writing nothing, when they would pass the limit."""
-        data = b"".join(r.to_json() + b"\n" for r in records)
-        if self.size + len(data) > self.limit:
-            return False
-        await asyncio.to_thread(self._write, data)
-        self.size += len(data)
-        return True
+    async def append(self, records: Sequence[UsageRecord]) -> int:
+        """Add ``records`` (synced to disk), as many as fit under the limit; returns how many."""
+        data, count = self._fitting(records)
+        if data:
+            await asyncio.to_thread(self._write, data)
+            self.size += len(data)
+        return count
 
     async def read(self) -> list[UsageRecord]:
         raw = await asyncio.to_thread(self._read)
@@ -42,14 +41,24 @@ class LedgerJournal:
         await asyncio.to_thread(self.path.unlink, missing_ok=True)
         self.size = 0
 
-    def append_now(self, records: Sequence[UsageRecord]) -> bool:
+    def append_now(self, records: Sequence[UsageRecord]) -> int:
         """``append`` for shutdown, when the loop is closing: blocking, once."""
-        data = b"".join(r.to_json() + b"\n" for r in records)
-        if self.size + len(data) > self.limit:
-            return False
-        self._write(data)
-        self.size += len(data)
-        return True
+        data, count = self._fitting(records)
+        if data:
+            self._write(data)
+            self.size += len(data)
+        return count
+
+    def _fitting(self, records: Sequence[UsageRecord]) -> tuple[bytes, int]:
+        lines: list[bytes] = []
+        room = self.limit - self.size
+        for record in records:
+            line = record.to_json() + b"\n"
+            if len(line) > room:
+                break
+            lines.append(line)
+            room -= len(line)
+        return b"".join(lines), len(lines)
 
     def _write(self, data: bytes) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

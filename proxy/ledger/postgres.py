@@ -178,6 +178,6 @@ class PostgresLedger:
         return dropped
 
 
-async def backoff(attempt: int, cap: float = 10.0) -> None:
+async def backoff(attempt: int, cap: float = 5.0) -> None:
     """Sleep 0.1 s, 0.2 s, 0.4 s... up to ``cap`` between retries of a failed write."""
     await asyncio.sleep(min(cap, 0.1 * 2 ** min(attempt, 10)))

@@ -100,16 +100,18 @@ class StreamWriter(Writer):
         super().__init__(ledger)
         self.group = group
         self.consumer = consumer_name()
+        self.reclaim_idle = RECLAIM_IDLE
+        self.reclaim_every = RECLAIM_EVERY
 
     async def run(self) -> None:
         reclaimed = 0.0
         attempt = 0
         while True:
             await self.maintain()
-            reclaim = time.monotonic() - reclaimed > RECLAIM_EVERY
+            reclaim = time.monotonic() - reclaimed > self.reclaim_every
             try:
                 entries = await self.group.read(
-                    GROUP, self.consumer, BATCH, reclaim_idle=RECLAIM_IDLE if reclaim else None
+                    GROUP, self.consumer, BATCH, reclaim_idle=self.reclaim_idle if reclaim else None
                 )
                 if reclaim:
                     reclaimed = time.monotonic()
@@ -206,14 +208,18 @@ class QueueWriter(Writer):
         return [self.queue.popleft() for _ in range(min(count, len(self.queue)))]
 
     async def _spill(self, records: list[UsageRecord]) -> None:
-        if records and not await self.journal.append(records):
-            self._dropped(len(records))
+        if records:
+            kept = await self.journal.append(records)
+            if kept < len(records):
+                self._dropped(len(records) - kept)
 
     def _spill_now(self) -> None:
         """At shutdown: what is still queued goes to the journal, for the next start to replay."""
         records = self._take(len(self.queue))
-        if records and not self.journal.append_now(records):
-            self._dropped(len(records))
+        if records:
+            kept = self.journal.append_now(records)
+            if kept < len(records):
+                self._dropped(len(records) - kept)
 
     def _dropped(self, count: int) -> None:
         self.dropped += count

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
+
+from proxy.testing.postgres_server import PostgresServer, cleanup, spawn_postgres
 
 SERVER = os.environ.get("PGHOST_URL", "postgresql://postgres@127.0.0.1:5432")
 
@@ -23,3 +25,13 @@ async def database_url() -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test's own (it gets crashed and restarted): never the machine's."""
+    server = spawn_postgres()
+    try:
+        yield server
+    finally:
+        cleanup(server)
