@@ -133,6 +133,7 @@ class PostgresLedger:
     async def prepare(self, months: set[datetime.datetime] | None = None) -> None:
         """Create the month partitions for ``months`` (default: this month and ``AHEAD`` more). A month
         whose records already sit in the default partition keeps them there (queries read both)."""
+        await self.layout()  # no table yet: LedgerUnavailable (it waits for the migration)
         now = datetime.datetime.now(UTC)
         wanted = months or {month_start(now, i) for i in range(AHEAD + 1)}
         cutoff = now - datetime.timedelta(seconds=self.retention)
@@ -157,6 +158,7 @@ class PostgresLedger:
     async def retain(self) -> int:
         """Drop the month partitions wholly older than the retention, and delete older rows from the
         default partition; returns the partitions dropped."""
+        await self.layout()
         cutoff = datetime.datetime.now(UTC) - datetime.timedelta(seconds=self.retention)
         dropped = 0
         async with self.connection() as conn:

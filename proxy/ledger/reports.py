@@ -91,10 +91,11 @@ async def groups(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(one summary per group sorted by name, the totals), in one scan (``GROUPING SETS``)."""
     args: list[Any] = []
+    expr = GROUP_SQL[group_by]
     sql = (
-        f"SELECT {GROUP_SQL[group_by]} AS g, grouping({GROUP_SQL[group_by]}) AS whole, {_SUMMARY} "
+        f"SELECT {expr} AS g, grouping({expr}) AS whole, {_SUMMARY} "
         f"FROM usage_records WHERE {where(query, args)} "
-        f'GROUP BY GROUPING SETS (({GROUP_SQL[group_by]}), ()) ORDER BY whole, {GROUP_SQL[group_by]} COLLATE "C"'
+        f'GROUP BY GROUPING SETS (({expr}), ()) ORDER BY whole, {expr} COLLATE "C"'
     )
     rows = await _fetch(ledger, sql, args)
     data = [_group(row["g"], row) for row in rows if not row["whole"]]

@@ -68,10 +68,10 @@ class Writer:
                 await self.ledger.write(records)
                 self.written += len(records)
                 return
-            except LedgerUnavailable as exc:
+            except Exception as exc:  # unavailable, or a statement refused (schema missing...): retried
                 self._waiting(records)
                 if attempt == 0:
-                    log.warning("ledger write failed, retrying", extra={"fields": {"error": str(exc)}})
+                    log.warning("ledger write failed, retrying", extra={"fields": {"error": repr(exc)}})
                 await backoff(attempt)
                 attempt += 1
 
@@ -83,8 +83,8 @@ class Writer:
             await self.ledger.prepare()
             await self.ledger.retain()
             self._maintained = time.monotonic()
-        except LedgerUnavailable as exc:
-            log.warning("ledger maintenance failed", extra={"fields": {"error": str(exc)}})
+        except Exception as exc:  # retried at the next turn of the writer's loop
+            log.warning("ledger maintenance failed", extra={"fields": {"error": repr(exc)}})
 
     def _waiting(self, records: Sequence[UsageRecord]) -> None:
         if records:
@@ -117,6 +117,11 @@ class StreamWriter(Writer):
                     reclaimed = time.monotonic()
                     self.backlog = await self.group.backlog(GROUP)
             except StoreUnavailable:
+                await backoff(attempt)
+                attempt += 1
+                continue
+            except Exception:  # an unreadable entry: logged, left pending (the rest goes on)
+                log.exception("ledger stream read failed")
                 await backoff(attempt)
                 attempt += 1
                 continue
@@ -169,9 +174,9 @@ class QueueWriter(Writer):
                         self._waiting(batch)
                         try:
                             await self.ledger.write(batch)
-                        except LedgerUnavailable:
+                        except Exception as exc:
                             await self._spill(batch)
-                            raise
+                            raise LedgerUnavailable(repr(exc)) from exc
                         self.written += len(batch)
                     if not self.queue:
                         self.lag = 0.0
@@ -182,6 +187,10 @@ class QueueWriter(Writer):
                     await self._spill(self._take(len(self.queue)))
                     await backoff(attempt)
                     attempt += 1
+                except Exception:  # an unreadable journal, say: logged, retried
+                    log.exception("ledger writer failed")
+                    await backoff(attempt)
+                    attempt += 1
         finally:
             self._spill_now()
 
@@ -190,7 +199,10 @@ class QueueWriter(Writer):
         records = await self.journal.read()
         self._waiting(records)
         for first in range(0, len(records), BATCH):
-            await self.ledger.write(records[first : first + BATCH])
+            try:
+                await self.ledger.write(records[first : first + BATCH])
+            except Exception as exc:
+                raise LedgerUnavailable(repr(exc)) from exc
         self.written += len(records)
         await self.journal.clear()
         log.info("ledger journal replayed", extra={"fields": {"records": len(records)}})

@@ -23,7 +23,9 @@ from proxy.testing.redis_server import free_port
 
 
 def binary(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
+    )
     if found is None:
         raise FileNotFoundError(f"{name} not found (PATH, /usr/lib/postgresql/*/bin): install PostgreSQL")
     return found
@@ -51,7 +53,9 @@ class PostgresServer:
             owner = pwd.getpwnam("postgres")
             os.chown(self.directory, owner.pw_uid, owner.pw_gid)
         subprocess.run(
-            _as_owner([binary("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8"]),
+            _as_owner(
+                [binary("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8"]
+            ),
             check=True,
             capture_output=True,
         )

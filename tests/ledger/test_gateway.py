@@ -60,8 +60,8 @@ async def test_reads_come_from_postgres(
     await conn.execute(
         "INSERT INTO usage_records (request_id, key, tenant, model, provider, upstream_model, prompt_tokens, "
         "completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_micro_usd, latency_ms, "
-        "outcome, estimated, started_at, endpoint, status, attempts) VALUES ('req_elsewhere', 'test', 'acme', "
-        "'gpt-4o-mini', 'local', 'gpt-4o-mini', 1, 1, 0, 0, 0, 7, 5, 'completed', false, now(), "
+        "outcome, estimated, started_at, endpoint, status, attempts) "
+        "VALUES ('req_elsewhere', 'test', 'acme', 'gpt-4o-mini', 'local', 'gpt-4o-mini', 1, 1, 0, 0, 0, 7, 5, 'completed', false, now(), "
         "'chat/completions', 200, 1)"
     )
     await conn.close()
@@ -89,13 +89,17 @@ async def test_reads_come_from_postgres(
     assert len(table) == CALLS + 1
     assert "req_elsewhere" in {r["request_id"] for r in table}
 
-    resp = await client.get("/admin/usage/export", params={"format": "jsonl", "tenant": "nobody"}, headers=ADMIN)
+    resp = await client.get(
+        "/admin/usage/export", params={"format": "jsonl", "tenant": "nobody"}, headers=ADMIN
+    )
     assert await resp.read() == b""
     resp = await client.get("/admin/usage/export", params={"format": "xml"}, headers=ADMIN)
     assert resp.status == 400 and (await resp.json())["error"]["param"] == "format"
 
 
-async def test_export_without_postgres_reads_the_store(make_gateway: Callable[..., Any], fake: FakeProvider) -> None:
+async def test_export_without_postgres_reads_the_store(
+    make_gateway: Callable[..., Any], fake: FakeProvider
+) -> None:
     client = await make_gateway(base_config(fake.url))
     await calls(client, 3)
     resp = await client.get("/admin/usage/export", params={"format": "jsonl"}, headers=ADMIN)

@@ -61,7 +61,7 @@ async def test_a_replayed_batch_inserts_nothing(database_url: str) -> None:
     try:
         batch = [record(n) for n in range(1, 51)]
         await ledger.write(batch)
-        await ledger.write(batch[10:30] + [record(51)])
+        await ledger.write([*batch[10:30], record(51)])
         async with ledger.connection() as conn:
             count, cost = await conn.fetchrow("SELECT count(*), sum(cost_micro_usd) FROM usage_records")
             row = await conn.fetchrow("SELECT * FROM usage_records WHERE request_id = 'req_00000004'")

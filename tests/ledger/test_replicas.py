@@ -57,7 +57,9 @@ async def call(session: aiohttp.ClientSession, url: str, leave: bool) -> int | N
     headers = {"Authorization": f"Bearer {KEY}"}
     try:
         timeout = aiohttp.ClientTimeout(total=LEAVE_AFTER if leave else 30)
-        async with session.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=timeout) as r:
+        async with session.post(
+            f"{url}/v1/chat/completions", json=body, headers=headers, timeout=timeout
+        ) as r:
             await r.read()
             return r.status
     except TimeoutError:
@@ -108,9 +110,7 @@ async def test_three_replicas_copy_every_record_once_through_a_postgres_crash(
         client = redis.client()
         try:
             stream = f"{tenant_base(prefix, 'ops')}:ledger"
-            admitted = {
-                orjson_id(fields[b"r"]) for _id, fields in client.xrange(stream, "-", "+")
-            }
+            admitted = {orjson_id(fields[b"r"]) for _id, fields in client.xrange(stream, "-", "+")}
         finally:
             client.close()
         billed = fake.count(MODEL) - before

@@ -44,7 +44,9 @@ async def until_stored(url: str, count: int) -> list[str]:
     return await stored(url)
 
 
-async def test_entries_of_a_dead_consumer_are_claimed_and_stored_once(redis_url: str, database_url: str) -> None:
+async def test_entries_of_a_dead_consumer_are_claimed_and_stored_once(
+    redis_url: str, database_url: str
+) -> None:
     store = RedisStore(redis_url, prefix=f"w{uuid.uuid4().hex[:8]}", timeout=1.0)
     ledger = await opened(database_url)
     try:
