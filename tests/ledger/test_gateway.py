@@ -61,8 +61,8 @@ async def test_reads_come_from_postgres(
         "INSERT INTO usage_records (request_id, key, tenant, model, provider, upstream_model, prompt_tokens, "
         "completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_micro_usd, latency_ms, "
         "outcome, estimated, started_at, endpoint, status, attempts) "
-        "VALUES ('req_elsewhere', 'test', 'acme', 'gpt-4o-mini', 'local', 'gpt-4o-mini', 1, 1, 0, 0, 0, 7, 5, 'completed', false, now(), "
-        "'chat/completions', 200, 1)"
+        "VALUES ('req_elsewhere', 'test', 'acme', 'gpt-4o-mini', 'local', 'gpt-4o-mini', 1, 1, 0, 0, 0, 7, "
+        "5, 'completed', false, now(), 'chat/completions', 200, 1)"
     )
     await conn.close()
 
