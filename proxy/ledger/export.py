@@ -87,7 +87,10 @@ async def _encode(fmt: str, records: AsyncIterator[dict[str, Any]]) -> AsyncIter
 
 async def _from_postgres(ledger: PostgresLedger, query: RecordQuery) -> AsyncIterator[dict[str, Any]]:
     args: list[Any] = []
-    sql = f"SELECT {SELECT} FROM usage_records WHERE {where(query, args)} ORDER BY started_at, request_id"
+    sql = (
+        f"SELECT {SELECT} FROM usage_records WHERE {where(query, args)} "
+        "ORDER BY usage_records.started_at, usage_records.request_id"  # the columns, not SELECT's epoch
+    )
     try:
         async with ledger.connection() as conn, conn.transaction(readonly=True):
             async for row in conn.cursor(sql, *args, prefetch=PREFETCH):

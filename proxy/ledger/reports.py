@@ -16,24 +16,18 @@ from proxy.ledger.postgres import LedgerUnavailable, PostgresLedger
 from proxy.ledger.rows import SELECT, UTC, record_of, timestamp
 from proxy.store.records import RecordQuery
 
+# What a record is grouped by (cheap per row), and the group's name made of it (once per group).
 GROUP_SQL = {
-    "day": "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    "day": "(started_at AT TIME ZONE 'UTC')::date",
     "model": "model",
     "provider": "provider",
     "key": "key",
     "tenant": "tenant",
 }
+GROUP_NAME = {"day": "to_char(g, 'YYYY-MM-DD')"}
+WORK_MEM = "64MB"  # per report statement (PostgreSQL's default of 4MB spills the histograms to disk)
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
 _ERRORS = "outcome IN ('upstream_error', 'rejected')"
-_SUMMARY = (
-    f"count(*) AS requests, count(*) FILTER (WHERE {_ERRORS}) AS errors, "
-    "coalesce(sum(prompt_tokens), 0)::bigint AS prompt_tokens, "
-    "coalesce(sum(completion_tokens), 0)::bigint AS completion_tokens, "
-    "coalesce(sum(cached_tokens), 0)::bigint AS cached_tokens, "
-    "coalesce(sum(cost_micro_usd), 0)::bigint AS cost_micro_usd, "
-    "percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms) AS latency_p50_ms, "
-    "percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms) AS latency_p95_ms"
-)
 _GROUP_FIELDS = (
     "requests",
     "errors",
@@ -78,7 +72,9 @@ def _group(name: str, row: Any) -> dict[str, Any]:
 
 async def _fetch(ledger: PostgresLedger, sql: str, args: list[Any]) -> list[Any]:
     try:
-        async with ledger.connection() as conn:
+        async with ledger.connection() as conn, conn.transaction(readonly=True):
+            # A report's histogram holds up to (groups x distinct latencies) rows: in memory, not on disk.
+            await conn.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
             return list(await conn.fetch(sql, *args))
     except LedgerUnavailable:
         raise MeteringUnavailable(
@@ -89,20 +85,43 @@ async def _fetch(ledger: PostgresLedger, sql: str, args: list[Any]) -> list[Any]
 async def groups(
     ledger: PostgresLedger, group_by: str, query: RecordQuery
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """(one summary per group sorted by name, the totals), in one scan (``GROUPING SETS``)."""
+    """(one summary per group sorted by name, the totals), in one scan of the table.
+
+    The scan makes a histogram: one row per (group, latency in ms) with its counts and sums (a hash
+    aggregate, no sort of the records). Sums, and the nearest-rank percentiles (the first latency whose
+    running count reaches ``ceil(n * share)``), are then read from the histogram, which is small.
+    """
     args: list[Any] = []
-    expr = GROUP_SQL[group_by]
-    sql = (
-        f"SELECT {expr} AS g, grouping({expr}) AS whole, {_SUMMARY} "
-        f"FROM usage_records WHERE {where(query, args)} "
-        f'GROUP BY GROUPING SETS (({expr}), ()) ORDER BY whole, {expr} COLLATE "C"'
-    )
+    expr, name = GROUP_SQL[group_by], GROUP_NAME.get(group_by, "g")
+    sql = f"""
+        WITH h AS (
+            SELECT {expr} AS g, latency_ms, count(*) AS n, count(*) FILTER (WHERE {_ERRORS}) AS errors,
+                   sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+                   sum(cached_tokens) AS cached_tokens, sum(cost_micro_usd) AS cost_micro_usd
+            FROM usage_records WHERE {where(query, args)} GROUP BY 1, 2
+        ), levels AS (
+            SELECT 0 AS whole, g, latency_ms, n, errors, prompt_tokens, completion_tokens, cached_tokens,
+                   cost_micro_usd FROM h
+            UNION ALL
+            SELECT 1, NULL, latency_ms, sum(n), sum(errors), sum(prompt_tokens), sum(completion_tokens),
+                   sum(cached_tokens), sum(cost_micro_usd) FROM h GROUP BY latency_ms
+        ), ranked AS (
+            SELECT *, sum(n) OVER (PARTITION BY whole, g ORDER BY latency_ms) AS running,
+                   sum(n) OVER (PARTITION BY whole, g) AS total FROM levels
+        )
+        SELECT whole, {name} AS g, sum(n)::bigint AS requests, sum(errors)::bigint AS errors,
+               sum(prompt_tokens)::bigint AS prompt_tokens,
+               sum(completion_tokens)::bigint AS completion_tokens,
+               sum(cached_tokens)::bigint AS cached_tokens, sum(cost_micro_usd)::bigint AS cost_micro_usd,
+               min(latency_ms) FILTER (WHERE running >= greatest(1, ceil(total * 0.5))) AS latency_p50_ms,
+               min(latency_ms) FILTER (WHERE running >= greatest(1, ceil(total * 0.95))) AS latency_p95_ms
+        FROM ranked GROUP BY whole, g ORDER BY whole, {name} COLLATE "C"
+    """
     rows = await _fetch(ledger, sql, args)
     data = [_group(row["g"], row) for row in rows if not row["whole"]]
     totals = next((_group("total", row) for row in rows if row["whole"]), None)
-    return data, totals or _group(
-        "total", dict.fromkeys(_GROUP_FIELDS, 0) | {"latency_p50_ms": None, "latency_p95_ms": None}
-    )
+    empty = {**dict.fromkeys(_GROUP_FIELDS, 0), "latency_p50_ms": None, "latency_p95_ms": None}
+    return data, totals or _group("total", empty)
 
 
 async def breakdown(
@@ -182,7 +201,7 @@ async def records_page(ledger: PostgresLedger, query: RecordQuery) -> dict[str, 
     args.append(query.limit + 1)
     sql = (
         f"SELECT {SELECT}, (extract(epoch FROM started_at) * 1000000)::bigint AS micros FROM usage_records "
-        f"WHERE {clause} ORDER BY started_at, request_id LIMIT ${len(args)}"
+        f"WHERE {clause} ORDER BY usage_records.started_at, usage_records.request_id LIMIT ${len(args)}"
     )
     rows = await _fetch(ledger, sql, args)
     more = len(rows) > query.limit

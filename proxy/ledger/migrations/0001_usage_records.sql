@@ -34,7 +34,7 @@ CREATE TABLE usage_records (
 
 CREATE TABLE usage_records_default PARTITION OF usage_records DEFAULT;
 
-CREATE INDEX usage_records_started ON usage_records (started_at);
+CREATE INDEX usage_records_started ON usage_records (started_at, request_id);
 CREATE INDEX usage_records_tenant ON usage_records (tenant, started_at);
 CREATE INDEX usage_records_key ON usage_records (key, started_at);
 CREATE INDEX usage_records_model ON usage_records (model, started_at);
