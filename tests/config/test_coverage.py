@@ -186,7 +186,8 @@ ledger.url ledger/test_ledger_replicas.py::test_three_replicas_copy_every_record
 ledger.retention ledger/test_settings.py::test_retention_drops_records_older_than_it
 ledger.migrate_on_start
     ledger/test_settings.py::test_migrate_on_start_creates_the_schema_and_without_it_the_gateway_waits_for_it
-ledger.journal ledger/test_ledger_journal.py::test_records_settled_while_postgres_is_down_are_journaled_then_stored
+ledger.journal
+    ledger/test_ledger_journal.py::test_records_settled_while_postgres_is_down_are_journaled_then_stored
 ledger.journal_bytes ledger/test_ledger_journal.py::test_past_journal_bytes_records_are_dropped_and_counted
 """
 
