@@ -120,6 +120,9 @@ class StreamEntry:
     record: UsageRecord
 
 
+PIPELINE_STREAMS = 500
+
+
 class LedgerGroup:
     """The tenants' ledger streams read through one consumer group, so that each record reaches one
     consumer among all replicas, and stays pending until acknowledged (``XACK``); entries a dead consumer
@@ -145,20 +148,26 @@ class LedgerGroup:
     ) -> list[StreamEntry]:
         """Up to ``count`` entries per stream: new ones, and with ``reclaim_idle`` those pending longer."""
         found: list[StreamEntry] = []
-        for key in await self.streams():
+        keys = await self.streams()
+        for key in keys:
             if key not in self._created:
                 await self._run(self._create_group(key, group))
                 self._created.add(key)
-            if reclaim_idle is not None:
-                reply = await self._run(
-                    self._client.xautoclaim(
-                        key, group, consumer, int(reclaim_idle * 1000), "0-0", count=count
-                    )
-                )
-                found += _entries(key, reply[1])
-            reply = await self._run(self._client.xreadgroup(group, consumer, {key: ">"}, count=count))
-            for _stream, entries in reply or []:
-                found += _entries(key, entries)
+        # One pipeline per PIPELINE_STREAMS streams: a round trip per batch of tenants, not per tenant.
+        for first in range(0, len(keys), PIPELINE_STREAMS):
+            batch = keys[first : first + PIPELINE_STREAMS]
+            pipe = self._client.pipeline(transaction=False)
+            for key in batch:
+                if reclaim_idle is not None:
+                    pipe.xautoclaim(key, group, consumer, int(reclaim_idle * 1000), "0-0", count=count)
+                pipe.xreadgroup(group, consumer, {key: ">"}, count=count)
+            replies = await self._run(pipe.execute())
+            step = 2 if reclaim_idle is not None else 1
+            for index, key in enumerate(batch):
+                if reclaim_idle is not None:
+                    found += _entries(key, replies[index * step][1])
+                for _stream, entries in replies[index * step + step - 1] or []:
+                    found += _entries(key, entries)
         return found
 
     async def _create_group(self, key: str, group: str) -> None:
@@ -178,11 +187,18 @@ class LedgerGroup:
     async def backlog(self, group: str) -> int:
         """Entries not yet acknowledged by the group: waiting (``lag``) and handed out (``pending``)."""
         total = 0
-        for key in await self.streams():
-            for info in await self._run(self._client.xinfo_groups(key)):
-                name = info.get("name")
-                if (name.decode() if isinstance(name, bytes) else name) == group:
-                    total += int(info.get("lag") or 0) + int(info.get("pending") or 0)
+        keys = await self.streams()
+        for first in range(0, len(keys), PIPELINE_STREAMS):
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys[first : first + PIPELINE_STREAMS]:
+                pipe.xinfo_groups(key)
+            for groups in await self._run(pipe.execute(raise_on_error=False)):
+                if isinstance(groups, Exception):
+                    continue  # a stream trimmed away and deleted since
+                for info in groups:
+                    name = info.get("name")
+                    if (name.decode() if isinstance(name, bytes) else name) == group:
+                        total += int(info.get("lag") or 0) + int(info.get("pending") or 0)
         return total
 
 
