@@ -25,6 +25,7 @@ GROUP_SQL = {
     "tenant": "tenant",
 }
 GROUP_NAME = {"day": "to_char(g, 'YYYY-MM-DD')"}
+REPORT_TIMEOUT = 120.0  # seconds: a report over months of records may scan millions of rows
 WORK_MEM = "64MB"  # per report statement (PostgreSQL's default of 4MB spills the histograms to disk)
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
 _ERRORS = "outcome IN ('upstream_error', 'rejected')"
@@ -73,91 +74,142 @@ def _group(name: str, row: Any) -> dict[str, Any]:
 async def _fetch(ledger: PostgresLedger, sql: str, args: list[Any]) -> list[Any]:
     try:
         async with ledger.connection() as conn, conn.transaction(readonly=True):
-            # A report's histogram holds up to (groups x distinct latencies) rows: in memory, not on disk.
+            # A report's histogram holds up to (groups x latency buckets) rows: in memory, not on disk.
             await conn.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-            return list(await conn.fetch(sql, *args))
+            return list(await conn.fetch(sql, *args, timeout=REPORT_TIMEOUT))
     except LedgerUnavailable:
         raise MeteringUnavailable(
             "The ledger database does not answer; retry shortly.", retry_after=1.0
         ) from None
 
 
-async def groups(
-    ledger: PostgresLedger, group_by: str, query: RecordQuery
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """(one summary per group sorted by name, the totals), in one scan of the table.
+# Latency to three significant digits (exact below 1 s): the histogram's buckets, so that a report's
+# percentiles cost one hash aggregate however many distinct latencies there are. A percentile is the
+# bucket's lower bound: exact below 1000 ms, within 1% above.
+BUCKET = (
+    "CASE WHEN latency_ms < 1000 THEN latency_ms WHEN latency_ms < 10000 THEN latency_ms / 10 * 10 "
+    "WHEN latency_ms < 100000 THEN latency_ms / 100 * 100 ELSE latency_ms / 1000 * 1000 END"
+)
 
-    The scan makes a histogram: one row per (group, latency in ms) with its counts and sums (a hash
-    aggregate, no sort of the records). Sums, and the nearest-rank percentiles (the first latency whose
-    running count reaches ``ceil(n * share)``), are then read from the histogram, which is small.
-    """
-    args: list[Any] = []
-    expr, name = GROUP_SQL[group_by], GROUP_NAME.get(group_by, "g")
-    sql = f"""
-        WITH h AS (
-            SELECT {expr} AS g, latency_ms, count(*) AS n, count(*) FILTER (WHERE {_ERRORS}) AS errors,
-                   sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
-                   sum(cached_tokens) AS cached_tokens, sum(cost_micro_usd) AS cost_micro_usd
-            FROM usage_records WHERE {where(query, args)} GROUP BY 1, 2
-        ), levels AS (
-            SELECT 0 AS whole, g, latency_ms, n, errors, prompt_tokens, completion_tokens, cached_tokens,
-                   cost_micro_usd FROM h
-            UNION ALL
-            SELECT 1, NULL, latency_ms, sum(n), sum(errors), sum(prompt_tokens), sum(completion_tokens),
-                   sum(cached_tokens), sum(cost_micro_usd) FROM h GROUP BY latency_ms
-        ), ranked AS (
-            SELECT *, sum(n) OVER (PARTITION BY whole, g ORDER BY latency_ms) AS running,
-                   sum(n) OVER (PARTITION BY whole, g) AS total FROM levels
-        )
-        SELECT whole, {name} AS g, sum(n)::bigint AS requests, sum(errors)::bigint AS errors,
+
+def _histogram(dims: dict[str, str], query: RecordQuery, args: list[Any]) -> str:
+    """The CTE ``h``: one row per (dims..., latency bucket) with counts and sums, in one scan."""
+    columns = ", ".join(f"{expr} AS {name}" for name, expr in dims.items())
+    keys = ", ".join(str(i + 1) for i in range(len(dims) + 1))
+    return f"""
+        WITH h AS MATERIALIZED (
+            SELECT {columns}, {BUCKET} AS latency_ms, count(*) AS n,
+                   count(*) FILTER (WHERE {_ERRORS}) AS errors, sum(prompt_tokens) AS prompt_tokens,
+                   sum(completion_tokens) AS completion_tokens, sum(cached_tokens) AS cached_tokens,
+                   sum(cost_micro_usd) AS cost_micro_usd
+            FROM usage_records WHERE {where(query, args)} GROUP BY {keys}
+        )"""
+
+
+def _level(kind: str, g: str, g2: str = "NULL") -> str:
+    """One summary per value of ``g`` (and ``g2``) read from ``h``: counts, sums, nearest-rank
+    percentiles (the first bucket whose running count reaches ``ceil(n * share)``)."""
+    return f"""
+        SELECT '{kind}' AS kind, g, g2, sum(n)::bigint AS requests, sum(errors)::bigint AS errors,
                sum(prompt_tokens)::bigint AS prompt_tokens,
                sum(completion_tokens)::bigint AS completion_tokens,
                sum(cached_tokens)::bigint AS cached_tokens, sum(cost_micro_usd)::bigint AS cost_micro_usd,
                min(latency_ms) FILTER (WHERE running >= greatest(1, ceil(total * 0.5))) AS latency_p50_ms,
                min(latency_ms) FILTER (WHERE running >= greatest(1, ceil(total * 0.95))) AS latency_p95_ms
-        FROM ranked GROUP BY whole, g ORDER BY whole, {name} COLLATE "C"
-    """
-    rows = await _fetch(ledger, sql, args)
-    data = [_group(row["g"], row) for row in rows if not row["whole"]]
-    totals = next((_group("total", row) for row in rows if row["whole"]), None)
-    empty = {**dict.fromkeys(_GROUP_FIELDS, 0), "latency_p50_ms": None, "latency_p95_ms": None}
-    return data, totals or _group("total", empty)
+        FROM (
+            SELECT *, sum(n) OVER (PARTITION BY g, g2 ORDER BY latency_ms) AS running,
+                   sum(n) OVER (PARTITION BY g, g2) AS total
+            FROM (
+                SELECT ({g})::text AS g, ({g2})::text AS g2, latency_ms, sum(n) AS n, sum(errors) AS errors,
+                       sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+                       sum(cached_tokens) AS cached_tokens, sum(cost_micro_usd) AS cost_micro_usd
+                FROM h GROUP BY 1, 2, 3
+            ) levelled
+        ) ranked GROUP BY g, g2"""
 
 
-async def breakdown(
-    ledger: PostgresLedger, query: RecordQuery
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(cost per provider and model, dearest first; requests per model, most first), in one scan."""
+async def _levels(
+    ledger: PostgresLedger, query: RecordQuery, dims: dict[str, str], levels: list[str]
+) -> dict[str, list[Any]]:
+    """Rows of each level (by kind) over one histogram of the records ``query`` matches."""
     args: list[Any] = []
-    sql = (
-        "SELECT provider, model, grouping(provider) AS by_model, count(*) AS requests, "
-        "coalesce(sum(cost_micro_usd), 0)::bigint AS cost_micro_usd "
-        f"FROM usage_records WHERE {where(query, args)} GROUP BY GROUPING SETS ((provider, model), (model))"
-    )
-    rows = await _fetch(ledger, sql, args)
-    pairs = [r for r in rows if not r["by_model"]]
-    models = [r for r in rows if r["by_model"]]
-    # Ties keep Python's stable order of the record-by-record report: first seen first; here by name.
-    pairs.sort(key=lambda r: (-r["cost_micro_usd"], r["provider"], r["model"]))
-    models.sort(key=lambda r: (-r["requests"], r["model"]))
+    sql = _histogram(dims, query, args) + " UNION ALL ".join(levels)
+    found: dict[str, list[Any]] = {}
+    for row in await _fetch(ledger, sql, args):
+        found.setdefault(row["kind"], []).append(row)
+    return found
+
+
+def _summaries(rows: list[Any]) -> list[dict[str, Any]]:
+    return [_group(row["g"], row) for row in sorted(rows, key=lambda r: r["g"])]
+
+
+def _totals(rows: list[Any]) -> dict[str, Any]:
+    if not rows or not rows[0]["requests"]:
+        empty = {**dict.fromkeys(_GROUP_FIELDS, 0), "latency_p50_ms": None, "latency_p95_ms": None}
+        return _group("total", empty)
+    return _group("total", rows[0])
+
+
+def _breakdown(pairs: list[Any], models: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(cost per provider and model, dearest first; requests per model, most first). Ties: by name."""
+    pairs = sorted(pairs, key=lambda r: (-r["cost_micro_usd"], r["g"], r["g2"]))
+    models = sorted(models, key=lambda r: (-r["requests"], r["g"]))
     return (
         [
             {
-                "provider": r["provider"],
-                "model": r["model"],
+                "provider": r["g"],
+                "model": r["g2"],
                 "cost_micro_usd": r["cost_micro_usd"],
                 "requests": r["requests"],
             }
             for r in pairs
         ],
-        [{"model": r["model"], "requests": r["requests"]} for r in models],
+        [{"model": r["g"], "requests": r["requests"]} for r in models],
     )
 
 
+_PAIRS = {"provider": "provider", "model": "model"}
+_PAIR_LEVELS = [_level("total", "NULL"), _level("pair", "provider", "model"), _level("model", "model")]
+
+
+async def groups(
+    ledger: PostgresLedger, group_by: str, query: RecordQuery
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(one summary per group sorted by name, the totals), in one scan of the table."""
+    found = await _levels(
+        ledger,
+        query,
+        {"g": GROUP_SQL[group_by]},
+        [_level("group", GROUP_NAME.get(group_by, "g")), _level("total", "NULL")],
+    )
+    return _summaries(found.get("group", [])), _totals(found.get("total", []))
+
+
+async def by_provider_and_model(ledger: PostgresLedger, query: RecordQuery) -> dict[str, Any]:
+    """Per provider, per model, the totals and the cost breakdown, from one scan (the dashboard's groups)."""
+    found = await _levels(ledger, query, _PAIRS, [*_PAIR_LEVELS, _level("provider", "provider")])
+    costs, popular = _breakdown(found.get("pair", []), found.get("model", []))
+    return {
+        "providers": _summaries(found.get("provider", [])),
+        "models": _summaries(found.get("model", [])),
+        "totals": _totals(found.get("total", [])),
+        "cost_breakdown": costs,
+        "popular_models": popular,
+    }
+
+
 async def usage(ledger: PostgresLedger, group_by: str, query: RecordQuery) -> dict[str, object]:
-    """The body of ``GET /admin/usage`` from PostgreSQL (never truncated)."""
-    data, totals = await groups(ledger, group_by, query)
-    costs, popular = await breakdown(ledger, query)
+    """The body of ``GET /admin/usage`` from PostgreSQL (never truncated): one scan when grouped by
+    provider or model, two otherwise (the groups, then the cost breakdown)."""
+    if group_by in _PAIRS:
+        both = await by_provider_and_model(ledger, query)
+        data, totals = both[f"{group_by}s"], both["totals"]
+        costs, popular = both["cost_breakdown"], both["popular_models"]
+    else:
+        data, totals = await groups(ledger, group_by, query)
+        found = await _levels(ledger, query, _PAIRS, _PAIR_LEVELS[1:])
+        costs, popular = _breakdown(found.get("pair", []), found.get("model", []))
     return {
         "group_by": group_by,
         "since": query.since,

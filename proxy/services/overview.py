@@ -84,9 +84,7 @@ def _ms(started: float) -> float:
 
 async def from_ledger(ledger: PostgresLedger, query: RecordQuery) -> dict[str, object]:
     """The overview computed by PostgreSQL (:mod:`proxy.ledger.reports`): the same groups, in SQL."""
-    providers, totals = await reports.groups(ledger, "provider", query)
-    models, _ = await reports.groups(ledger, "model", query)
-    costs, popular = await reports.breakdown(ledger, query)
+    groups = await reports.by_provider_and_model(ledger, query)
     since, until = query.since, query.until
     start = since if since is not None else await reports.first_record(ledger, query)
     end = until if until is not None else time.time()
@@ -94,13 +92,13 @@ async def from_ledger(ledger: PostgresLedger, query: RecordQuery) -> dict[str, o
     return {
         "since": since,
         "until": until,
-        "totals": totals,
-        "providers": providers,
-        "models": models,
-        "cost_breakdown": costs,
-        "popular_models": popular,
+        "totals": groups["totals"],
+        "providers": groups["providers"],
+        "models": groups["models"],
+        "cost_breakdown": groups["cost_breakdown"],
+        "popular_models": groups["popular_models"],
         "step": step,
         "series": await reports.series(ledger, query, step),
         "truncated": False,
-        "records_read": totals["requests"],
+        "records_read": groups["totals"]["requests"],
     }

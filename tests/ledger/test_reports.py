@@ -53,3 +53,20 @@ async def test_records_pages_follow_the_cursor_and_filter(database_url: str) -> 
         assert [r["request_id"] for r in by_client["data"]] == ["req_00000008"]  # type: ignore[union-attr]
     finally:
         await ledger.close()
+
+
+async def test_percentiles_above_a_second_are_within_one_percent(database_url: str) -> None:
+    now = time.time()
+    records = [
+        dataclasses.replace(record(n, started_at=now - n), latency_ms=1000 + 997 * n) for n in range(1, 200)
+    ]
+    ledger = await opened(database_url)
+    try:
+        await ledger.write(records)
+        expected = analytics.report(records, "model")["totals"]
+        got = (await reports.usage(ledger, "model", RecordQuery()))["totals"]
+        for field in ("latency_p50_ms", "latency_p95_ms"):
+            assert got[field] <= expected[field] < got[field] * 1.01  # type: ignore[index]
+        assert got["requests"] == expected["requests"]  # type: ignore[index]
+    finally:
+        await ledger.close()
