@@ -214,22 +214,24 @@ def run_export(url: str, total: int, rows: int) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    name = f"efflux_bench_{uuid.uuid4().hex[:8]}"
+    name = args.database or f"efflux_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(f"{args.server}/postgres")
-    await admin.execute(f'CREATE DATABASE "{name}"')
     url = f"{args.server}/{name}"
     print(f"database {name} on {args.server}")
+    if args.database is None:
+        await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        conn = await asyncpg.connect(url)
-        await migrate(conn)
-        await conn.close()
-        seconds = await load(url, args.records)
-        print(f"loaded {args.records:,} records in {seconds:.0f} s")
+        if args.database is None:
+            conn = await asyncpg.connect(url)
+            await migrate(conn)
+            await conn.close()
+            seconds = await load(url, args.records)
+            print(f"loaded {args.records:,} records in {seconds:.0f} s")
         await run_reports(url, args.repeat)
         if args.export:
             await asyncio.to_thread(run_export, url, args.records, min(args.export_rows, args.records))
     finally:
-        if not args.keep:
+        if not args.keep and args.database is None:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
 
@@ -242,6 +244,7 @@ def main() -> None:
     parser.add_argument("--export", action="store_true", help="also measure the export of --export-rows")
     parser.add_argument("--export-rows", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--database", help="an existing database loaded by --keep: time it again, no load")
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -24,7 +24,6 @@ GROUP_SQL = {
     "key": "key",
     "tenant": "tenant",
 }
-GROUP_NAME = {"day": "to_char(g, 'YYYY-MM-DD')"}
 REPORT_TIMEOUT = 120.0  # seconds: a report over months of records may scan millions of rows
 WORK_MEM = "64MB"  # per report statement (PostgreSQL's default of 4MB spills the histograms to disk)
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
@@ -76,6 +75,7 @@ async def _fetch(ledger: PostgresLedger, sql: str, args: list[Any]) -> list[Any]
         async with ledger.connection() as conn, conn.transaction(readonly=True):
             # A report's histogram holds up to (groups x latency buckets) rows: in memory, not on disk.
             await conn.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+            await conn.execute("SET LOCAL DateStyle = 'ISO'")  # a day's name: its date as text, YYYY-MM-DD
             return list(await conn.fetch(sql, *args, timeout=REPORT_TIMEOUT))
     except LedgerUnavailable:
         raise MeteringUnavailable(
@@ -181,7 +181,7 @@ async def groups(
         ledger,
         query,
         {"g": GROUP_SQL[group_by]},
-        [_level("group", GROUP_NAME.get(group_by, "g")), _level("total", "NULL")],
+        [_level("group", "g"), _level("total", "NULL")],
     )
     return _summaries(found.get("group", [])), _totals(found.get("total", []))
 
