@@ -20,6 +20,17 @@ class LedgerJournal:
         self.path = Path(path)
         self.limit = limit
         self.size = self.path.stat().st_size if self.path.exists() else 0
+        # What the file holds, for the writer's backlog and lag: counted as records are appended, and
+        # read once from a file left by an earlier process (``load``).
+        self.count = 0
+        self.oldest: float | None = None
+
+    async def load(self) -> None:
+        """Count the records of a journal left by an earlier process."""
+        if self.size:
+            records = await self.read()
+            self.count = len(records)
+            self.oldest = min((r.started_at for r in records), default=None)
 
     @property
     def empty(self) -> bool:
@@ -30,7 +41,7 @@ class LedgerJournal:
         data, count = self._fitting(records)
         if data:
             await asyncio.to_thread(self._write, data)
-            self.size += len(data)
+            self._added(data, records[:count])
         return count
 
     async def read(self) -> list[UsageRecord]:
@@ -39,15 +50,21 @@ class LedgerJournal:
 
     async def clear(self) -> None:
         await asyncio.to_thread(self.path.unlink, missing_ok=True)
-        self.size = 0
+        self.size, self.count, self.oldest = 0, 0, None
 
     def append_now(self, records: Sequence[UsageRecord]) -> int:
         """``append`` for shutdown, when the loop is closing: blocking, once."""
         data, count = self._fitting(records)
         if data:
             self._write(data)
-            self.size += len(data)
+            self._added(data, records[:count])
         return count
+
+    def _added(self, data: bytes, records: Sequence[UsageRecord]) -> None:
+        self.size += len(data)
+        self.count += len(records)
+        first = min(r.started_at for r in records)
+        self.oldest = first if self.oldest is None else min(self.oldest, first)
 
     def _fitting(self, records: Sequence[UsageRecord]) -> tuple[bytes, int]:
         lines: list[bytes] = []

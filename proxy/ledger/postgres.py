@@ -103,6 +103,10 @@ class PostgresLedger:
         except unavailable() as exc:
             raise LedgerUnavailable(f"postgres: {exc!r}") from exc
 
+    async def ping(self) -> None:
+        async with self.connection() as conn:
+            await conn.fetchval("SELECT 1")
+
     async def layout(self) -> Layout:
         """The table's columns, read once (a migration adding one takes effect at the next start)."""
         if self._layout is None:

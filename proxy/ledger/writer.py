@@ -162,24 +162,23 @@ class QueueWriter(Writer):
     async def run(self) -> None:
         attempt = 0
         try:
+            await self.journal.load()
             while True:
                 await self.maintain()
-                self.backlog = len(self.queue)
+                self._measure()
                 try:
                     if not self.journal.empty:
+                        await self.ledger.ping()  # before reading a journal back, as often as we retry
                         await self.replay()
                     await self._wait()
                     batch = self._take()
                     if batch:
-                        self._waiting(batch)
                         try:
                             await self.ledger.write(batch)
                         except Exception as exc:
                             await self._spill(batch)
                             raise LedgerUnavailable(repr(exc)) from exc
                         self.written += len(batch)
-                    if not self.queue:
-                        self.lag = 0.0
                     attempt = 0
                 except LedgerUnavailable as exc:
                     if attempt == 0:
@@ -194,10 +193,15 @@ class QueueWriter(Writer):
         finally:
             self._spill_now()
 
+    def _measure(self) -> None:
+        """Backlog: records queued and journaled; lag: the age of the oldest of them (0: none)."""
+        self.backlog = len(self.queue) + self.journal.count
+        oldest = [t for t in (self.journal.oldest, self.queue[0].started_at if self.queue else None) if t]
+        self.lag = max(0.0, time.time() - min(oldest)) if oldest else 0.0
+
     async def replay(self) -> None:
         """Insert the journal's records, then empty it (raises :class:`LedgerUnavailable` on the way)."""
         records = await self.journal.read()
-        self._waiting(records)
         for first in range(0, len(records), BATCH):
             try:
                 await self.ledger.write(records[first : first + BATCH])

@@ -36,10 +36,15 @@ async def test_records_settled_while_postgres_is_down_are_journaled_then_stored(
     private_postgres.crash()
     await calls(client, 20)
     journal = tmp_path / "ledger-journal.jsonl"
-    await wait_for(lambda: journal.exists() and journal.stat().st_size > 0)
+    await wait_for(lambda: journal.exists() and writer.backlog == 20)
+    metrics = await (await client.get("/metrics")).text()
+    assert "efflux_ledger_writer_backlog 20.0" in metrics
+    lag = next(line for line in metrics.splitlines() if line.startswith("efflux_ledger_writer_lag_seconds "))
+    assert float(lag.split()[1]) > 0
     await asyncio.to_thread(private_postgres.start)
     await wait_rows(url, 25)
     await wait_for(lambda: not journal.exists())
+    await wait_for(lambda: writer.backlog == 0 and writer.lag == 0)
     assert await rows(url, "SELECT count(DISTINCT request_id) FROM usage_records") == 25
     assert writer.dropped == 0
 
