@@ -18,14 +18,15 @@ from proxy.store.records import RecordQuery
 
 # What a record is grouped by (cheap per row), and the group's name made of it (once per group).
 GROUP_SQL = {
-    "day": "(started_at AT TIME ZONE 'UTC')::date",
+    "day": "date_bin('1 day', started_at, timestamptz 'epoch')",  # UTC days (cheaper per row than a cast)
     "model": "model",
     "provider": "provider",
     "key": "key",
     "tenant": "tenant",
 }
+GROUP_NAME = {"day": "(g AT TIME ZONE 'UTC')::date"}  # once per histogram row; as text: YYYY-MM-DD
 REPORT_TIMEOUT = 120.0  # seconds: a report over months of records may scan millions of rows
-WORK_MEM = "64MB"  # per report statement (PostgreSQL's default of 4MB spills the histograms to disk)
+WORK_MEM = "256MB"  # per report statement: the histograms stay in memory (the default 4MB spills to disk)
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
 _ERRORS = "outcome IN ('upstream_error', 'rejected')"
 _GROUP_FIELDS = (
@@ -181,7 +182,7 @@ async def groups(
         ledger,
         query,
         {"g": GROUP_SQL[group_by]},
-        [_level("group", "g"), _level("total", "NULL")],
+        [_level("group", GROUP_NAME.get(group_by, "g")), _level("total", "NULL")],
     )
     return _summaries(found.get("group", [])), _totals(found.get("total", []))
 
@@ -225,11 +226,14 @@ async def usage(ledger: PostgresLedger, group_by: str, query: RecordQuery) -> di
 async def series(ledger: PostgresLedger, query: RecordQuery, step: int) -> list[dict[str, object]]:
     """Requests, tokens and cost per ``step`` seconds (the dashboard's time series)."""
     args: list[Any] = [step]
+    # Binned per row with date_bin (cheap), turned into unix seconds once per bucket.
     sql = (
-        "SELECT (floor(extract(epoch FROM started_at) / $1) * $1)::bigint AS at, count(*) AS requests, "
-        "sum(prompt_tokens)::bigint AS prompt_tokens, sum(completion_tokens)::bigint AS completion_tokens, "
-        "sum(cost_micro_usd)::bigint AS cost_micro_usd "
-        f"FROM usage_records WHERE {where(query, args)} GROUP BY 1 ORDER BY 1"
+        "SELECT extract(epoch FROM b)::bigint AS at, requests, prompt_tokens, completion_tokens, "
+        "cost_micro_usd "
+        "FROM (SELECT date_bin(make_interval(secs => $1), started_at, timestamptz 'epoch') AS b, "
+        "count(*) AS requests, sum(prompt_tokens)::bigint AS prompt_tokens, "
+        "sum(completion_tokens)::bigint AS completion_tokens, sum(cost_micro_usd)::bigint AS cost_micro_usd "
+        f"FROM usage_records WHERE {where(query, args)} GROUP BY 1) binned ORDER BY 1"
     )
     return [dict(row) for row in await _fetch(ledger, sql, args)]
 
