@@ -41,6 +41,7 @@ IDLE_WAIT = 0.2  # seconds between reads when nothing is waiting
 RECLAIM_IDLE = 30.0  # seconds an entry stays pending with a consumer before another claims it
 RECLAIM_EVERY = 5.0  # seconds between claims of stale pending entries
 MAINTAIN_EVERY = 3600.0  # seconds between partition creation and retention runs
+MAINTAIN_RETRY = 60.0  # seconds after a failed run
 QUEUE_LIMIT = 100_000
 
 
@@ -83,7 +84,8 @@ class Writer:
             await self.ledger.prepare()
             await self.ledger.retain()
             self._maintained = time.monotonic()
-        except Exception as exc:  # retried at the next turn of the writer's loop
+        except Exception as exc:  # retried in a minute
+            self._maintained = time.monotonic() - MAINTAIN_EVERY + MAINTAIN_RETRY
             log.warning("ledger maintenance failed", extra={"fields": {"error": repr(exc)}})
 
     def _waiting(self, records: Sequence[UsageRecord]) -> None:
