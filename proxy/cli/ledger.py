@@ -86,10 +86,7 @@ def export_command(args: argparse.Namespace, settings: Settings) -> int:
         try:
             if ledger is not None:
                 await ledger.open()
-            from proxy.store.memory import MemoryStore
-
-            chunks = export(args.format, query, ledger=ledger, store=store or MemoryStore(max_records=1))
-            async for chunk in chunks:
+            async for chunk in export(args.format, query, ledger=ledger, store=store):
                 out.write(chunk)
             out.flush()
         finally:

@@ -115,8 +115,12 @@ async def _from_store(store: Store, query: RecordQuery) -> AsyncIterator[dict[st
 
 
 def export(
-    fmt: str, query: RecordQuery, *, ledger: PostgresLedger | None, store: Store
+    fmt: str, query: RecordQuery, *, ledger: PostgresLedger | None, store: Store | None
 ) -> AsyncIterator[bytes]:
-    """The records ``query`` matches (``tenant``, ``since``, ``until``), encoded, chunk by chunk."""
-    source = _from_postgres(ledger, query) if ledger is not None else _from_store(store, query)
-    return _encode(fmt, source)
+    """The records ``query`` matches (``tenant``, ``since``, ``until``), encoded, chunk by chunk: from
+    ``ledger`` when there is one, else from ``store``."""
+    if ledger is not None:
+        return _encode(fmt, _from_postgres(ledger, query))
+    if store is None:
+        raise ValueError("export needs the ledger or a store")
+    return _encode(fmt, _from_store(store, query))

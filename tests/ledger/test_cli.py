@@ -7,6 +7,7 @@ import io
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -15,6 +16,8 @@ import yaml
 from test_postgres import record
 
 from proxy.ledger.postgres import PostgresLedger
+from proxy.store.base import Scope, Settlement
+from proxy.store.redis import RedisStore
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -70,3 +73,26 @@ async def test_usage_export_streams_the_filtered_records(database_url: str, tmp_
     result = run("usage", "export", "--config", config, "--format", "jsonl")
     lines = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == 40 and {line["tenant"] for line in lines} == {"t0", "t1"}
+
+
+async def test_usage_export_without_postgres_reads_the_redis_ledger(redis_url: str, tmp_path: Path) -> None:
+    prefix = f"x{uuid.uuid4().hex[:8]}"
+    store = RedisStore(redis_url, prefix=prefix, timeout=1.0)
+    try:
+        for n in range(5):
+            item = record(n, tenant="acme")
+            await store.settle(Settlement(item, (Scope("key", item.key, "acme"),), 0, 0))
+    finally:
+        await store.close()
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump({"store": {"backend": "redis", "url": redis_url, "prefix": prefix}}))
+    result = run("usage", "export", "--config", str(path), "--format", "jsonl", "--tenant", "acme")
+    assert result.returncode == 0, result.stderr
+    assert [orjson.loads(line)["request_id"] for line in result.stdout.splitlines()] == [
+        f"req_{n:08d}" for n in range(5)
+    ]
+
+
+def test_usage_export_of_a_memory_store_points_at_the_endpoint(tmp_path: Path) -> None:
+    result = run("usage", "export", "--config", config_file(tmp_path, None))
+    assert result.returncode == 2 and "use the admin API there" in result.stderr
