@@ -1,7 +1,7 @@
 """Versioned schema migrations: ``migrations/NNNN_name.sql``, applied in order, each once.
 
 ``schema_migrations`` records the versions applied. Each migration runs in its own transaction with its
-row in ``schema_migrations``, under an advisory lock, so replicas starting together apply it once. A new
+row in ``schema_migrations``, all under an advisory lock, so replicas starting together apply it once. A new
 column of the usage record is a new file (``ALTER TABLE usage_records ADD COLUMN ...``), never an edit.
 """
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-_LOCK = 0x6566666C7578  # pg_advisory_xact_lock key: "efflux"
+_LOCK = 0x6566666C7578  # pg_advisory_lock key: "efflux"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,27 +39,29 @@ def migrations() -> list[Migration]:
 
 async def migrate(conn: asyncpg.Connection) -> list[str]:
     """Apply the migrations ``conn``'s database lacks; returns the names applied (none: up to date)."""
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations "
-        "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-    )
-    applied: list[str] = []
-    for migration in migrations():
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
-            done = await conn.fetchval(
-                "SELECT 1 FROM schema_migrations WHERE version = $1", migration.version
-            )
-            if done:
+    # One migrating session at a time (replicas starting together), the bookkeeping table included.
+    await conn.execute("SELECT pg_advisory_lock($1)", _LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+            "applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+        applied: list[str] = []
+        for migration in migrations():
+            if migration.version in done:
                 continue
-            await conn.execute(migration.sql)
-            await conn.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                migration.version,
-                migration.name,
-            )
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                    migration.version,
+                    migration.name,
+                )
             applied.append(migration.name)
-    return applied
+        return applied
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
 
 
 async def pending(conn: asyncpg.Connection) -> list[str]:

@@ -3,6 +3,7 @@ column kept in ``extra``."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 
@@ -54,6 +55,16 @@ async def test_migrations_apply_once_and_record_their_versions(database_url: str
         assert versions == [m.version for m in migrations()]
     finally:
         await conn.close()
+
+
+async def test_replicas_migrating_together_apply_each_migration_once(database_url: str) -> None:
+    conns = [await asyncpg.connect(database_url) for _ in range(4)]
+    try:
+        applied = await asyncio.gather(*(migrate(conn) for conn in conns))
+    finally:
+        for conn in conns:
+            await conn.close()
+    assert sorted(applied, key=len) == [[], [], [], [m.name for m in migrations()]]
 
 
 async def test_a_replayed_batch_inserts_nothing(database_url: str) -> None:
