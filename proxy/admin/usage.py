@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 from aiohttp import web
 
 from proxy.admin.openapi import operation
@@ -56,6 +58,13 @@ async def export_records(request: web.Request) -> web.StreamResponse:
     query = RecordQuery(tenant=q.get("tenant") or None, since=number(q, "since"), until=number(q, "until"))
     gw = gateway(request)
     chunks = export.export(fmt, query, ledger=gw.ledger, store=gw.store)
+    try:
+        return await _stream(request, fmt, chunks)
+    finally:
+        await chunks.aclose()  # a client gone mid-way: the cursor is closed now, not when collected
+
+
+async def _stream(request: web.Request, fmt: str, chunks: AsyncGenerator[bytes, None]) -> web.StreamResponse:
     first = await anext(chunks, b"")  # a failure before any byte is still an error envelope
     response = web.StreamResponse(
         headers={

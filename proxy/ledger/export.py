@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import asdict
 from typing import Any
 
@@ -74,18 +74,21 @@ def _cell(value: object) -> object:
     return value
 
 
-async def _encode(fmt: str, records: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+async def _encode(fmt: str, records: AsyncGenerator[dict[str, Any], None]) -> AsyncGenerator[bytes, None]:
     encoder = _Encoder(fmt)
-    async for record in records:
-        chunk = encoder.add(record)
-        if chunk:
-            yield chunk
-    rest = encoder.flush()
-    if rest:
-        yield rest
+    try:
+        async for record in records:
+            chunk = encoder.add(record)
+            if chunk:
+                yield chunk
+        rest = encoder.flush()
+        if rest:
+            yield rest
+    finally:
+        await records.aclose()  # the server-side cursor and its connection go back at once
 
 
-async def _from_postgres(ledger: PostgresLedger, query: RecordQuery) -> AsyncIterator[dict[str, Any]]:
+async def _from_postgres(ledger: PostgresLedger, query: RecordQuery) -> AsyncGenerator[dict[str, Any], None]:
     args: list[Any] = []
     sql = (
         f"SELECT {SELECT} FROM usage_records WHERE {where(query, args)} "
@@ -101,7 +104,7 @@ async def _from_postgres(ledger: PostgresLedger, query: RecordQuery) -> AsyncIte
         ) from None
 
 
-async def _from_store(store: Store, query: RecordQuery) -> AsyncIterator[dict[str, Any]]:
+async def _from_store(store: Store, query: RecordQuery) -> AsyncGenerator[dict[str, Any], None]:
     cursor: str | None = None
     while True:
         page = await store.records(
@@ -116,7 +119,7 @@ async def _from_store(store: Store, query: RecordQuery) -> AsyncIterator[dict[st
 
 def export(
     fmt: str, query: RecordQuery, *, ledger: PostgresLedger | None, store: Store | None
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The records ``query`` matches (``tenant``, ``since``, ``until``), encoded, chunk by chunk: from
     ``ledger`` when there is one, else from ``store``."""
     if ledger is not None:

@@ -105,3 +105,31 @@ async def test_export_without_postgres_reads_the_store(
     resp = await client.get("/admin/usage/export", params={"format": "jsonl"}, headers=ADMIN)
     lines = (await resp.read()).splitlines()
     assert [orjson.loads(line)["key"] for line in lines] == ["test"] * 3
+
+
+async def test_a_client_leaving_mid_export_frees_the_cursor_at_once(
+    make_gateway: Callable[..., Any], fake: FakeProvider, database_url: str, tmp_path: Path
+) -> None:
+    from test_postgres import opened, record
+
+    ledger = await opened(database_url)
+    for first in range(0, 40_000, 5000):
+        await ledger.write([record(n) for n in range(first, first + 5000)])
+    await ledger.close()
+    client = await make_gateway(ledger_config(fake, database_url, tmp_path))
+    resp = await client.get("/admin/usage/export", params={"format": "jsonl"}, headers=ADMIN)
+    assert len(await resp.content.read(1024)) == 1024
+    resp.close()  # gone, with megabytes still to send
+    conn = await asyncpg.connect(database_url)
+    try:
+        for _ in range(100):
+            busy = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state <> 'idle'"
+            )
+            if busy == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert busy == 0  # no cursor left open in a transaction
+    finally:
+        await conn.close()
