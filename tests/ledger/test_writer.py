@@ -8,6 +8,7 @@ import contextlib
 import uuid
 
 import asyncpg
+import pytest
 from test_postgres import opened, record
 
 from proxy.ledger.writer import GROUP, StreamWriter
@@ -44,10 +45,13 @@ async def until_stored(url: str, count: int) -> list[str]:
     return await stored(url)
 
 
+@pytest.mark.redis  # its Redis fixtures are requested by name: the marker is not inferred
+@pytest.mark.parametrize("cluster", [False, True], ids=["redis", "cluster"])
 async def test_entries_of_a_dead_consumer_are_claimed_and_stored_once(
-    redis_url: str, database_url: str
+    request: pytest.FixtureRequest, cluster: bool, database_url: str
 ) -> None:
-    store = RedisStore(redis_url, prefix=f"w{uuid.uuid4().hex[:8]}", timeout=1.0)
+    url = request.getfixturevalue("redis_cluster_url" if cluster else "redis_url")
+    store = RedisStore(url, prefix=f"w{uuid.uuid4().hex[:8]}", timeout=1.0, cluster=cluster)
     ledger = await opened(database_url)
     try:
         ids = await settle_all(store, 30)
