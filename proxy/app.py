@@ -52,7 +52,7 @@ from proxy.observe.tracing import CURRENT, open_tracing
 from proxy.plugin import UNIT_ENDPOINTS, Endpoint
 from proxy.responses import handlers as responses
 from proxy.routing import guard
-from proxy.services import reload, sync
+from proxy.services import ledger, reload, sync
 from proxy.state import catalogues, overlay
 from proxy.state.live import Layer, Live
 from proxy.state.snapshot import Snapshot, build_snapshot
@@ -301,11 +301,10 @@ def create_app(
         reported = app[METRICS].ledger_writer
 
         def ledger_lag() -> float | None:
-            # The ledger database's writer, where the gateway has one (``Gateway.ledger_writer``, its
-            # ``lag`` in seconds); else what a writer reported through the metrics (None: no writer).
-            writer = getattr(gateway, "ledger_writer", None)
-            lag = getattr(writer, "lag", None)
-            return float(lag) if isinstance(lag, int | float) else reported.lag_seconds
+            # The ledger database's writer, where the gateway has one (its ``lag`` in seconds); else what
+            # a writer reported through the metrics (None: no writer).
+            writer = gateway.ledger_writer
+            return writer.lag if writer is not None else reported.lag_seconds
 
         watch = watch_ledger(alerter, ledger_lag)
         metering_tasks.append(asyncio.get_running_loop().create_task(watch, name="efflux-ledger-lag"))
@@ -325,6 +324,7 @@ def create_app(
     app.cleanup_ctx.append(guard.background)  # breakers (shared through the store), balancing, retry budget
     app.cleanup_ctx.append(sync.background)  # model sync schedule
     app.cleanup_ctx.append(reload.background(config_path))  # hot reload: SIGHUP, file watch, peers
+    app.cleanup_ctx.append(ledger.background)  # ledger: postgres, its writer (proxy/ledger)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/embeddings", embeddings)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
+from proxy.ledger import PostgresLedger, Writer
 from proxy.metering.alerts import Alerter
 from proxy.metering.context import RequestContext
 from proxy.metering.unpriced import UnpricedModels
@@ -38,6 +39,8 @@ class Gateway:
     keys: KeyLookup = field(default_factory=KeyLookup)  # keys not in ``snapshot`` yet, found in the store
     unpriced: UnpricedModels = field(default_factory=UnpricedModels)  # models served without a price
     rejections: Rejections = field(default_factory=Rejections)  # refused before admission (the dashboard)
+    ledger: PostgresLedger | None = None  # ledger: postgres (proxy/services/ledger.py opens it)
+    ledger_writer: Writer | None = None
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("plugins",),  # the providers: they import the contract and the SSE parser, nothing else
     ("errors", "config"),
     ("store",),
+    ("ledger",),  # the durable ledger in PostgreSQL: reads the store's records, below the domain
     ("tenancy", "routing", "metering", "state", "gateway"),  # the domain and the running gateway's state
     ("edge", "dataplane", "services"),  # the request path; the logic the front ends share
     ("responses", "messages"),  # endpoints in another wire format, served by the spine through a dialect

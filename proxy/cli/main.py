@@ -9,6 +9,7 @@
     keys create|list|revoke --config F   (proxy.cli.commands)
     import litellm FILE [--keys JSON]    (proxy.cli.litellm: prints a translated config)
     prices show MODEL | missing --config F   (proxy.cli.prices)
+    migrate --config F, usage export --config F --format csv|jsonl   (proxy.cli.ledger)
 
 ``--config`` defaults to ``$EFFLUX_CONFIG``, else ``config/gateway.example.yaml``.
 Exit codes: 0 ok, 1 failure, 2 config error (the message names the YAML path; ``check`` lists every
@@ -31,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from proxy.cli import commands, prices
+from proxy.cli import commands, ledger, prices
 from proxy.cli.exposure import OVERRIDE, exposure_problems
 from proxy.cli.init import init_command
 from proxy.cli.litellm import import_litellm
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config(rewrap)
     commands.add_parsers(sub, add_config)
     prices.add_parsers(sub, add_config)
+    ledger.add_parsers(sub, add_config)
 
     imports = sub.add_parser("import", help="translate another gateway's config into this one's")
     import_sub = imports.add_subparsers(dest="import_command", required=True)
@@ -139,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.rewrap_command(settings)
         if args.command == "prices":
             return prices.prices_command(args, settings, snapshot)
+        if args.command == "migrate":
+            return ledger.migrate_command(settings)
+        if args.command == "usage":
+            return ledger.export_command(args, settings)
     except ConfigError as exc:
         return report(args.config, exc)
     if args.command == "sync":

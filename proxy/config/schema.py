@@ -137,6 +137,11 @@ class StoreConfig(_Section):
     journal: str = "efflux-journal"
     """Settlements Redis could not take go to `<journal>-<pid>-<random>.jsonl` (relative to the working
     directory: the config's folder may be read-only), replayed once Redis is back."""
+    memory_ledger_records: PositiveInt = 100_000
+    """The memory store keeps this many most recent usage records (its memory grows with them; with
+    `ledger.backend: postgres` they are only a buffer)."""
+    ledger_stream_records: PositiveInt = 1_000_000
+    """Each tenant's Redis ledger stream keeps about this many records (MAXLEN ~)."""
 
     @model_validator(mode="after")
     def _redis_needs_url(self) -> StoreConfig:
@@ -536,6 +541,24 @@ class ResponsesConfig(_Section):
     """How long a kept response lives (for `previous_response_id` and `GET /v1/responses/{id}`)."""
 
 
+class LedgerConfig(_Section):
+    """The durable ledger (proxy/ledger): every usage record copied into PostgreSQL by a background writer."""
+
+    backend: Literal["postgres"] = "postgres"
+    """The database the ledger is copied into (PostgreSQL, through asyncpg: the `postgres` extra)."""
+    url: str
+    """The database URL (`postgresql://user@host:5432/db`), usually `${DATABASE_URL}`."""
+    retention: Duration = 400 * 86400.0
+    """Records older than this are dropped (whole months at a time)."""
+    migrate_on_start: bool = False
+    """Apply the package's schema migrations when the gateway starts (else run `efflux-gateway migrate`)."""
+    journal: str = "efflux-ledger-journal"
+    """With the memory store, records wait in `<journal>.jsonl` while PostgreSQL is away."""
+    journal_bytes: PositiveInt = 256 * 1024 * 1024
+    """The journal's bound; past it, new records stay only in the memory store's own ledger (counted and
+    logged)."""
+
+
 class Settings(_Section):
     """The whole file."""
 
@@ -567,6 +590,8 @@ class Settings(_Section):
     """Tracing options (OpenTelemetry, configured by the OTEL_* variables)."""
     responses: ResponsesConfig = ResponsesConfig()
     """The Responses API's kept responses."""
+    ledger: LedgerConfig | None = None
+    """The durable ledger in PostgreSQL (unset: the store's ledger only)."""
     # Where the file was read from; relative paths inside it (pricing.file) resolve against it.
     base_dir: str = Field(default=".", exclude=True)
 

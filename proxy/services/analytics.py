@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from proxy.errors import InvalidRequest, NotFound
 from proxy.gateway import Gateway
+from proxy.ledger import reports
 from proxy.store.records import Outcome, RecordQuery, UsageRecord
 
 MAX_RECORDS = 200_000
@@ -89,7 +90,10 @@ class Comparison(BaseModel):
 
 
 async def records_page(gw: Gateway, query: RecordQuery) -> dict[str, object]:
-    """One page of ledger records as JSON (the body of ``GET /admin/usage/records`` and ``/me/usage``)."""
+    """One page of ledger records as JSON (the body of ``GET /admin/usage/records`` and ``/me/usage``);
+    from PostgreSQL when the ledger is there."""
+    if gw.ledger is not None:
+        return await reports.records_page(gw.ledger, query)
     page = await gw.store.records(query)
     return {"data": [dataclasses.asdict(r) for r in page.data], "next_cursor": page.next_cursor}
 
@@ -175,7 +179,10 @@ def group_by_of(value: str | None) -> str:
 
 
 async def usage(gw: Gateway, group_by: str, query: RecordQuery) -> dict[str, object]:
-    """The body of ``GET /admin/usage``: totals per group over the records ``query`` matches."""
+    """The body of ``GET /admin/usage``: totals per group over the records ``query`` matches (computed
+    by PostgreSQL when the ledger is there)."""
+    if gw.ledger is not None:
+        return await reports.usage(gw.ledger, group_by, query)
     records, truncated = await read_records(gw, query)
     body = {"group_by": group_by, "since": query.since, "until": query.until, **report(records, group_by)}
     return {**body, "truncated": truncated}

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from proxy.gateway import Gateway
+from proxy.ledger import PostgresLedger, reports
 from proxy.services.analytics import ERRORS, read_records, report, summarize
 from proxy.store.records import RecordQuery, UsageRecord
 
@@ -89,6 +90,8 @@ async def overview(
     between ``since`` and ``until``."""
     query = RecordQuery(key=filters.get("key"), tenant=filters.get("tenant"), since=since, until=until)
     started = time.perf_counter()
+    if gw.ledger is not None:
+        return {**(await from_ledger(gw.ledger, query)), "filters": filters, "elapsed_ms": _ms(started)}
     records, truncated = await read_records(gw, query, page_size=PAGE)
     by_provider = report(records, "provider")
     # Refusals before admission have no key or tenant on record: only the unfiltered (operator) view has them.
@@ -111,5 +114,31 @@ async def overview(
         "series": series(records, step, rejected, since, until),
         "truncated": truncated,
         "records_read": len(records),
-        "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
+        "elapsed_ms": _ms(started),
+    }
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+async def from_ledger(ledger: PostgresLedger, query: RecordQuery) -> dict[str, object]:
+    """The overview computed by PostgreSQL (:mod:`proxy.ledger.reports`): the same groups, in SQL."""
+    groups = await reports.by_provider_and_model(ledger, query)
+    since, until = query.since, query.until
+    start = since if since is not None else await reports.first_record(ledger, query)
+    end = until if until is not None else time.time()
+    step = 3600 if start is None or end - start <= 2 * 86400 else 86400
+    return {
+        "since": since,
+        "until": until,
+        "totals": groups["totals"],
+        "providers": groups["providers"],
+        "models": groups["models"],
+        "cost_breakdown": groups["cost_breakdown"],
+        "popular_models": groups["popular_models"],
+        "step": step,
+        "series": await reports.series(ledger, query, step),
+        "truncated": False,
+        "records_read": groups["totals"]["requests"],
     }

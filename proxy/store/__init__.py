@@ -20,9 +20,10 @@ def open_store(settings: Settings) -> Store:
             timeout=settings.store.timeout,
             cluster=settings.store.cluster,
             prefix=settings.store.prefix,
+            max_records=settings.store.ledger_stream_records,
         )
         # Settlements Redis cannot take during an outage are journaled locally and replayed later.
         return JournaledStore(redis_store, Journal(settings.store.journal), budget=settings.store.timeout)
     from proxy.store.memory import MemoryStore
 
-    return MemoryStore()
+    return MemoryStore(max_records=settings.store.memory_ledger_records)

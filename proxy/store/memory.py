@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import OrderedDict, deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +93,8 @@ class MemoryStore:
         # bytes, the oldest dropped first.
         self._responses: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         self._response_bytes = 0
+        # Called with each record as it is appended, synchronously (the PostgreSQL ledger's queue).
+        self.on_record: Callable[[UsageRecord], None] | None = None
 
     async def admit(self, admission: Admission) -> Decision:
         request_id = admission.request_id
@@ -192,6 +194,8 @@ class MemoryStore:
                 crossings += self._crossed(scope, period, before, after)
         self._seq += 1
         self._ledger.append((self._seq, record))
+        if self.on_record is not None:
+            self.on_record(record)
         return crossings
 
     def _crossed(self, scope: Scope, period: str, before: int, after: int) -> list[Crossing]:

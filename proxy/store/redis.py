@@ -24,7 +24,8 @@ key                            type    holds                                    
                                        consumer group ``notifier``,             its last crossing,
                                        ``MAXLEN ~ 1000``                        refreshed by each
 ``egw:{T}:ledger``             stream  usage records, ``MAXLEN ~ max_records``  none: it is the ledger,
-                                                                                bounded by length
+                                       (store.ledger_stream_records); consumer  bounded by length
+                                       group ``postgres`` with ledger: postgres
 ``egw:tenants``                set     tenants that have a ledger stream        none: one member per
                                                                                 tenant, tiny
 ``egw:doc:<kind>``             hash    ``v`` = version, ``d:<id>`` -> document  none: shared config state
@@ -81,7 +82,7 @@ from proxy.store.base import (
 )
 from proxy.store.pipeline import PipelinedConnection
 from proxy.store.records import RecordPage, RecordQuery
-from proxy.store.redis_ledger import read_ledger
+from proxy.store.redis_ledger import LedgerGroup, read_ledger
 from proxy.store.redis_scripts import (
     FEED_GROUP,
     admit_call,
@@ -268,6 +269,15 @@ class RedisStore:
     async def ack_alert(self, alert: FedAlert) -> None:
         key = f"{self._base(alert.crossing.scope.tenant)}:alerts"
         await self._run(self._client.xack(key, FEED_GROUP, alert.id), FEED_TIMEOUT)
+
+    def ledger_group(self) -> LedgerGroup:
+        """The tenants' ledger streams read through a consumer group (the PostgreSQL ledger's writer)."""
+        return LedgerGroup(
+            self._client,
+            lambda op: self._run(op, FEED_TIMEOUT),
+            f"{self._prefix}:tenants",
+            lambda tenant: f"{self._base(tenant)}:ledger",
+        )
 
     async def connect(self) -> None:
         """Optional: fail fast at startup. Raises :class:`StoreUnavailable`."""

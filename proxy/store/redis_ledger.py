@@ -10,10 +10,12 @@ import asyncio
 import heapq
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ResponseError
 
 from proxy.store.records import RecordPage, RecordQuery, UsageRecord
 
@@ -107,3 +109,102 @@ def _start(tenant: str, cursor: tuple[int, int, str | None] | None, floor: int |
             start = (ms, seq, exclusive)
     ms, seq, exclusive = start
     return f"{'(' if exclusive else ''}{ms}-{seq}"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """One ledger stream entry handed to a consumer of a group (acknowledged once it is stored)."""
+
+    key: str  # the tenant's stream
+    id: bytes
+    record: UsageRecord
+
+
+PIPELINE_STREAMS = 500
+
+
+class LedgerGroup:
+    """The tenants' ledger streams read through one consumer group, so that each record reaches one
+    consumer among all replicas, and stays pending until acknowledged (``XACK``); entries a dead consumer
+    held are claimed by another after ``reclaim_idle`` seconds (``XAUTOCLAIM``).
+
+    The group is created at the start of each stream (``0``): records settled before the first consumer
+    existed are read too.
+    """
+
+    def __init__(
+        self, client: Redis | RedisCluster, run: Run, tenants_key: str, stream_of: Callable[[str], str]
+    ) -> None:
+        self._client, self._run = client, run
+        self._tenants_key, self._stream_of = tenants_key, stream_of
+        self._created: set[str] = set()
+
+    async def streams(self) -> list[str]:
+        members = await self._run(self._client.smembers(self._tenants_key))
+        return sorted(self._stream_of(m.decode() if isinstance(m, bytes) else m) for m in members)
+
+    async def read(
+        self, group: str, consumer: str, count: int, *, reclaim_idle: float | None = None
+    ) -> list[StreamEntry]:
+        """Up to ``count`` entries per stream: new ones, and with ``reclaim_idle`` those pending longer."""
+        found: list[StreamEntry] = []
+        keys = await self.streams()
+        for key in keys:
+            if key not in self._created:
+                await self._run(self._create_group(key, group))
+                self._created.add(key)
+        # One pipeline per PIPELINE_STREAMS streams: a round trip per batch of tenants, not per tenant.
+        for first in range(0, len(keys), PIPELINE_STREAMS):
+            batch = keys[first : first + PIPELINE_STREAMS]
+            pipe = self._client.pipeline(transaction=False)
+            for key in batch:
+                if reclaim_idle is not None:
+                    pipe.xautoclaim(key, group, consumer, int(reclaim_idle * 1000), "0-0", count=count)
+                pipe.xreadgroup(group, consumer, {key: ">"}, count=count)
+            replies = await self._run(pipe.execute())
+            step = 2 if reclaim_idle is not None else 1
+            for index, key in enumerate(batch):
+                if reclaim_idle is not None:
+                    found += _entries(key, replies[index * step][1])
+                for _stream, entries in replies[index * step + step - 1] or []:
+                    found += _entries(key, entries)
+        return found
+
+    async def _create_group(self, key: str, group: str) -> None:
+        try:
+            await self._client.xgroup_create(key, group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def ack(self, group: str, entries: list[StreamEntry]) -> None:
+        by_key: dict[str, list[bytes]] = {}
+        for entry in entries:
+            by_key.setdefault(entry.key, []).append(entry.id)
+        for key, ids in by_key.items():
+            await self._run(self._client.xack(key, group, *ids))
+
+    async def backlog(self, group: str) -> int:
+        """Entries not yet acknowledged by the group: waiting (``lag``) and handed out (``pending``)."""
+        total = 0
+        keys = await self.streams()
+        for first in range(0, len(keys), PIPELINE_STREAMS):
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys[first : first + PIPELINE_STREAMS]:
+                pipe.xinfo_groups(key)
+            for groups in await self._run(pipe.execute(raise_on_error=False)):
+                if isinstance(groups, Exception):
+                    continue  # a stream trimmed away and deleted since
+                for info in groups:
+                    name = info.get("name")
+                    if (name.decode() if isinstance(name, bytes) else name) == group:
+                        total += int(info.get("lag") or 0) + int(info.get("pending") or 0)
+        return total
+
+
+def _entries(key: str, entries: list[Any]) -> list[StreamEntry]:
+    out = []
+    for entry_id, values in entries:
+        if values and b"r" in values:  # an entry trimmed by MAXLEN while pending has no values
+            out.append(StreamEntry(key, entry_id, UsageRecord.from_json(values[b"r"])))
+    return out

@@ -78,6 +78,8 @@ store.timeout store/test_redis_outage.py::test_a_frozen_redis_fails_fast_on_the_
 store.on_outage e2e/test_redis_outage_e2e.py::test_redis_killed_and_frozen_under_traffic
 store.prefix e2e/test_redis_limits.py::test_budget_race
 store.journal store/test_journal.py::test_open_store_journals_where_store_journal_says
+store.memory_ledger_records store/test_ledger_bounds.py::test_memory_ledger_records_bounds_the_memory_ledger
+store.ledger_stream_records store/test_ledger_bounds.py::test_ledger_stream_records_trims_each_tenant_stream
 secrets.master_keys admin/test_admin_tenants.py::test_without_master_keys_the_vault_refuses_writes
 secrets.master_keys tenancy/test_vault.py::test_first_key_seals_all_keys_open_and_rewrap_moves_to_the_first
 secrets.key_secret e2e/test_tenants_redis.py::test_api_writes_survive_a_restart
@@ -216,6 +218,15 @@ alerts.ledger_lag_threshold
     metering/test_operator_alerts.py::test_ledger_lag_past_the_threshold_is_posted_once_per_episode
 telemetry.capture_content observe/test_tracing.py::test_capture_content_records_the_messages_clipped
 responses.ttl responses/test_kept.py::test_responses_ttl_is_the_kept_responses_expiry_in_redis
+ledger.backend ledger/test_gateway.py::test_reads_come_from_postgres
+ledger.url ledger/test_gateway.py::test_reads_come_from_postgres
+ledger.url ledger/test_ledger_replicas.py::test_three_replicas_copy_every_record_once_through_a_postgres_crash
+ledger.retention ledger/test_settings.py::test_retention_drops_records_older_than_it
+ledger.migrate_on_start
+    ledger/test_settings.py::test_migrate_on_start_creates_the_schema_and_without_it_the_gateway_waits_for_it
+ledger.journal
+    ledger/test_ledger_journal.py::test_records_settled_while_postgres_is_down_are_journaled_then_stored
+ledger.journal_bytes ledger/test_ledger_journal.py::test_past_journal_bytes_records_are_dropped_and_counted
 """
 
 
